@@ -1,0 +1,1 @@
+"""facepaint.engine.backends."""

@@ -1,0 +1,85 @@
+"""AppConfig: every component's frozen config, composed once from the CLI and an optional TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facepaint.engine.config import build_config
+from facepaint.engine.errors import ConfigError, InputError
+from facepaint.engine.reenactment import EngineConfig
+from facepaint.plugins.sinks.file import EncoderConfig
+from facepaint.plugins.sinks.vcam import VirtualCamConfig
+from facepaint.plugins.trackers.config import TrackerConfig
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """One run of facepaint-live.
+
+    Exactly one of ``driving`` (offline render) and ``cam`` (live) is set.
+    """
+
+    source: str
+    driving: str | None = None
+    cam: str | None = None
+    output: str | None = None
+    face_index: int | None = None
+    loop: bool = False
+    duration: float | None = None
+    progress: bool = True
+    preview: bool = False
+    vcam: bool = True
+    stats_json: str | None = None
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    virtual_camera: VirtualCamConfig = field(default_factory=VirtualCamConfig)
+
+    def __post_init__(self) -> None:
+        if (self.driving is None) == (self.cam is None):
+            raise ValueError("give exactly one of --driving (render a file) and --cam (live)")
+        if self.face_index is not None and self.face_index < 0:
+            raise ValueError(f"--face-index must be >= 0, got {self.face_index}")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError(f"--duration must be > 0 seconds, got {self.duration}")
+        if self.driving is not None and self.output is None:
+            raise ValueError("--driving needs --output FILE (for example out.mp4 or out.png)")
+
+    @property
+    def live(self) -> bool:
+        """True for ``--cam`` runs."""
+        return self.cam is not None
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a mapping for ``build_app_config``."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"config file not found: {path}; check the path given to --config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def build_app_config(*layers: Mapping[str, Any]) -> AppConfig:
+    """Merge mappings (later layers win, nested tables merged key by key) and build ``AppConfig``."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        _merge(merged, layer)
+    return build_config(AppConfig, merged)
+
+
+def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = {}
+            _merge(into[key], value)
+        else:
+            into[key] = value
