@@ -1,0 +1,39 @@
+"""Shared fixtures: real faces from ../shared/media (skipped with a reason where absent) and skimage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = Path(os.environ.get("FACEPAINT_MEDIA", ROOT.parent / "shared" / "media"))
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    """The shared test media folder; tests that need it skip where it is absent."""
+    if not (MEDIA / "MANIFEST.md").is_file():
+        pytest.skip(f"test media not found at {MEDIA} (set FACEPAINT_MEDIA or put shared/ beside the clone)")
+    return MEDIA
+
+
+@pytest.fixture(scope="session")
+def portrait(media: Path) -> Path:
+    """A frontal portrait (Obama, 910x1137)."""
+    return media / "portraits" / "obama.jpg"
+
+
+@pytest.fixture(scope="session")
+def talking_clip(media: Path) -> Path:
+    """A talking-head clip with wide mouth opening and blinks (512x512, 30 fps, 448 frames, audio)."""
+    return media / "driving" / "lp_d10.mp4"
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """skimage's astronaut (512x512 RGB uint8): one face, always available."""
+    data = pytest.importorskip("skimage.data")
+    return np.ascontiguousarray(data.astronaut())
