@@ -1,10 +1,131 @@
-"""ReenactmentEngine: the three FACEGAN stages run per frame (placeholder: the engine helper owns it)."""
+"""ReenactmentEngine: the FACEGAN stages (transform, reenact, mix) run per frame, plus face-lost
+handling (hold the last motion, then ease back to the source at rest; blend back in on return)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facepaint.engine.background_mixer import GeometricBackgroundMixer, MixerConfig
+from facepaint.engine.face_reenactor import GeometricFaceReenactor, ReenactorConfig
+from facepaint.engine.geometry import smoothstep
+from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TargetShape, TransformerConfig
+from facepaint.engine.source_face import SourceConfig, SourceFace, prepare_source
+from facepaint.engine.track import FaceTrack
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Engine settings (to be filled by the engine implementation)."""
+    """Engine settings, one nested section per stage.
+
+    Attributes:
+        source: Source preparation (crop, warp grid, inpainting).
+        transformer: Landmark transformer.
+        reenactor: Face reenactor.
+        mixer: Background mixer.
+        hold_s: Seconds the last motion is held after the face is lost.
+        ease_s: Seconds to ease back to the source at rest after the hold.
+        return_s: Seconds to blend into the live motion when the face comes back.
+    """
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    reenactor: ReenactorConfig = field(default_factory=ReenactorConfig)
+    mixer: MixerConfig = field(default_factory=MixerConfig)
+    hold_s: float = 0.5
+    ease_s: float = 0.5
+    return_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("hold_s", "ease_s", "return_s"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 10.0:
+                raise ValueError(f"{name} must be in [0, 10] seconds, got {value}")
+
+
+class ReenactmentEngine:
+    """The source portrait driven frame by frame.
+
+    Args:
+        config: Engine settings.
+        image: Source RGB uint8 (H, W, 3).
+        face: The source's tracked face (image mode).
+
+    Raises:
+        InputError: If the image is not RGB uint8.
+        NoFaceError: If ``face`` is None or malformed.
+    """
+
+    def __init__(self, config: EngineConfig, image: np.ndarray, face: FaceTrack) -> None:
+        self.config = config
+        self.source: SourceFace = prepare_source(image, face, config.source)
+        self.transformer = GeometricLandmarkTransformer(self.source, config.transformer)
+        self.reenactor = GeometricFaceReenactor(self.source, config.reenactor)
+        self.mixer = GeometricBackgroundMixer(self.source, config.mixer)
+        self._rest_shape = self.transformer.rest()
+        self._live: TargetShape | None = None  # last target from a tracked face
+        self._shown: TargetShape | None = None  # last target rendered
+        self._driving: tuple[np.ndarray | None, np.ndarray] | None = None  # last (frame, landmarks)
+        self._lost_since: float | None = None
+        self._return: tuple[float, TargetShape] | None = None
+        self._blend_next = False
+
+    def recalibrate(self) -> None:
+        """The next driving face seen becomes the neutral (the output blends there, no jump)."""
+        self.transformer.reset()
+        self._blend_next = True
+
+    def rest(self) -> np.ndarray:
+        """The source at rest (a copy of the source image)."""
+        return self.source.image.copy()
+
+    def render(self, frame: np.ndarray | None, face: FaceTrack | None, t: float) -> np.ndarray:
+        """One output frame.
+
+        Args:
+            frame: Driving RGB frame (used for the mouth interior), or None.
+            face: The driving face, or None when it is lost.
+            t: Stream time in seconds.
+
+        Returns:
+            RGB uint8 at the source's full resolution.
+        """
+        target = self._live_target(frame, face, t) if face is not None else self._lost_target(t)
+        if target is None:
+            self._shown = None
+            return self.rest()
+        self._shown = target
+        frame_d, lm_d = self._driving if self._driving is not None else (None, None)
+        result = self.reenactor.render(target, frame_d, lm_d)
+        return self.mixer.paste(result.image)
+
+    def _live_target(self, frame: np.ndarray | None, face: FaceTrack, t: float) -> TargetShape:
+        target = self.transformer.transform(face)
+        self._live = target
+        self._driving = (frame, np.asarray(face.landmarks))
+        if self._lost_since is not None or self._blend_next:
+            self._lost_since = None
+            self._blend_next = False
+            self._return = (t, self._shown if self._shown is not None else self._rest_shape)
+        if self._return is not None:
+            t0, start = self._return
+            w = smoothstep(t - t0, 0.0, self.config.return_s) if self.config.return_s > 0 else 1.0
+            if w >= 1.0:
+                self._return = None
+            else:
+                target = start.lerp(target, float(w))
+        return target
+
+    def _lost_target(self, t: float) -> TargetShape | None:
+        if self._live is None:
+            return None
+        if self._lost_since is None:
+            self._lost_since = t
+        dt = t - self._lost_since - self.config.hold_s
+        if dt <= 0:
+            return self._live
+        w = smoothstep(dt, 0.0, self.config.ease_s) if self.config.ease_s > 0 else 1.0
+        if w >= 1.0:
+            return None
+        return self._live.lerp(self._rest_shape, float(w))

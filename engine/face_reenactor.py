@@ -1,0 +1,105 @@
+"""Stage 2: the source crop re-posed to the target landmarks (geometric: warp + mouth + lids)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from facepaint.engine.eyes import paint_lids
+from facepaint.engine.landmark_transformer import TargetShape
+from facepaint.engine.mouth import mouth_alpha, paint_mouth
+from facepaint.engine.source_face import SourceFace
+
+
+@dataclass(frozen=True)
+class ReenactorConfig:
+    """Face-reenactor settings.
+
+    Attributes:
+        mouth_fill: Paint the driving mouth interior where the warp cannot (opening, or closing
+            over the source's teeth).
+        mouth_open_gain: Extra opening (gap over width) beyond the source's at which the fill is full.
+        lid_fill: Paint lid skin over closing eyes.
+        interpolation: ``"linear"`` or ``"cubic"`` resampling of the crop.
+    """
+
+    mouth_fill: bool = True
+    mouth_open_gain: float = 0.06
+    lid_fill: bool = True
+    interpolation: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in ("linear", "cubic"):
+            raise ValueError(f"interpolation must be 'linear' or 'cubic', got '{self.interpolation}'")
+        if not 0.005 <= self.mouth_open_gain <= 0.5:
+            raise ValueError(f"mouth_open_gain must be in [0.005, 0.5], got {self.mouth_open_gain}")
+
+
+@dataclass(frozen=True, eq=False)
+class Reenacted:
+    """One reenacted crop.
+
+    Attributes:
+        image: RGB uint8 crop at the source crop's size.
+        map_x: Backward map x (float32, crop size): where each output pixel was sampled.
+        map_y: Backward map y.
+        mouth_alpha: Strength of the mouth fill used.
+    """
+
+    image: np.ndarray
+    map_x: np.ndarray
+    map_y: np.ndarray
+    mouth_alpha: float
+
+
+class FaceReenactor(Protocol):
+    """Renders the source face at a target shape (geometric now, coarse-to-fine generator later)."""
+
+    def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
+        """Reenacted crop for ``target``; ``frame``/``driving`` (driving frame and landmarks) may be None."""
+
+
+class GeometricFaceReenactor:
+    """Piecewise-affine backward warp of the source crop, then mouth and lid repaint.
+
+    Args:
+        source: The prepared source face.
+        config: Reenactor settings.
+    """
+
+    def __init__(self, source: SourceFace, config: ReenactorConfig) -> None:
+        self.source = source
+        self.config = config
+        self._src_vertices = source.vertices.astype(np.float64)
+        self._interp = cv2.INTER_CUBIC if config.interpolation == "cubic" else cv2.INTER_LINEAR
+
+    def maps(self, target: TargetShape) -> tuple[np.ndarray, np.ndarray]:
+        """Dense backward maps (crop size) from the target shape to the source crop."""
+        warp = self.source.topology.warp
+        dst = np.concatenate([target.landmarks[warp, :2], target.anchors[:, :2], self.source.ring])
+        # The fixed ring is the farthest layer: the head is always painted over the background.
+        far = np.full(len(self.source.ring), target.landmarks[:, 2].max() + self.source.face_width)
+        depth = np.concatenate([target.landmarks[warp, 2], target.anchors[:, 2], far])
+        return self.source.warp.maps(self._src_vertices, dst, depth=depth)
+
+    def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
+        """See ``FaceReenactor.render``."""
+        mx, my = self.maps(target)
+        out = cv2.remap(self.source.crop, mx, my, self._interp, borderMode=cv2.BORDER_REPLICATE)
+        alpha = 0.0
+        if self.config.mouth_fill:
+            alpha, closing = mouth_alpha(self.source, target.landmarks, self.config.mouth_open_gain)
+            if alpha > 0.01 or closing > 0.01:
+                paint_mouth(out, self.source, target.landmarks, frame, driving, alpha, closing)
+        if self.config.lid_fill:
+            paint_lids(out, self.source, target.landmarks, target.eye_closure)
+        return Reenacted(out, mx, my, alpha)
+
+    def face_mask(self, result: Reenacted) -> np.ndarray:
+        """Soft face mask (float32, crop size) of a reenacted crop: the source's face mask carried
+        by the same map. Computed on request only; the geometric mix does not need it."""
+        return cv2.remap(self.source.face_mask, result.map_x, result.map_y, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT)

@@ -1,0 +1,210 @@
+"""Stage 1: driving face -> target landmarks for the source (relative motion, no identity leak)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from facepaint.engine.errors import InputError
+from facepaint.engine.geometry import eye_openness, similarity_apply, smoothstep, umeyama
+from facepaint.engine.source_face import SourceFace
+from facepaint.engine.track import FaceTrack
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Landmark-transformer settings.
+
+    Attributes:
+        expression: Gain on the transferred expression displacement.
+        rotation: Gain on the transferred head rotation (0 keeps the source's pose).
+        translation: Gain on the transferred head translation.
+        scale: Follow the driving head's distance to the camera (zoom).
+        blink_closed: Driving lid-opening ratio (to its neutral) at which the source eye is shut.
+        blink_open: Ratio above which the eye is fully open (no lid fill).
+        max_eye_ratio: Cap on widening the source's eyes.
+        ring_follow: Share of the face-oval expression motion (the jaw) passed on to the head
+            ring, so the skin between the jaw and the fixed border stretches instead of folding.
+    """
+
+    expression: float = 1.0
+    rotation: float = 1.0
+    translation: float = 1.0
+    scale: bool = True
+    blink_closed: float = 0.25
+    blink_open: float = 0.7
+    max_eye_ratio: float = 1.5
+    ring_follow: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("expression", "rotation", "translation"):
+            if not 0.0 <= getattr(self, name) <= 2.0:
+                raise ValueError(f"{name} gain must be in [0, 2], got {getattr(self, name)}")
+        if not 0.0 <= self.blink_closed < self.blink_open <= 1.0:
+            raise ValueError(f"need 0 <= blink_closed < blink_open <= 1, got {self.blink_closed}, {self.blink_open}")
+        if not 0.0 <= self.ring_follow <= 1.0:
+            raise ValueError(f"ring_follow must be in [0, 1], got {self.ring_follow}")
+        if not 1.0 <= self.max_eye_ratio <= 3.0:
+            raise ValueError(f"max_eye_ratio must be in [1, 3], got {self.max_eye_ratio}")
+
+
+@dataclass(frozen=True, eq=False)
+class TargetShape:
+    """Where the source face should be in this frame (crop pixels).
+
+    Attributes:
+        landmarks: (N, 3) target landmarks.
+        anchors: (K, 3) target head-ring points.
+        eye_closure: (2,) per eye, 0 open .. 1 shut (drives the lid fill).
+    """
+
+    landmarks: np.ndarray
+    anchors: np.ndarray
+    eye_closure: np.ndarray
+
+    def lerp(self, other: TargetShape, w: float) -> TargetShape:
+        """Blend ``(1 - w) * self + w * other``."""
+        return TargetShape(self.landmarks + w * (other.landmarks - self.landmarks),
+                           self.anchors + w * (other.anchors - self.anchors),
+                           self.eye_closure + w * (other.eye_closure - self.eye_closure))
+
+
+class LandmarkTransformer(Protocol):
+    """Maps a driving face to target landmarks for the source (geometric now, FACEGAN MLP later)."""
+
+    def calibrate(self, face: FaceTrack) -> None:
+        """Take ``face`` as the driving neutral: it maps to the source as it is."""
+
+    def transform(self, face: FaceTrack) -> TargetShape:
+        """Target shape for the driving ``face`` (calibrating on it first if not calibrated)."""
+
+    def rest(self) -> TargetShape:
+        """The source's own shape (the target at rest)."""
+
+
+class GeometricLandmarkTransformer:
+    """Relative motion by similarity fits on stable points, expression deltas and lid ratios.
+
+    Args:
+        source: The prepared source face.
+        config: Transformer settings.
+    """
+
+    def __init__(self, source: SourceFace, config: TransformerConfig) -> None:
+        self.source = source
+        self.config = config
+        self.topology = source.topology
+        self._neutral: np.ndarray | None = None
+        self._neutral_eyes = np.ones(2)
+        self._to_source: tuple[float, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether a driving neutral is set."""
+        return self._neutral is not None
+
+    def reset(self) -> None:
+        """Forget the neutral: the next driving face becomes it."""
+        self._neutral = None
+
+    def calibrate(self, face: FaceTrack) -> None:
+        """Take ``face`` as the driving neutral (see ``LandmarkTransformer``)."""
+        lm = self._check(face)
+        st = self.topology.stable
+        self._neutral = lm
+        self._neutral_eyes = np.maximum(eye_openness(lm, self.topology), 1e-3)
+        self._to_source = umeyama(lm[st], self.source.landmarks[st])
+
+    def rest(self) -> TargetShape:
+        """The source's own shape."""
+        return TargetShape(self.source.landmarks.copy(), self.source.anchors.copy(), np.zeros(2))
+
+    def transform(self, face: FaceTrack) -> TargetShape:
+        """Target shape for ``face`` (see ``LandmarkTransformer``)."""
+        lm = self._check(face)
+        if self._neutral is None:
+            self.calibrate(face)
+        neutral, st, cfg = self._neutral, self.topology.stable, self.config
+        s_d, r_d, t_d = umeyama(lm[st], neutral[st])
+        unposed = similarity_apply(lm, s_d, r_d, t_d)
+        s_a, r_a, t_a = self._to_source
+        delta = cfg.expression * s_a * (unposed - neutral) @ r_a.T
+        shape = self.source.landmarks + delta
+        ratio = eye_openness(unposed, self.topology) / self._neutral_eyes
+        ratio = np.clip(ratio, 0.0, cfg.max_eye_ratio)
+        self._set_lids(shape, ratio)
+        pose = self._source_motion(s_d, r_d, t_d)
+        closure = smoothstep(ratio, cfg.blink_open, cfg.blink_closed)
+        anchors = pose(self.source.anchors + cfg.ring_follow * delta[self.topology.oval])
+        shape = pose(shape)
+        shift = self._inside_shift(anchors)
+        shape[:, :2] += shift
+        anchors[:, :2] += shift
+        return TargetShape(shape, anchors, np.asarray(closure, np.float64))
+
+    def _inside_shift(self, anchors: np.ndarray) -> np.ndarray:
+        """Shift that keeps the head ring off the fixed crop border (a head that walks out of
+        the crop would drag the background with it)."""
+        src = self.source.anchors[:, :2]
+        h, w = self.source.crop.shape[:2]
+        margin = 0.08 * self.source.face_width
+        lo = np.minimum(margin, src.min(0))
+        hi = np.maximum(np.array([w - 1, h - 1]) - margin, src.max(0))
+        a_lo, a_hi = anchors[:, :2].min(0), anchors[:, :2].max(0)
+        shift = np.maximum(lo - a_lo, 0.0) + np.minimum(hi - a_hi, 0.0)
+        # When the head is too big for the crop both sides overflow: centring is all that helps.
+        both = (a_lo < lo) & (a_hi > hi)
+        shift[both] = 0.5 * ((lo - a_lo) + (hi - a_hi))[both]
+        return shift
+
+    def _check(self, face: FaceTrack) -> np.ndarray:
+        if face.topology != self.topology.name:
+            raise InputError(f"driving face topology '{face.topology}' differs from the source's "
+                             f"'{self.topology.name}'; track both with the same tracker")
+        return np.asarray(face.landmarks, np.float64)
+
+    def _set_lids(self, shape: np.ndarray, ratio: np.ndarray) -> None:
+        """Lid gaps become the source's own gap times the driving ratio, so blinks shut the eye."""
+        src = self.source.landmarks
+        for k in range(2):
+            up, lo = self.topology.lids[k][:, 0], self.topology.lids[k][:, 1]
+            mid = 0.5 * (shape[up] + shape[lo])
+            half = 0.5 * (src[up] - src[lo]) * ratio[k]
+            # A shut eye still needs a hairline gap: zero-area triangles would fold the warp.
+            half[:, 1] = np.minimum(half[:, 1], -0.004 * self.source.face_width)
+            shape[up] = mid + half
+            shape[lo] = mid - half
+
+    def _source_motion(self, s_d: float, r_d: np.ndarray, t_d: np.ndarray):
+        """The driving head's motion from its neutral, expressed around the source face."""
+        cfg = self.config
+        s_a, r_a, t_a = self._to_source
+        r_rel = r_d.T
+        if cfg.rotation != 1.0:
+            r_rel = _scale_rotation(r_rel, cfg.rotation)
+        # Zoom is clamped: a driving face leaning into the camera must not outgrow the crop.
+        scale = float(np.clip(1.0 / s_d, 0.8, 1.25)) if cfg.scale else 1.0
+        # neutral-frame motion x -> (R_d^T (x - t_d)) / s_d, conjugated by neutral->source similarity.
+        r_src = r_a @ r_rel @ r_a.T
+        centre = self.source.landmarks[self.topology.stable].mean(0)
+        neutral_c = self._neutral[self.topology.stable].mean(0)
+        moved_c = similarity_apply(neutral_c[None], 1.0 / s_d, r_d.T, -(r_d.T @ t_d) / s_d)[0]
+        shift = cfg.translation * s_a * (r_a @ (moved_c - neutral_c))
+
+        def pose(pts: np.ndarray) -> np.ndarray:
+            return centre + shift + scale * (pts - centre) @ r_src.T
+
+        return pose
+
+
+def _scale_rotation(rot: np.ndarray, gain: float) -> np.ndarray:
+    """Rotation by ``gain`` times the angle of ``rot`` about the same axis (Rodrigues)."""
+    angle = np.arccos(np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0))
+    if angle < 1e-8:
+        return np.eye(3)
+    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]]) / (2 * np.sin(angle))
+    a = gain * angle
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k

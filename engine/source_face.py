@@ -1,0 +1,252 @@
+"""SourceFace: everything about the source portrait that is computed once, before the first frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facepaint.engine.errors import InputError, NoFaceError
+from facepaint.engine.geometry import eye_openness, mouth_openness, soft_polygon
+from facepaint.engine.topology import Topology, get_topology
+from facepaint.engine.track import FaceTrack
+from facepaint.engine.warp import PiecewiseAffineWarp, border_ring, triangulate
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """How the source crop is prepared.
+
+    Attributes:
+        margin: Crop margin around the landmark box, as fractions of its (width, height), applied
+            left/right and bottom; the top gets ``margin_top`` to keep the hair.
+        margin_top: Crop margin above the landmark box, as a fraction of its height.
+        head_ring: Scale of the head ring (face oval grown about its centre) that moves rigidly
+            with the head, so hair and ears follow while the crop border stays still.
+        ring_points: Fixed points per side of the crop border.
+        grid_cells: Coarse warp cells across the face width (higher: finer warp, slower).
+        inpaint_size: Longest side at which the face is inpainted out of the background.
+        face_dilate: Growth of the face hull that is removed from the background, in face widths.
+    """
+
+    margin: float = 0.45
+    margin_top: float = 0.6
+    head_ring: float = 1.3
+    ring_points: int = 6
+    grid_cells: int = 90
+    inpaint_size: int = 256
+    face_dilate: float = 0.06
+
+    def __post_init__(self) -> None:
+        if not 0.3 <= self.margin <= 2.0 or not 0.3 <= self.margin_top <= 2.0:
+            raise ValueError(f"margin and margin_top must be in [0.3, 2], got {self.margin}, {self.margin_top}")
+        if not 1.05 <= self.head_ring <= 1.6:
+            raise ValueError(f"head_ring must be in [1.05, 1.6], got {self.head_ring}")
+        if self.ring_points < 2 or self.grid_cells < 16 or self.inpaint_size < 64:
+            raise ValueError("ring_points >= 2, grid_cells >= 16 and inpaint_size >= 64 are required")
+        if not 0.0 <= self.face_dilate <= 0.3:
+            raise ValueError(f"face_dilate must be in [0, 0.3], got {self.face_dilate}")
+
+
+@dataclass(frozen=True, eq=False)
+class SourceFace:
+    """The prepared source portrait (all coordinates in crop pixels unless stated).
+
+    Attributes:
+        image: Full source RGB uint8 (H, W, 3).
+        topology: Landmark layout of ``landmarks``.
+        box: Crop (x0, y0, x1, y1) in image pixels.
+        crop: Source RGB crop.
+        landmarks: (N, 3) landmarks; z in the same pixel scale.
+        anchors: (K, 3) head-ring points (they move with the head pose only).
+        ring: (M, 2) fixed crop-border points.
+        triangles: Triangulation of ``[landmarks[topology.warp], anchors, ring]`` (2-D).
+        warp: Backward-warp rasteriser over ``triangles`` at crop size.
+        background: Crop with the face inpainted away.
+        face_mask: Soft face mask (float32 in [0, 1]).
+        canonical: (N, 3) identity shape: landmarks centred, unrotated and scaled to unit face width.
+        face_width: Face width in pixels (outer eye corners distance times 2).
+        eye_open: Lid gap over eye width per eye.
+        mouth_open: Inner-lip gap over mouth width.
+        lid_colour: Per eye, RGB of the lid skin (float32 (2, 3)).
+        lash_colour: Per eye, RGB of the lash line (float32 (2, 3)).
+        mouth_stats: (mean, std) RGB of the lower face, for colour-matching the driving mouth.
+        mouth_mask: Soft mask (float32, crop size) of the source's inner mouth (teeth, if shown).
+    """
+
+    image: np.ndarray
+    topology: Topology
+    box: tuple[int, int, int, int]
+    crop: np.ndarray
+    landmarks: np.ndarray
+    anchors: np.ndarray
+    ring: np.ndarray
+    triangles: np.ndarray
+    warp: PiecewiseAffineWarp
+    background: np.ndarray
+    face_mask: np.ndarray
+    canonical: np.ndarray
+    face_width: float
+    eye_open: np.ndarray
+    mouth_open: float
+    lid_colour: np.ndarray
+    lash_colour: np.ndarray
+    mouth_stats: tuple[np.ndarray, np.ndarray]
+    mouth_mask: np.ndarray
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """(N + K + M, 2) source positions of all warp vertices."""
+        return np.concatenate([self.landmarks[self.topology.warp, :2], self.anchors[:, :2], self.ring])
+
+
+def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> SourceFace:
+    """Crop, triangulate, inpaint and measure the source face once.
+
+    Args:
+        image: Source RGB uint8 (H, W, 3).
+        face: The source's tracked face.
+        config: Crop and preparation settings.
+
+    Returns:
+        The prepared ``SourceFace``.
+
+    Raises:
+        InputError: If the image is not RGB uint8.
+        NoFaceError: If the face is missing or its landmarks do not fit its topology.
+    """
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InputError(f"source image must be RGB uint8 (H, W, 3), got {getattr(image, 'shape', type(image))}")
+    if face is None:
+        raise NoFaceError("no face in the source image; use a portrait with one clear, frontal face")
+    topo = get_topology(face.topology)
+    if face.landmarks.shape != (topo.n_points, 3):
+        raise NoFaceError(f"source landmarks must be ({topo.n_points}, 3) for {topo.name}, got {face.landmarks.shape}")
+    lm_full = np.asarray(face.landmarks, np.float64)
+    box = _crop_box(lm_full, image.shape, config)
+    x0, y0, x1, y1 = box
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    lm = lm_full.copy()
+    lm[:, 0] -= x0
+    lm[:, 1] -= y0
+    size = (x1 - x0, y1 - y0)
+    face_width = _face_width(lm, topo)
+    anchors = _head_ring(lm, topo, config.head_ring, size)
+    ring = border_ring(size[0], size[1], config.ring_points).astype(np.float64)
+    verts = np.concatenate([lm[topo.warp, :2], anchors[:, :2], ring])
+    tri = triangulate(verts)
+    step = max(1, int(round(face_width / config.grid_cells)))
+    background, face_mask = _remove_face(crop, lm, topo, face_width, config)
+    lid, lash = _eye_colours(crop, lm, topo)
+    return SourceFace(
+        image=image, topology=topo, box=box, crop=crop, landmarks=lm, anchors=anchors, ring=ring,
+        triangles=tri, warp=PiecewiseAffineWarp(tri, size, step), background=background,
+        face_mask=face_mask, canonical=_canonical(lm, face, face_width), face_width=face_width,
+        eye_open=eye_openness(lm, topo), mouth_open=mouth_openness(lm, topo),
+        lid_colour=lid, lash_colour=lash, mouth_stats=region_stats(crop, mouth_region(lm, topo)),
+        mouth_mask=soft_polygon((size[1], size[0]), lm[topo.lips_inner, :2], 0.004 * face_width),
+    )
+
+
+def _crop_box(lm: np.ndarray, shape: tuple[int, ...], cfg: SourceConfig) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    x0, y0 = lm[:, :2].min(0)
+    x1, y1 = lm[:, :2].max(0)
+    bw, bh = x1 - x0, y1 - y0
+    box = (x0 - cfg.margin * bw, y0 - cfg.margin_top * bh, x1 + cfg.margin * bw, y1 + cfg.margin * bh)
+    return (max(0, int(box[0])), max(0, int(box[1])), min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3]))))
+
+
+def _face_width(lm: np.ndarray, topo: Topology) -> float:
+    outer = np.linalg.norm(lm[topo.eye_corners[0][0], :2] - lm[topo.eye_corners[1][0], :2])
+    return float(max(outer * 2.0, 8.0))
+
+
+def _head_ring(lm: np.ndarray, topo: Topology, scale: float, size: tuple[int, int]) -> np.ndarray:
+    oval = lm[topo.oval]
+    centre = oval.mean(0)
+    ring = oval.copy()
+    ring[:, :2] = centre[:2] + scale * (oval[:, :2] - centre[:2])
+    # Keep the ring strictly inside the crop so that it never coincides with the fixed border points.
+    ring[:, 0] = np.clip(ring[:, 0], 3, size[0] - 4)
+    ring[:, 1] = np.clip(ring[:, 1], 3, size[1] - 4)
+    return ring
+
+
+def _remove_face(crop, lm, topo, face_width, cfg) -> tuple[np.ndarray, np.ndarray]:
+    h, w = crop.shape[:2]
+    f = min(1.0, cfg.inpaint_size / max(h, w))
+    small = cv2.resize(crop, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+    hull = cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0] * f
+    mask = (soft_polygon(small.shape[:2], hull, 0) > 0.5).astype(np.uint8) * 255
+    k = max(3, int(2 * cfg.face_dilate * face_width * f) | 1)
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    filled = cv2.inpaint(small, mask, 3, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    big = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None] > 127
+    background = np.where(big, filled, crop)
+    face_mask = soft_polygon((h, w), cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0], 0.01 * face_width)
+    return background, face_mask
+
+
+def _eye_colours(crop: np.ndarray, lm: np.ndarray, topo: Topology) -> tuple[np.ndarray, np.ndarray]:
+    lid = np.zeros((2, 3), np.float32)
+    lash = np.zeros((2, 3), np.float32)
+    for k in range(2):
+        upper = lm[topo.lids[k][:, 0], :2]
+        c = topo.eye_corners[k]
+        width = np.linalg.norm(lm[c[0], :2] - lm[c[1], :2])
+        lower = lm[topo.lids[k][:, 1], :2]
+        above = np.concatenate([upper - [0, 0.08 * width], (upper - [0, 0.24 * width])[::-1]])
+        below = np.concatenate([lower + [0, 0.10 * width], (lower + [0, 0.30 * width])[::-1]])
+        # A shut lid is lit like the skin around the eye: average the lighter skin above (clear
+        # of lashes, brows and crease shadow) and below the eye.
+        lid[k] = 0.5 * (_light_skin(crop, above) + _light_skin(crop, below))
+        edge = np.concatenate([upper - [0, 0.06 * width], (upper + [0, 0.04 * width])[::-1]])
+        px = _pixels_in(crop, edge)
+        if len(px):
+            dark = px[np.argsort(px.sum(1))[: max(1, len(px) // 4)]]
+            lash[k] = dark.mean(0)
+    return lid, lash
+
+
+def _light_skin(img: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    px = _pixels_in(img, poly)
+    if not len(px):
+        return img.reshape(-1, 3).mean(0)
+    luma = px.sum(1)
+    return px[luma >= np.percentile(luma, 50)].mean(0)
+
+
+def _pixels_in(img: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    mask = soft_polygon(img.shape[:2], poly, 0) > 0.5
+    return img[mask].astype(np.float32)
+
+
+def mouth_region(lm: np.ndarray, topo: Topology) -> tuple[int, int, int, int]:
+    """Box (x0, y0, x1, y1) of the lower face around the lips, in the landmarks' pixels."""
+    lips = lm[topo.lips_outer, :2]
+    lo, hi = lips.min(0), lips.max(0)
+    pad = 0.35 * (hi[0] - lo[0])
+    return int(lo[0] - pad), int(lo[1] - pad), int(hi[0] + pad), int(hi[1] + pad)
+
+
+def region_stats(img: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, std) of ``img`` inside ``box`` (clipped), sampled every 2nd pixel."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
+    px = img[y0:y1:2, x0:x1:2].reshape(-1, 3).astype(np.float32)
+    if len(px) < 4:
+        return np.full(3, 128, np.float32), np.full(3, 40, np.float32)
+    return px.mean(0), px.std(0) + 1.0
+
+
+def _canonical(lm: np.ndarray, face: FaceTrack, face_width: float) -> np.ndarray:
+    yaw, pitch, roll = np.radians(np.asarray(face.rotation, np.float64))
+    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    centred = lm - lm.mean(0)
+    return (centred @ (rz @ rx @ ry)) / face_width

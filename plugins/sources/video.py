@@ -1,0 +1,143 @@
+"""Video file source: PyAV decoding to RGB frames, plus what the file sink needs to copy the audio."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from facepaint.engine.errors import InputError
+from facepaint.plugins.base import Frame
+
+_HINT = "give a video file such as .mp4"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """The audio stream of a video file, as the file sink needs it to copy or re-encode it.
+
+    Attributes:
+        path: The file that holds the stream.
+        stream_index: Index of the stream in that file's container (``stream.index``).
+        codec: Codec name (``aac``, ``mp3``, ``pcm_s16le``, ...).
+        sample_rate: Samples per second.
+        channels: Channel count.
+    """
+
+    path: str
+    stream_index: int
+    codec: str
+    sample_rate: int
+    channels: int
+
+
+def open_video(path: str | Path, what: str = "driving video") -> tuple[Any, Any]:
+    """Open ``path`` with PyAV and return ``(container, video_stream)``.
+
+    Args:
+        path: The file.
+        what: How the file is named in error messages.
+
+    Raises:
+        InputError: Missing, unreadable, not a media file, or without a video stream.
+    """
+    import av
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} {path} not found; check the path ({_HINT})")
+    try:
+        container = av.open(str(p))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} {path} cannot be read as a video ({_short(exc)}); {_HINT}") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{what} {path} has no video stream; {_HINT}")
+    return container, container.streams.video[0]
+
+
+class VideoSource:
+    """Frames of a video file, decoded by PyAV (threaded) into RGB.
+
+    Attributes:
+        path: The file.
+        fps: Average frame rate (``rate`` keeps it exact, e.g. 1350/61 for 22.13 fps).
+        rate: The frame rate as a Fraction, for the encoder.
+        size: (width, height).
+        frame_count: Frames in the stream per its header, None when the container does not say.
+        live: False: a file is decoded as fast as the pipeline takes frames.
+        audio: The first audio stream, None when the file has none.
+
+    Args:
+        path: The video file.
+
+    Raises:
+        InputError: When the file is missing, unreadable, corrupt or has no video stream.
+    """
+
+    live = False
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._container, stream = open_video(path)
+        self._stream = stream
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or not stream.width or not stream.height:
+            self._container.close()
+            raise InputError(f"driving video {path} has no frame rate or size in its video stream; {_HINT}")
+        self.rate = Fraction(rate)
+        self.fps = float(self.rate)
+        self.size = (int(stream.width), int(stream.height))
+        self.frame_count: int | None = int(stream.frames) or None
+        self.audio = self._audio_info()
+        self._closed = False
+
+    def _audio_info(self) -> AudioInfo | None:
+        streams = self._container.streams.audio
+        if not streams:
+            return None
+        a = streams[0]
+        ctx = a.codec_context
+        return AudioInfo(self.path, int(a.index), str(ctx.name), int(ctx.sample_rate or a.rate or 0),
+                         int(ctx.channels or 0))
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Decode every frame; the index counts decoded frames, pts is in seconds.
+
+        Raises:
+            InputError: When the stream is corrupt part-way through.
+        """
+        import av
+
+        self._stream.thread_type = "AUTO"  # frame/slice threads inside FFmpeg: decoding is no bottleneck
+        index = 0
+        try:
+            for vf in self._container.decode(self._stream):
+                image = vf.to_ndarray(format="rgb24")
+                pts = float(vf.time) if vf.time is not None else index / self.fps
+                yield Frame(image=image, index=index, pts=pts, captured_at=time.perf_counter())
+                index += 1
+        except av.FFmpegError as exc:
+            raise InputError(f"driving video {self.path} is corrupt after frame {index} ({_short(exc)}); "
+                             "re-encode it or give another file") from None
+
+    def close(self) -> None:
+        """Close the file (once)."""
+        if not self._closed:
+            self._closed = True
+            self._container.close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception's message, for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,107 @@
+"""What a live run reports: the HUD's numbers, the latency-over-time series and the exit table.
+
+``LiveStats`` extends the shared ``PipelineStats`` with two things a live session needs and a file
+render does not: the latency of the last few frames (what the HUD shows now, not the run's median)
+and a per-second series of latencies, so that ``--stats-json`` shows whether latency builds up over
+a long session (the drift check of ``bench/live.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from facepaint.runtime.stats import PipelineStats
+
+# Seconds kept in the per-second series (an hour); older seconds are forgotten first.
+SERIES_SECONDS = 3600
+RECENT_FRAMES = 30
+
+
+class LiveStats(PipelineStats):
+    """``PipelineStats`` plus recent latency and a per-second latency series.
+
+    Args:
+        window: Recent samples kept for the run's percentiles.
+        clock: Time source (``time.perf_counter``; the frames' ``captured_at`` uses the same clock).
+    """
+
+    def __init__(self, window: int = 2048, **kwargs: Any) -> None:
+        super().__init__(window, **kwargs)
+        self._recent: deque[float] = deque(maxlen=RECENT_FRAMES)
+        self._series: deque[tuple[int, list[float]]] = deque(maxlen=SERIES_SECONDS)
+        self.extra: dict[str, Any] = {}
+
+    def frame_out(self, captured_at: float | None = None) -> None:
+        """One frame delivered; its latency also goes into the recent list and the series."""
+        super().frame_out(captured_at)
+        if captured_at is None:
+            return
+        now = self._clock()
+        latency = now - captured_at
+        second = int(now - (self.started_at if self.started_at is not None else now))
+        with self._lock:
+            self._recent.append(latency)
+            if not self._series or self._series[-1][0] != second:
+                self._series.append((second, []))
+            self._series[-1][1].append(latency)
+
+    @property
+    def recent_latency_ms(self) -> float:
+        """Median latency of the last ``RECENT_FRAMES`` delivered frames, in milliseconds."""
+        with self._lock:
+            recent = list(self._recent)
+        return float(np.median(recent)) * 1000.0 if recent else 0.0
+
+    def series(self) -> list[dict[str, float]]:
+        """Per second of the run: ``t`` (s from start), ``n`` frames delivered, ``p50``/``p95`` ms."""
+        with self._lock:
+            buckets = [(second, list(values)) for second, values in self._series]
+        rows = []
+        for second, values in buckets:
+            p50, p95 = np.percentile(np.asarray(values), [50, 95]) * 1000.0
+            rows.append({"t": second, "n": len(values), "p50": round(float(p50), 3), "p95": round(float(p95), 3)})
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shared keys, ``latency_ms_by_time`` (``series()``) and whatever ``extra`` holds."""
+        out = super().to_dict()
+        out["latency_ms_by_time"] = self.series()
+        out.update(self.extra)
+        return out
+
+
+def window_latency_ms(series: list[dict[str, float]], start: float, end: float) -> float | None:
+    """Frame-weighted mean of the per-second p50 latencies with ``start <= t < end`` (None if empty)."""
+    rows = [r for r in series if start <= r["t"] < end]
+    total = sum(r["n"] for r in rows)
+    if total == 0:
+        return None
+    return sum(r["p50"] * r["n"] for r in rows) / total
+
+
+def format_table(stats: dict[str, Any], target_fps: float | None = None) -> str:
+    """The exit summary: one row per stage, then end-to-end latency, delivered fps and drops.
+
+    Args:
+        stats: ``LiveStats.to_dict()``.
+        target_fps: The camera's rate, shown next to the delivered rate.
+
+    Returns:
+        A few lines of text, no trailing newline.
+    """
+    lines = [f"{'stage':<12} {'p50 ms':>8} {'p95 ms':>8} {'frames':>7}"]
+    for name, row in stats.get("stages", {}).items():
+        lines.append(f"{name:<12} {row['p50']:>8.1f} {row['p95']:>8.1f} {row['count']:>7d}")
+    lat = stats["latency_ms"]
+    lines.append(f"{'end-to-end':<12} {lat['p50']:>8.1f} {lat['p95']:>8.1f} {stats['frames_out']:>7d}")
+    target = f" of {target_fps:.1f}" if target_fps and math.isfinite(target_fps) else ""
+    drops = ", ".join(f"{k} {v}" for k, v in stats.get("drops", {}).items() if v) or "none"
+    lines.append(
+        f"delivered {stats['fps']:.1f}{target} fps, {stats['frames_out']} of {stats['frames_in']} frames "
+        f"in {stats['elapsed_s']:.1f} s; dropped {stats['dropped']} ({drops})"
+    )
+    return "\n".join(lines)

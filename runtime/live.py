@@ -1,0 +1,366 @@
+"""Live mode (``--cam``): camera → track → infer → composite → output, never building up latency.
+
+One named thread per stage, joined by queues of capacity 1 that drop the *oldest* frame: when a stage
+is slower than the camera, the frames it cannot take are discarded (and counted), so the output
+always shows the newest frame the slowest stage could handle instead of an ever-growing backlog.
+Latency is measured from ``Frame.captured_at``. The main thread only supervises: it runs the preview
+window (GUI calls must stay on the thread that made the window), the ``--duration`` clock and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from facepaint.engine.errors import ConfigError, SinkError
+from facepaint.engine.track import FaceTrack
+from facepaint.plugins.base import Frame, load_plugin
+from facepaint.plugins.sinks.preview import HudInfo, PreviewSink
+from facepaint.plugins.sinks.vcam import letterbox
+from facepaint.runtime.hud import LiveStats, format_table
+from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
+from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
+from facepaint.runtime.config import AppConfig
+
+# Queue between stages: one waiting frame. A second slot would only add a frame period of latency.
+CAPACITY = 1
+# How often the supervising thread wakes up when there is no preview window to pump.
+_TICK_S = 0.05
+_JOIN_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, eq=False)
+class Tracked:
+    """A camera frame with the face found in it (None: no face)."""
+
+    frame: Frame
+    face: FaceTrack | None
+
+    @property
+    def captured_at(self) -> float:
+        """The camera frame's capture time."""
+        return self.frame.captured_at
+
+
+class Controls:
+    """What the hotkeys change, shared between the main thread and the stage threads."""
+
+    def __init__(self) -> None:
+        self.passthrough = False
+        self.paused = False
+        self.face = False
+        self.recalibrate = threading.Event()
+
+    def apply(self, action: str | None) -> bool:
+        """Apply a preview hotkey action; returns False for ``quit``."""
+        if action == "quit":
+            return False
+        if action == "recalibrate":
+            self.recalibrate.set()
+        elif action == "passthrough":
+            self.passthrough = not self.passthrough
+        elif action == "pause":
+            self.paused = not self.paused
+        return True
+
+
+@dataclass
+class LiveParts:
+    """The opened resources of one live run; ``close()`` releases them all, each once.
+
+    Attributes:
+        camera: The live source (webcam or paced file).
+        tracker: Face tracker (``track(rgb, timestamp_ms)``, ``close()``).
+        engine: ``render(frame, face, t)``, ``recalibrate()``.
+        sinks: Output sinks, written from the output thread (virtual camera, recording).
+        preview: The preview window, pumped from the main thread (None: no window).
+        size: (width, height) every output frame is letterboxed to.
+    """
+
+    camera: Any
+    tracker: Any
+    engine: Any
+    sinks: list[Any] = field(default_factory=list)
+    preview: PreviewSink | None = None
+    size: tuple[int, int] = (1280, 720)
+    _closed: bool = field(default=False, init=False, repr=False)
+
+    def close(self) -> None:
+        """Release everything once: camera, sinks, preview, engine, tracker; one failure skips none.
+
+        Raises:
+            Exception: The first error a part raised while closing (after closing the others).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        closers: list[Callable[[], Any]] = [self.camera.close]
+        closers += [sink.close for sink in self.sinks]
+        if self.preview is not None:
+            closers.append(self.preview.close)
+        for obj in (self.engine, self.tracker):
+            closer = getattr(obj, "close", None)
+            if callable(closer):
+                closers.append(closer)
+        errors = []
+        for close in closers:
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - report the first after releasing the rest
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+class LiveRun:
+    """One live session over opened ``LiveParts``.
+
+    Args:
+        parts: What to run (``open_parts`` builds them from a config).
+        duration: Stop after this many seconds (None: until the stream ends, ``q`` or Ctrl-C).
+        stats: Where measurements go (a new ``LiveStats`` by default).
+    """
+
+    def __init__(self, parts: LiveParts, *, duration: float | None = None, stats: LiveStats | None = None) -> None:
+        self.parts = parts
+        self.duration = duration
+        self.stats = stats if stats is not None else LiveStats()
+        self.controls = Controls()
+        self._last_ts = -1
+        self._last_out: Any = None
+
+    def run(self) -> dict[str, Any]:
+        """Run until the stream ends, the duration passes, ``q``/window close, or an error.
+
+        Returns:
+            The run's statistics (``LiveStats.to_dict()``).
+
+        Raises:
+            FacepaintError: A stage's error (camera lost, virtual camera gone), after shutting down.
+            KeyboardInterrupt: Ctrl-C, after shutting down.
+        """
+        pipe = Pipeline("live", stats=self.stats)
+        pipe.source("capture", self._capture)
+        pipe.stage("track", self._track, capacity=CAPACITY, policy=DROP_OLDEST)
+        pipe.stage("infer", self._infer, capacity=CAPACITY, policy=DROP_OLDEST)
+        pipe.stage("composite", self._composite, capacity=CAPACITY, policy=DROP_OLDEST)
+        pipe.stage("output", self._output, capacity=CAPACITY, policy=DROP_OLDEST)
+        failed = True
+        try:
+            pipe.start()
+            self._supervise(pipe)
+            failed = False
+        finally:
+            close_error = self._shutdown(pipe)
+        # The first error wins: a recording that cannot be finished matters less than its cause.
+        if pipe.error is not None:
+            raise pipe.error
+        if close_error is not None and not failed:
+            raise close_error
+        return self.stats.to_dict()
+
+    def _supervise(self, pipe: Pipeline) -> None:
+        """Wait on the main thread: pump the preview, watch the clock, notice the end or an error."""
+        deadline = None if self.duration is None else time.monotonic() + self.duration
+        preview = self.parts.preview
+        while pipe.running and pipe.error is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            if preview is None:
+                time.sleep(_TICK_S)
+            elif not self.controls.apply(preview.pump(self._hud(), wait_ms=10)):
+                return
+
+    def _shutdown(self, pipe: Pipeline) -> Exception | None:
+        """Stop the stages and release every part; returns the first error from closing, if any."""
+        # Stop first so in-flight frames are dropped, then release the camera (which ends a blocking
+        # read in the capture thread), then join; sinks close last, after their writer has exited.
+        pipe.stop()
+        with contextlib.suppress(Exception):
+            self.parts.camera.close()
+        pipe.close(_JOIN_TIMEOUT_S)
+        error = None
+        try:
+            self.parts.close()
+        except Exception as exc:  # noqa: BLE001 - handed back so run() can rank it after the cause
+            error = exc
+        for sink in self.parts.sinks:
+            if isinstance(sink, BackgroundSink) and sink.dropped:
+                self.stats.record_drop(f"output->{sink.name}", sink.dropped)
+        self.stats.extra.update(self._extra())
+        return error
+
+    def _extra(self) -> dict[str, Any]:
+        camera, extra = self.parts.camera, {}
+        extra["camera"] = {"fps": round(float(camera.fps), 3), "size": list(camera.size),
+                           "dropped": int(getattr(camera, "dropped", 0))}
+        for sink in self.parts.sinks:
+            if hasattr(sink, "skipped"):
+                extra["vcam"] = {"device": sink.device, "fps": sink.fps, "sent": sink.sent, "skipped": sink.skipped}
+        return extra
+
+    def _hud(self) -> HudInfo:
+        return HudInfo(fps=self.stats.fps_recent, latency_ms=self.stats.recent_latency_ms,
+                       dropped=self.stats.dropped, face=self.controls.face,
+                       passthrough=self.controls.passthrough, paused=self.controls.paused)
+
+    # ---- stage functions (each runs on its own thread) ----
+
+    def _capture(self) -> Iterator[Frame]:
+        """The camera's frames; frames the camera itself overwrote are counted as drops."""
+        camera = self.parts.camera
+        seen = 0
+        for frame in camera:
+            dropped = int(getattr(camera, "dropped", 0))
+            if dropped > seen:
+                self.stats.record_drop("camera", dropped - seen)
+                seen = dropped
+            yield frame
+
+    def _track(self, frame: Frame) -> Tracked:
+        # Video-mode trackers need strictly increasing timestamps; two frames in one ms would clash.
+        ts = max(int(frame.pts * 1000.0), self._last_ts + 1)
+        self._last_ts = ts
+        faces = self.parts.tracker.track(frame.image, ts)
+        face = faces[0] if faces else None
+        self.controls.face = face is not None
+        return Tracked(frame, face)
+
+    def _infer(self, item: Tracked) -> Frame:
+        frame = item.frame
+        if self.controls.recalibrate.is_set():
+            self.controls.recalibrate.clear()
+            self.parts.engine.recalibrate()
+        if self.controls.passthrough:
+            image = frame.image
+        elif self.controls.paused and self._last_out is not None:
+            image = self._last_out
+        else:
+            image = self.parts.engine.render(frame.image, item.face, frame.pts)
+            self._last_out = image
+        return dataclasses.replace(frame, image=image)
+
+    def _composite(self, frame: Frame) -> Frame:
+        return dataclasses.replace(frame, image=letterbox(frame.image, self.parts.size))
+
+    def _output(self, frame: Frame) -> Frame:
+        for sink in self.parts.sinks:
+            sink.write(frame)
+        if self.parts.preview is not None:
+            self.parts.preview.write(frame)
+        return frame
+
+
+def open_camera(config: AppConfig) -> Any:
+    """The live source for ``--cam``: a webcam (index or /dev path) or a video file paced as a camera.
+
+    Raises:
+        SourceError: When ``--cam`` names nothing usable or the camera cannot be opened.
+    """
+    from facepaint.plugins.sources.webcam import WebcamSource, is_video_file, parse_cam
+
+    cam = parse_cam(str(config.cam))
+    if is_video_file(cam):
+        from facepaint.plugins.sources.paced import PacedFileSource
+
+        return PacedFileSource(str(cam), loop=config.loop)
+    return WebcamSource(cam)
+
+
+def open_parts(config: AppConfig) -> LiveParts:
+    """Open camera, tracker, engine (with the prepared portrait) and sinks for ``config``.
+
+    Everything opened so far is released when a later part fails to open.
+
+    Raises:
+        FacepaintError: A part that cannot be opened (its message says how to fix it).
+    """
+    with contextlib.ExitStack() as stack:
+        # Cheap checks that users most often fail (no display, no camera, no loopback device) come
+        # before the tracker and engine, which take seconds to load.
+        preview = stack.enter_context(PreviewSink()) if config.preview else None
+        camera = stack.enter_context(open_camera(config))
+        size = tuple(config.virtual_camera.size)
+        sinks: list[Any] = []
+        if config.vcam:
+            from facepaint.plugins.sinks.vcam import VirtualCamSink
+
+            sinks.append(stack.enter_context(VirtualCamSink(config.virtual_camera, camera.fps)))
+        if config.output:
+            sinks.append(stack.enter_context(_open_recording(config, camera.fps, size)))
+        tracker = load_plugin("facepaint.trackers", config.tracker.name)(config.tracker)
+        stack.callback(tracker.close)
+        engine = _open_engine(config)
+        parts = LiveParts(camera, tracker, engine, sinks, preview, size)
+        stack.pop_all()
+    return parts
+
+
+def _open_engine(config: AppConfig) -> Any:
+    """Prepare the source portrait once and build the engine around it."""
+    from facepaint.engine.reenactment import ReenactmentEngine
+    from facepaint.runtime.portrait import load_portrait
+
+    portrait = load_portrait(config)
+    return ReenactmentEngine(config.engine, portrait.image, portrait.face)
+
+
+def _open_recording(config: AppConfig, fps: float, size: tuple[int, int]) -> Any:
+    """The ``--output`` recording of what the virtual camera shows, on the camera's clock.
+
+    Raises:
+        ConfigError: When ``--output`` is not a video file.
+    """
+    from facepaint.plugins.sinks.file import FileSink
+
+    sink = FileSink(config.output, fps=fps, size=size, encoder=config.encoder)
+    if sink.kind != "video":
+        sink.abort()
+        raise ConfigError(f"--output {config.output}: with --cam the recording is a video; use .mp4, .mkv or .mov")
+    return BackgroundSink(ClockedSink(sink, fps), "record")
+
+
+def write_stats_json(path: str, stats: dict[str, Any]) -> None:
+    """Write ``stats`` as JSON to ``path``.
+
+    Raises:
+        SinkError: When the file cannot be written.
+    """
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(stats, fh, indent=2)
+    except OSError as exc:
+        raise SinkError(f"cannot write --stats-json {path}: {exc.strerror or exc}") from None
+
+
+def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
+    """The ``--cam`` command: run live, print the stats table on stderr, write ``--stats-json``.
+
+    Args:
+        config: The run's configuration (``config.cam`` set).
+        parts: Already opened parts (tests); by default opened from ``config``.
+
+    Returns:
+        The exit code: 0.
+
+    Raises:
+        FacepaintError: When a part cannot be opened or fails while running.
+        KeyboardInterrupt: Ctrl-C, after a clean shutdown and the stats.
+    """
+    parts = parts if parts is not None else open_parts(config)
+    live = LiveRun(parts, duration=config.duration)
+    try:
+        live.run()
+    finally:
+        stats = live.stats.to_dict()
+        print(format_table(stats, target_fps=float(parts.camera.fps)), file=sys.stderr)
+        if config.stats_json:
+            write_stats_json(config.stats_json, stats)
+    return 0

@@ -1,0 +1,155 @@
+"""Sinks wrappers of the live mode: a recording on the camera's clock, written off the live path.
+
+The virtual camera must get each frame the moment it is ready; a video encoder is slower and
+burstier (x264 at 1280x720 takes 5-20 ms a frame on two cores). ``BackgroundSink`` moves a sink onto
+its own thread behind a drop-oldest queue, so encoding never delays the camera, and ``ClockedSink``
+keeps the recording in real time when frames were dropped upstream.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from facepaint.plugins.base import Frame
+from facepaint.runtime.pipeline import DROP_OLDEST, END, Edge
+
+# Frames the recorder may fall behind before the oldest is dropped: a second at 25 fps absorbs
+# encoder bursts without holding much memory (25 x 2.7 MB at 1280x720).
+RECORD_BACKLOG = 25
+_JOIN_TIMEOUT_S = 10.0
+
+
+class ClockedSink:
+    """Puts frames on a constant-rate clock for a sink that numbers frames (a video file).
+
+    A live run delivers fewer frames than the camera rate when a stage is slow. Written back to back
+    into a 25 fps file, they would play too fast; a viewer of the virtual camera sees the last frame
+    until the next one arrives, so the missing slots are filled with the previous frame. Two frames
+    in one slot keep the first (the second is counted in ``merged``).
+
+    Args:
+        sink: The wrapped sink (``write`` / ``close`` / ``abort``).
+        fps: The clock's rate.
+    """
+
+    def __init__(self, sink: Any, fps: float) -> None:
+        self.sink, self.fps = sink, fps
+        self.merged = 0
+        self._slots = 0
+        self._pts0: float | None = None
+        self._last: Frame | None = None
+
+    def write(self, frame: Frame) -> None:
+        """Write ``frame`` into its slot, after repeating the previous frame over any gap."""
+        self._pts0 = frame.pts if self._pts0 is None else self._pts0
+        slot = round((frame.pts - self._pts0) * self.fps)
+        if slot < self._slots:
+            self.merged += 1
+            return
+        while self._last is not None and self._slots < slot:
+            self.sink.write(self._last)
+            self._slots += 1
+        self.sink.write(frame)
+        self._slots += 1
+        self._last = frame
+
+    def close(self) -> None:
+        """Finish the wrapped sink."""
+        self.sink.close()
+
+    def abort(self) -> None:
+        """Abort the wrapped sink."""
+        self.sink.abort()
+
+    def __enter__(self) -> ClockedSink:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class BackgroundSink:
+    """Runs ``sink.write`` on its own named thread behind a bounded drop-oldest queue.
+
+    Args:
+        sink: The wrapped sink.
+        name: Thread name suffix (``facepaint-<name>``) and the queue's name.
+        capacity: Frames that may wait before the oldest is dropped.
+
+    Attributes:
+        dropped: Frames dropped because the sink fell more than ``capacity`` frames behind.
+    """
+
+    def __init__(self, sink: Any, name: str, capacity: int = RECORD_BACKLOG) -> None:
+        self.sink, self.name = sink, name
+        self._abort = threading.Event()
+        self._edge = Edge(f"output->{name}", capacity, DROP_OLDEST, self._abort)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"facepaint-{name}", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped on the queue so far."""
+        return self._edge.dropped
+
+    def _run(self) -> None:
+        while True:
+            item = self._edge.get()
+            if item is END or self._abort.is_set():
+                return
+            try:
+                self.sink.write(item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the writer's thread
+                self._error = exc
+                return
+
+    def write(self, frame: Frame) -> None:
+        """Queue ``frame``.
+
+        Raises:
+            BaseException: The error the sink raised on an earlier frame (for example a full disk).
+        """
+        if self._error is not None:
+            raise self._error
+        self._edge.put(frame)
+
+    def close(self) -> None:
+        """Write what is queued, then close the sink (once).
+
+        Raises:
+            BaseException: The error the sink raised while writing, or while closing.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._edge.put(END)
+        self._thread.join(_JOIN_TIMEOUT_S)
+        if self._error is not None:
+            self.sink.abort()
+            raise self._error
+        self.sink.close()
+
+    def abort(self) -> None:
+        """Drop what is queued and abort the sink (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._abort.set()
+        self._edge.wake()
+        self._thread.join(_JOIN_TIMEOUT_S)
+        self.sink.abort()
+
+    def __enter__(self) -> BackgroundSink:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

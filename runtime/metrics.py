@@ -1,0 +1,280 @@
+"""Quality metrics of a reenacted video, FACEGAN- and FOMM-style: pure numpy on tracked sequences.
+
+A ``TrackSeries`` holds what the tracker saw in each frame of one video (NaN rows where no face was
+found); the functions here compare an output series with the driving series and never raise on
+missing faces or constant signals: such figures come back as None (``null`` in JSON).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facepaint.engine.track import AU_NAMES, BLENDSHAPE_NAMES, FaceTrack
+from facepaint.runtime.identity import SAME_PERSON_THRESHOLD, cosine_similarity, descriptor_distance
+
+# Signals whose motion transfer is scored (r and amplitude); each is the mean of its blendshapes.
+SIGNALS: dict[str, tuple[str, ...]] = {
+    "jaw": ("jawOpen",),
+    "blink": ("eyeBlinkLeft", "eyeBlinkRight"),
+    "smile": ("mouthSmileLeft", "mouthSmileRight"),
+    "brows": ("browInnerUp", "browOuterUpLeft", "browOuterUpRight"),
+}
+ANGLES = ("yaw", "pitch", "roll")
+# Outer eye corners: the inter-ocular distance normalises landmark errors (AKD / LSIM).
+EYE_CORNERS = {"mediapipe478": (33, 263), "ibug68": (36, 45)}
+PSNR_CAP_DB = 100.0
+# Blendshape 0 is MediaPipe's "_neutral" score, not an expression: left out of ED.
+_EXPRESSION_BS = slice(1, len(BLENDSHAPE_NAMES))
+_N_AU = len(AU_NAMES) - 3
+
+
+@dataclass(frozen=True, eq=False)
+class TrackSeries:
+    """Per-frame tracking of one video; rows are NaN where no face was found.
+
+    Attributes:
+        landmarks: (T, N, 2) pixel x, y.
+        blendshapes: (T, 52).
+        au: (T, 17) AU intensities (pose left out).
+        rotation: (T, 3) yaw, pitch, roll in degrees.
+        iod: (T,) inter-ocular distance in pixels.
+        topology: Landmark topology of the tracker.
+    """
+
+    landmarks: np.ndarray
+    blendshapes: np.ndarray
+    au: np.ndarray
+    rotation: np.ndarray
+    iod: np.ndarray
+    topology: str
+
+    @property
+    def found(self) -> np.ndarray:
+        """(T,) bool, True where a face was tracked."""
+        return np.isfinite(self.iod)
+
+    def __len__(self) -> int:
+        return len(self.iod)
+
+    def take(self, n: int) -> TrackSeries:
+        """The first ``n`` frames."""
+        return TrackSeries(self.landmarks[:n], self.blendshapes[:n], self.au[:n], self.rotation[:n],
+                           self.iod[:n], self.topology)
+
+
+def series_from_tracks(tracks: Sequence[FaceTrack | None], topology: str = "mediapipe478") -> TrackSeries:
+    """Stack per-frame tracks (None: no face) into a ``TrackSeries``."""
+    first = next((t for t in tracks if t is not None), None)
+    topology = first.topology if first is not None else topology
+    n_pts = first.landmarks.shape[0] if first is not None else 1
+    t_len = len(tracks)
+    lm = np.full((t_len, n_pts, 2), np.nan)
+    bs = np.full((t_len, len(BLENDSHAPE_NAMES)), np.nan)
+    au = np.full((t_len, _N_AU), np.nan)
+    rot = np.full((t_len, 3), np.nan)
+    iod = np.full(t_len, np.nan)
+    a, b = EYE_CORNERS.get(topology, EYE_CORNERS["mediapipe478"])
+    for i, tr in enumerate(tracks):
+        if tr is None:
+            continue
+        lm[i] = tr.landmarks[:, :2]
+        bs[i] = tr.blendshapes
+        au[i] = tr.au[:_N_AU]
+        rot[i] = tr.rotation
+        iod[i] = float(np.linalg.norm(tr.landmarks[a, :2] - tr.landmarks[b, :2]))
+    return TrackSeries(lm, bs, au, rot, iod, topology)
+
+
+def finite(value: float | None) -> float | None:
+    """``value`` as a float, or None when it is None, NaN or infinite (JSON-safe)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson correlation over the frames where both are finite; None for fewer than 3 frames or
+    a constant signal (r is undefined there, and a frozen face *is* constant)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return None
+    xs, ys = x[ok] - x[ok].mean(), y[ok] - y[ok].mean()
+    denom = math.sqrt(float(xs @ xs) * float(ys @ ys))
+    if denom < 1e-12:
+        return None
+    return finite(float(xs @ ys) / denom)
+
+
+def amplitude_ratio(out: np.ndarray, driving: np.ndarray) -> float | None:
+    """std(out) / std(driving) over frames where both are finite; None when driving is constant."""
+    out = np.asarray(out, dtype=np.float64)
+    driving = np.asarray(driving, dtype=np.float64)
+    ok = np.isfinite(out) & np.isfinite(driving)
+    if ok.sum() < 3:
+        return None
+    sd = float(driving[ok].std())
+    return finite(float(out[ok].std()) / sd) if sd > 1e-9 else None
+
+
+def _mean_rows(values: np.ndarray) -> float | None:
+    ok = np.isfinite(values)
+    return finite(float(values[ok].mean())) if ok.any() else None
+
+
+def signal(series: TrackSeries, name: str) -> np.ndarray:
+    """(T,) one scored signal (``SIGNALS``) of a series."""
+    idx = [BLENDSHAPE_NAMES.index(n) for n in SIGNALS[name]]
+    return series.blendshapes[:, idx].mean(axis=1)
+
+
+def expression_metrics(out: TrackSeries, driving: TrackSeries) -> dict:
+    """ED (mean L2 between blendshape / AU vectors) and per-signal r and amplitude ratio."""
+    ed_bs = np.linalg.norm(out.blendshapes[:, _EXPRESSION_BS] - driving.blendshapes[:, _EXPRESSION_BS], axis=1)
+    ed_au = np.linalg.norm(out.au - driving.au, axis=1)
+    signals = {}
+    for name in SIGNALS:
+        so, sd = signal(out, name), signal(driving, name)
+        signals[name] = {"r": pearson(so, sd), "amplitude": amplitude_ratio(so, sd)}
+    return {"ed_blendshapes": _mean_rows(ed_bs), "ed_au": _mean_rows(ed_au), "signals": signals}
+
+
+def _relative(values: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """``values`` minus their first tracked frame (motion is transferred relative to it)."""
+    if not found.any():
+        return values
+    return values - values[int(np.argmax(found))]
+
+
+def pose_metrics(out: TrackSeries, driving: TrackSeries) -> dict:
+    """Per angle: mean abs error in degrees of the relative pose (PSIM) and Pearson r."""
+    ro = _relative(out.rotation, out.found)
+    rd = _relative(driving.rotation, driving.found)
+    result = {}
+    for i, name in enumerate(ANGLES):
+        err = np.abs(ro[:, i] - rd[:, i])
+        result[name] = {"mae_deg": _mean_rows(err), "r": pearson(ro[:, i], rd[:, i])}
+    return result
+
+
+def landmark_metrics(out: TrackSeries, driving: TrackSeries, absolute: bool) -> dict:
+    """AKD / LSIM: mean landmark distance in inter-ocular distances.
+
+    Args:
+        out: The output's series.
+        driving: The driving (for self-reenactment: the real frames') series.
+        absolute: Compare positions directly (self-reenactment: same frame geometry). Otherwise
+            compare each video's motion relative to its first tracked frame, each normalised by
+            its own inter-ocular distance (cross-reenactment: faces differ in place and size).
+
+    Returns:
+        {"akd": float | None, "mode": "absolute" | "relative"}.
+    """
+    if out.landmarks.shape[1] != driving.landmarks.shape[1]:
+        return {"akd": None, "mode": "absolute" if absolute else "relative"}
+    if absolute:
+        dist = np.linalg.norm(out.landmarks - driving.landmarks, axis=2).mean(axis=1) / driving.iod
+        return {"akd": _mean_rows(dist), "mode": "absolute"}
+    ref_o = out.iod[int(np.argmax(out.found))] if out.found.any() else np.nan
+    ref_d = driving.iod[int(np.argmax(driving.found))] if driving.found.any() else np.nan
+    mo = _relative(out.landmarks, out.found) / ref_o
+    md = _relative(driving.landmarks, driving.found) / ref_d
+    dist = np.linalg.norm(mo - md, axis=2).mean(axis=1)
+    return {"akd": _mean_rows(dist), "mode": "relative"}
+
+
+def l1(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute pixel difference on the [0, 1] scale (FOMM's L1)."""
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255.0)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images, capped at ``PSNR_CAP_DB`` (identical images)."""
+    mse = float(((a.astype(np.float32) - b.astype(np.float32)) ** 2).mean())
+    if mse <= 0:
+        return PSNR_CAP_DB
+    return min(PSNR_CAP_DB, 10.0 * math.log10(255.0**2 / mse))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity of two RGB uint8 images (scikit-image, per channel)."""
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+
+
+def identity_summary(distances: Sequence[float | None], similarities: Sequence[float | None]) -> dict:
+    """AED / CSIM over the judged frames; None entries are frames where dlib found no face."""
+    d = np.array([x for x in distances if x is not None], dtype=np.float64)
+    s = np.array([x for x in similarities if x is not None], dtype=np.float64)
+    return {
+        "aed_median": finite(np.median(d)) if d.size else None,
+        "aed_mean": finite(d.mean()) if d.size else None,
+        "csim_median": finite(np.median(s)) if s.size else None,
+        "csim_mean": finite(s.mean()) if s.size else None,
+        "same_person_rate": finite((d < SAME_PERSON_THRESHOLD).mean()) if d.size else None,
+        "frames_judged": len(distances),
+        "faces_missing": sum(x is None for x in distances),
+    }
+
+
+class CandidateLog:
+    """What was measured, frame by frame, on one candidate video (the output or a bound)."""
+
+    def __init__(self) -> None:
+        self.tracks: list[FaceTrack | None] = []
+        self.distances: list[float | None] = []
+        self.similarities: list[float | None] = []
+        self.l1: list[float] = []
+        self.psnr: list[float] = []
+        self.ssim: list[float] = []
+
+    def add_track(self, track: FaceTrack | None) -> None:
+        """The face tracked in the next frame (None: none found)."""
+        self.tracks.append(track)
+
+    def add_identity(self, descriptor: np.ndarray | None, source: np.ndarray) -> None:
+        """A judged frame's descriptor (None: dlib found no face) against the source's."""
+        if descriptor is None:
+            self.distances.append(None)
+            self.similarities.append(None)
+            return
+        self.distances.append(descriptor_distance(descriptor, source))
+        self.similarities.append(cosine_similarity(descriptor, source))
+
+    def add_image(self, image: np.ndarray, real: np.ndarray, with_ssim: bool) -> None:
+        """Pixel errors against the real frame (self-reenactment); SSIM only when asked (slow)."""
+        self.l1.append(l1(image, real))
+        self.psnr.append(psnr(image, real))
+        if with_ssim:
+            self.ssim.append(ssim(image, real))
+
+
+def candidate_metrics(log: CandidateLog, driving: TrackSeries, real: TrackSeries | None) -> dict:
+    """Every figure of one candidate, keyed as ``evaluate.METRIC_KEYS``.
+
+    Args:
+        log: The candidate's per-frame measurements.
+        driving: The driving video's series (expression and pose references).
+        real: For self-reenactment, the series of the real frames at the output size (absolute
+            landmarks); None for cross-reenactment (relative landmark motion against ``driving``).
+    """
+    series = series_from_tracks(log.tracks, driving.topology)
+    n = min(len(series), len(driving))
+    series, drv = series.take(n), driving.take(n)
+    marks = landmark_metrics(series, real.take(n), absolute=True) if real is not None else \
+        landmark_metrics(series, drv, absolute=False)
+    image = None
+    if log.l1:
+        image = {"l1": finite(np.mean(log.l1)), "psnr": finite(np.mean(log.psnr)),
+                 "ssim": finite(np.mean(log.ssim)) if log.ssim else None, "ssim_frames": len(log.ssim)}
+    return {"frames": n, "faces_missing": int((~series.found).sum()),
+            "identity": identity_summary(log.distances, log.similarities),
+            "expression": expression_metrics(series, drv), "pose": pose_metrics(series, drv),
+            "landmarks": marks, "image": image}

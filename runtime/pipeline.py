@@ -1,0 +1,396 @@
+"""Threaded stage machinery shared by the offline and the live mode.
+
+A pipeline is a chain: one source stage (an iterable, run in its own thread) then stages that each
+take an item and return the next one (or, with ``expand=True``, return an iterable of items). Every
+edge between two stages is a bounded ``Edge`` with a declared policy:
+
+* ``block``: the producer waits for room; nothing is lost (file rendering).
+* ``drop_oldest``: capacity 1-2, the oldest waiting item is discarded and counted (live).
+
+End of stream travels as a sentinel. ``stop()`` sets one Event that every stage watches. An
+exception in any stage stops the whole pipeline and ``join()`` re-raises that same exception object
+in the caller, so a ``FacepaintError`` keeps its type and message. Example::
+
+    stats = PipelineStats()
+    with Pipeline("render", stats=stats) as pipe:
+        pipe.source("decode", video)                         # yields Frame
+        pipe.stage("track", track_fn, capacity=4)            # Frame -> item
+        pipe.stage("encode", sink_fn, capacity=4)            # item -> anything (the last stage)
+        pipe.start()
+        pipe.join()                                           # raises a stage's exception
+    print(stats.to_dict())
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from facepaint.engine.errors import ConfigError
+from facepaint.runtime.stats import PipelineStats
+
+BLOCK = "block"
+DROP_OLDEST = "drop_oldest"
+POLICIES = (BLOCK, DROP_OLDEST)
+
+# Waits are sliced so a thread notices stop() even if a notify was missed.
+_POLL_S = 0.1
+
+
+class _Marker:
+    """A named sentinel (readable in reprs and debuggers)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+END = _Marker("END")  # end of stream: every stage forwards it and finishes
+_STOPPED = _Marker("STOPPED")  # what get() returns once the pipeline was stopped
+
+
+def default_captured_at(item: Any) -> float | None:
+    """``item.captured_at`` when the item has it (``Frame`` and wrappers exposing it), else None."""
+    value = getattr(item, "captured_at", None)
+    return float(value) if value is not None else None
+
+
+class Edge:
+    """A bounded queue between two stages with a declared overflow policy.
+
+    Args:
+        name: Edge name (``"decode->track"``), the key of its drops in the stats.
+        capacity: Most items waiting (>= 1).
+        policy: ``block`` (producer waits) or ``drop_oldest`` (oldest waiting item discarded).
+        stop: The pipeline's stop Event; waits end when it is set.
+        stats: Where drops are counted (optional).
+
+    Raises:
+        ConfigError: On an unknown policy or a capacity below 1.
+    """
+
+    def __init__(self, name: str, capacity: int, policy: str, stop: threading.Event,
+                 stats: PipelineStats | None = None) -> None:
+        if policy not in POLICIES:
+            raise ConfigError(f"queue policy of '{name}' must be one of {', '.join(POLICIES)}, got '{policy}'")
+        if capacity < 1:
+            raise ConfigError(f"queue capacity of '{name}' must be >= 1, got {capacity}")
+        self.name, self.capacity, self.policy = name, capacity, policy
+        self.dropped = 0
+        self._stop = stop
+        self._stats = stats
+        self._items: deque[Any] = deque()
+        self._ended = False
+        self._cond = threading.Condition()
+
+    def put(self, item: Any) -> bool:
+        """Add ``item`` following the policy; ``END`` is never dropped and never waits.
+
+        Returns:
+            False when the item was not queued: the pipeline was stopped, or ``END`` was already put.
+        """
+        with self._cond:
+            if self._ended:
+                return False  # nothing follows the end of the stream
+            if item is not END and self.policy == BLOCK:
+                while len(self._items) >= self.capacity:
+                    if self._stop.is_set():
+                        return False
+                    self._cond.wait(_POLL_S)
+            elif item is not END:
+                while len(self._items) >= self.capacity:
+                    self._items.popleft()
+                    self.dropped += 1
+                    if self._stats is not None:
+                        self._stats.record_drop(self.name)
+            self._items.append(item)
+            self._ended = item is END
+            self._cond.notify_all()
+            return True
+
+    def get(self) -> Any:
+        """The next item; ``END`` at end of stream, ``_STOPPED`` once the pipeline is stopped."""
+        with self._cond:
+            while not self._items or self._stop.is_set():
+                if self._stop.is_set():
+                    return _STOPPED  # stop() discards what is in flight
+                self._cond.wait(_POLL_S)
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def wake(self) -> None:
+        """Wake every waiting thread (after stop())."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Stage:
+    """One named thread: reads ``inbox`` (or iterates ``source``), applies ``fn``, writes ``outbox``.
+
+    A context manager with ``start / stop / close``; ``close()`` runs once. ``stop()`` sets the
+    shared stop Event, which stops the whole pipeline the stage belongs to.
+
+    Args:
+        name: Thread and stats name.
+        fn: For a source stage, an iterable (or a zero-argument callable returning one); otherwise
+            a function item -> item (None: nothing is passed on) or, with ``expand``, item -> iterable.
+        inbox: The edge read from (None for the source stage).
+        outbox: The edge written to (None for the last stage, whose results are discarded).
+        stop: The shared stop Event.
+        on_error: Called with the exception when ``fn`` raises.
+        stats: Where durations (and, for the first/last stage, frames in/out) are recorded.
+        expand: ``fn`` returns an iterable of items (a generator stage).
+        captured_at: Reads an item's capture time, for end-to-end latency at the last stage.
+    """
+
+    def __init__(self, name: str, fn: Any, *, inbox: Edge | None, outbox: Edge | None,
+                 stop: threading.Event, on_error: Callable[[BaseException], None],
+                 stats: PipelineStats, expand: bool = False,
+                 captured_at: Callable[[Any], float | None] = default_captured_at) -> None:
+        self.name, self.inbox, self.outbox = name, inbox, outbox
+        self._fn, self._expand, self._captured_at = fn, expand, captured_at
+        self._stop, self._on_error, self._stats = stop, on_error, stats
+        self._timer = stats.stage(name)
+        self._thread = threading.Thread(target=self._run, name=f"facepaint-{name}", daemon=True)
+        self._started = False
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the pipeline to stop; returns at once."""
+        self._stop.set()
+        for edge in (self.inbox, self.outbox):
+            if edge is not None:
+                edge.wake()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True when it has finished (or never started)."""
+        if self._started:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop and join (runs once)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop()
+        self.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread runs."""
+        return self._thread.is_alive()
+
+    def __enter__(self) -> Stage:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        try:
+            if self.inbox is None:
+                self._run_source()
+            else:
+                self._run_map()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through join()
+            self._on_error(exc)
+        finally:
+            if self.outbox is not None:
+                self.outbox.put(END)
+
+    def _run_source(self) -> None:
+        iterable = self._fn() if callable(self._fn) and not isinstance(self._fn, Iterable) else self._fn
+        iterator = iter(iterable)
+        try:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                item = next(iterator, END)
+                if item is END:
+                    return
+                self._timer.add(time.perf_counter() - start)  # the end-of-stream call is no frame
+                self._stats.frame_in()
+                if not self._emit(item):
+                    return
+        finally:
+            # A generator must be closed by the thread that runs it (its finally blocks free files).
+            close = getattr(iterator, "close", None)
+            if callable(close):
+                close()
+
+    def _run_map(self) -> None:
+        while True:
+            item = self.inbox.get()  # type: ignore[union-attr]
+            if item is END or item is _STOPPED:
+                return
+            with self._timer.time():
+                result = self._fn(item)
+                results = list(result) if self._expand else [result]
+            if self.outbox is None:
+                self._stats.frame_out(self._captured_at(item))
+                continue
+            for out in results:
+                if out is not None and not self._emit(out):
+                    return
+
+    def _emit(self, item: Any) -> bool:
+        if self.outbox is None:
+            self._stats.frame_out(self._captured_at(item))
+            return True
+        return self.outbox.put(item)
+
+
+class Pipeline:
+    """A chain of stages joined by bounded edges; a context manager (``close()`` on exit).
+
+    Args:
+        name: For error messages.
+        stats: Where the run's statistics go (a new ``PipelineStats`` by default).
+        captured_at: Reads an item's capture time (``item.captured_at`` by default).
+    """
+
+    def __init__(self, name: str = "pipeline", *, stats: PipelineStats | None = None,
+                 captured_at: Callable[[Any], float | None] = default_captured_at) -> None:
+        self.name = name
+        self.stats = stats if stats is not None else PipelineStats()
+        self.stop_event = threading.Event()
+        self.stages: list[Stage] = []
+        self.edges: list[Edge] = []
+        self._captured_at = captured_at
+        self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        self._started = False
+        self._closed = False
+
+    def source(self, name: str, iterable: Iterable[Any] | Callable[[], Iterable[Any]]) -> Pipeline:
+        """Set the first stage: a thread that iterates ``iterable`` (items counted as frames in).
+
+        Raises:
+            ConfigError: If the pipeline already has stages or was started.
+        """
+        if self.stages or self._started:
+            raise ConfigError(f"{self.name}: the source must be the first stage, added before start()")
+        self.stages.append(self._make_stage(name, iterable, inbox=None))
+        return self
+
+    def stage(self, name: str, fn: Callable[[Any], Any], *, capacity: int = 4, policy: str = BLOCK,
+              expand: bool = False) -> Pipeline:
+        """Append a stage fed by a new edge of ``capacity`` with ``policy``.
+
+        The last stage added is the output: each item it finishes counts as a delivered frame and
+        its latency is measured from the item's ``captured_at``.
+
+        Raises:
+            ConfigError: Without a source first, after start(), or on a bad capacity/policy.
+        """
+        if not self.stages or self._started:
+            raise ConfigError(f"{self.name}: add a source first, and every stage before start()")
+        prev = self.stages[-1]
+        edge = Edge(f"{prev.name}->{name}", capacity, policy, self.stop_event, self.stats)
+        self.edges.append(edge)
+        prev.outbox = edge
+        self.stages.append(self._make_stage(name, fn, inbox=edge, expand=expand))
+        return self
+
+    def start(self) -> Pipeline:
+        """Start every stage thread (once).
+
+        Raises:
+            ConfigError: When there is no stage to run.
+        """
+        if not self.stages:
+            raise ConfigError(f"{self.name}: nothing to run; add a source and stages first")
+        if not self._started:
+            self._started = True
+            self.stats.start()
+            for stage in reversed(self.stages):  # consumers first, so no producer waits on a dead one
+                stage.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask every stage to stop now (items in flight are discarded); returns at once."""
+        self.stop_event.set()
+        for edge in self.edges:
+            edge.wake()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the stages to finish, then re-raise the first stage exception, if any.
+
+        Waits in slices so that Ctrl-C reaches the calling thread; returns (raises) as soon as a
+        stage has failed.
+
+        Args:
+            timeout: Seconds to wait at most (None: until the stream ends or an error stops it).
+
+        Returns:
+            True when every stage has finished, False when ``timeout`` ran out first.
+
+        Raises:
+            BaseException: The exception a stage raised (the same object, type kept).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for stage in self.stages:
+            # After a failure, raise at once: a stage stuck in a blocking call (a camera read) must
+            # not hold the error back; close() then joins with its own timeout.
+            while self._error is None and not stage.join(_POLL_S):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        self._raise_error()
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop and join every stage (runs once; does not raise a stage's exception)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop()
+        for stage in self.stages:
+            stage.close(timeout)
+
+    @property
+    def error(self) -> BaseException | None:
+        """The first exception a stage raised, if any."""
+        return self._error
+
+    @property
+    def running(self) -> bool:
+        """True while any stage thread is alive."""
+        return any(stage.alive for stage in self.stages)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _make_stage(self, name: str, fn: Any, *, inbox: Edge | None, expand: bool = False) -> Stage:
+        if any(stage.name == name for stage in self.stages):
+            raise ConfigError(f"{self.name}: two stages are called '{name}'; names must be unique")
+        return Stage(name, fn, inbox=inbox, outbox=None, stop=self.stop_event, on_error=self._fail,
+                     stats=self.stats, expand=expand, captured_at=self._captured_at)
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._error_lock:
+            if self._error is None:
+                self._error = exc
+        self.stop()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error

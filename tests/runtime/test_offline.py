@@ -1,0 +1,229 @@
+"""run_offline with a fake tracker and engine on clips made here: fast, independent of the models."""
+
+from __future__ import annotations
+
+import json
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from facepaint.engine.errors import ConfigError, InputError, NoFaceError
+from facepaint.engine.track import FaceTrack
+from facepaint.runtime import offline
+from facepaint.runtime.config import build_app_config
+
+
+def make_clip(path: Path, *, frames: int = 8, size: tuple[int, int] = (64, 48), rate: Fraction | int = 25,
+              audio: bool = True, dark: tuple[int, ...] = ()) -> Path:
+    """A clip whose frames are grey (a fake "face") except the ``dark`` ones (black: "no face")."""
+    out = av.open(str(path), "w")
+    v = out.add_stream("libx264", rate=rate)
+    v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+    a = out.add_stream("aac", rate=16000) if audio else None
+    if a is not None:
+        a.layout = "mono"
+    for i in range(frames):
+        level = 0 if i in dark else 120
+        f = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), level, np.uint8), format="rgb24")
+        f.pts = i
+        out.mux(v.encode(f))
+        if a is not None:
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 640), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts = 16000, i * 640
+            out.mux(a.encode(af))
+    out.mux(v.encode(None))
+    if a is not None:
+        out.mux(a.encode(None))
+    out.close()
+    return path
+
+
+def fake_face(w: int, h: int, scale: float = 1.0) -> FaceTrack:
+    lm = np.zeros((478, 3), np.float32)
+    lm[:, 0] = np.linspace(w * 0.3, w * (0.3 + 0.4 * scale), 478)
+    lm[:, 1] = np.linspace(h * 0.3, h * (0.3 + 0.4 * scale), 478)
+    return FaceTrack(lm, np.zeros(52, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32),
+                     np.zeros(20, np.float32), "mediapipe478", (w, h))
+
+
+class FakeTracker:
+    """A face wherever the image is not black; ``faces`` faces in stills."""
+
+    def __init__(self, faces: int = 1) -> None:
+        self.faces, self.calls, self.closed = faces, [], 0
+
+    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[FaceTrack]:
+        self.calls.append(timestamp_ms)
+        if image.max() < 10:
+            return []
+        h, w = image.shape[:2]
+        n = self.faces if timestamp_ms is None else 1
+        return [fake_face(w, h, 1.0 / (k + 1)) for k in range(n)]
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class FakeEngine:
+    def __init__(self, image: np.ndarray, face: FaceTrack, fail_at: int | None = None) -> None:
+        self.image, self.face, self.fail_at, self.seen = image, face, fail_at, []
+
+    def render(self, frame: np.ndarray | None, face: FaceTrack | None, t: float) -> np.ndarray:
+        if self.fail_at is not None and len(self.seen) == self.fail_at:
+            raise InputError("engine refused frame")
+        self.seen.append((face is not None, t))
+        return self.image.copy()
+
+
+@pytest.fixture()
+def fakes(monkeypatch: pytest.MonkeyPatch) -> dict:
+    made: dict = {"tracker": FakeTracker(), "engine": None, "fail_at": None}
+
+    def engine(config, portrait):
+        made["engine"] = FakeEngine(portrait.image, portrait.face, made["fail_at"])
+        return made["engine"]
+
+    monkeypatch.setattr(offline, "open_tracker", lambda config: made["tracker"])
+    monkeypatch.setattr(offline, "open_engine", engine)
+    return made
+
+
+@pytest.fixture()
+def portrait_png(tmp_path: Path) -> Path:
+    path = tmp_path / "me.png"
+    cv2.imwrite(str(path), np.full((37, 51, 3), 200, np.uint8))  # odd size on purpose
+    return path
+
+
+def _config(**kw):
+    return build_app_config({"progress": False, **{k: str(v) if isinstance(v, Path) else v for k, v in kw.items()}})
+
+
+def test_renders_every_frame_with_audio_and_stats(tmp_path, fakes, portrait_png, capsys) -> None:
+    clip = make_clip(tmp_path / "d.mp4", frames=9, rate=Fraction(1350, 61), dark=(2, 5))
+    out, stats = tmp_path / "out.mp4", tmp_path / "stats.json"
+    assert offline.run_offline(_config(source=portrait_png, driving=clip, output=out, stats_json=stats)) == 0
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert sum(1 for _ in c.decode(v)) == 9
+        assert v.average_rate == Fraction(1350, 61)
+        assert (v.width, v.height) == (52, 38)  # the portrait's size, padded to even
+        assert c.streams.audio and c.streams.audio[0].codec_context.name == "aac"
+    engine = fakes["engine"]
+    assert [has for has, _ in engine.seen] == [True, True, False, True, True, False, True, True, True]
+    assert engine.seen[3][1] == pytest.approx(3 * 61 / 1350, abs=1e-3)
+    timestamps = fakes["tracker"].calls[1:]  # [0] is the portrait, in image mode (None)
+    assert fakes["tracker"].calls[0] is None and timestamps == sorted(set(timestamps))
+    data = json.loads(stats.read_text())
+    assert data["frames_in"] == data["frames_out"] == data["frames_written"] == 9
+    assert data["frames_without_face"] == 2 and data["dropped"] == 0
+    assert set(data["stages"]) == {"decode", "track", "render", "encode"}
+    assert {"p50", "p95"} <= set(data["latency_ms"]) and data["fps"] > 0
+    err = capsys.readouterr().err
+    assert "wrote" in err and "9 frames" in err and "2 without a face" in err and str(out) in err
+    assert fakes["tracker"].closed == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.mp4", "me.png", "out.mp4", "stats.json"]
+
+
+def test_driving_without_audio_gives_video_without_audio(tmp_path, fakes, portrait_png) -> None:
+    clip = make_clip(tmp_path / "d.mp4", frames=4, audio=False)
+    out = tmp_path / "out.mkv"
+    offline.run_offline(_config(source=portrait_png, driving=clip, output=out))
+    with av.open(str(out)) as c:
+        assert not c.streams.audio and c.streams.video[0].frames in (0, 4)
+
+
+def test_duration_limits_the_frames(tmp_path, fakes, portrait_png) -> None:
+    clip = make_clip(tmp_path / "d.mp4", frames=10, rate=25)
+    out = tmp_path / "out.mp4"
+    offline.run_offline(_config(source=portrait_png, driving=clip, output=out, duration=0.2))
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 5
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".mp4"])
+def test_still_driving(tmp_path, fakes, portrait_png, suffix) -> None:
+    driving = tmp_path / "face.jpg"
+    cv2.imwrite(str(driving), np.full((40, 40, 3), 90, np.uint8))
+    out = tmp_path / f"out{suffix}"
+    offline.run_offline(_config(source=portrait_png, driving=driving, output=out))
+    if suffix == ".mp4":
+        with av.open(str(out)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 1
+    else:
+        assert cv2.imread(str(out)).shape == (37, 51, 3)  # stills keep the exact size
+
+
+def test_video_driving_to_image_output_is_a_config_error(tmp_path, fakes, portrait_png) -> None:
+    clip = make_clip(tmp_path / "d.mp4", frames=3)
+    with pytest.raises(ConfigError, match="3 frames"):
+        offline.run_offline(_config(source=portrait_png, driving=clip, output=tmp_path / "o.png"))
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_face_index_and_no_face(tmp_path, fakes, portrait_png) -> None:
+    clip = make_clip(tmp_path / "d.mp4", frames=2)
+    fakes["tracker"].faces = 2
+    out = tmp_path / "o.mp4"
+    offline.run_offline(_config(source=portrait_png, driving=clip, output=out, face_index=1))
+    assert fakes["engine"].face.area < fake_face(51, 37).area  # the second (smaller) face
+    out.unlink()
+    with pytest.raises(InputError, match="2 faces found"):
+        offline.run_offline(_config(source=portrait_png, driving=clip, output=out, face_index=2))
+    black = tmp_path / "black.png"
+    cv2.imwrite(str(black), np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(NoFaceError, match="no face found in the source portrait"):
+        offline.run_offline(_config(source=black, driving=clip, output=out))
+    assert not out.exists()
+
+
+def test_error_mid_run_leaves_no_file_and_no_thread(tmp_path, fakes, portrait_png) -> None:
+    clip = make_clip(tmp_path / "d.mp4", frames=20)
+    fakes["fail_at"] = 7
+    out = tmp_path / "o.mp4"
+    with pytest.raises(InputError, match="engine refused"):
+        offline.run_offline(_config(source=portrait_png, driving=clip, output=out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.mp4", "me.png"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("facepaint-")]
+    assert fakes["tracker"].closed == 1
+
+
+def test_ctrl_c_leaves_no_file(tmp_path, fakes, portrait_png, monkeypatch) -> None:
+    clip = make_clip(tmp_path / "d.mp4", frames=20)
+    out = tmp_path / "o.mp4"
+
+    def interrupted(self, timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(offline.Pipeline, "join", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        offline.run_offline(_config(source=portrait_png, driving=clip, output=out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.mp4", "me.png"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("facepaint-") and t.is_alive()]
+
+
+def test_output_is_checked_before_the_tracker_loads(tmp_path, portrait_png, monkeypatch) -> None:
+    def no(config):
+        raise AssertionError("the tracker must not load for a bad output path")
+
+    monkeypatch.setattr(offline, "open_tracker", no)
+    clip = make_clip(tmp_path / "d.mp4", frames=2)
+    with pytest.raises(ConfigError, match="unsupported extension"):
+        offline.run_offline(_config(source=portrait_png, driving=clip, output=tmp_path / "o.gif"))
+    with pytest.raises(InputError, match="does not exist"):
+        offline.run_offline(_config(source=portrait_png, driving=clip, output=tmp_path / "x" / "o.mp4"))
+    with pytest.raises(InputError, match="--stats-json"):
+        offline.run_offline(_config(source=portrait_png, driving=clip, output=tmp_path / "o.mp4",
+                                    stats_json=tmp_path / "x" / "s.json"))
+    with pytest.raises(ConfigError, match="same file as --driving"):
+        offline.run_offline(_config(source=portrait_png, driving=clip, output=clip))
+    with pytest.raises(InputError, match="source portrait"):
+        offline.run_offline(_config(source=tmp_path / "none.jpg", driving=clip, output=tmp_path / "o.mp4"))

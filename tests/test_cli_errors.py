@@ -1,0 +1,126 @@
+"""Bad input to the offline command: exit code 2, one line on stderr, no traceback, no output file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from facepaint.engine.track import FaceTrack
+from facepaint.runtime import offline
+from facepaint.runtime.cli import main
+
+
+class _NoFaceTracker:
+    """Finds nothing (so the source has no face); the real tracker is not needed for this contract."""
+
+    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[FaceTrack]:
+        return []
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _clip(path: Path) -> Path:
+    out = av.open(str(path), "w")
+    v = out.add_stream("libx264", rate=25)
+    v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+    for i in range(3):
+        f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 100, np.uint8), format="rgb24")
+        f.pts = i
+        out.mux(v.encode(f))
+    out.mux(v.encode(None))
+    out.close()
+    return path
+
+
+def _audio_only(path: Path) -> Path:
+    out = av.open(str(path), "w", format="ipod")
+    a = out.add_stream("aac", rate=16000)
+    a.layout = "mono"
+    for i in range(5):
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        af.sample_rate, af.pts = 16000, i * 1024
+        out.mux(a.encode(af))
+    out.mux(a.encode(None))
+    out.close()
+    return path
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, Path]:
+    portrait = tmp_path / "me.png"
+    cv2.imwrite(str(portrait), np.full((40, 40, 3), 200, np.uint8))
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a picture")
+    corrupt = tmp_path / "talk.mp4"
+    corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    return {"portrait": portrait, "text": text, "corrupt": corrupt, "clip": _clip(tmp_path / "ok.mp4"),
+            "audio": _audio_only(tmp_path / "voice.m4a"), "out": tmp_path / "out.mp4"}
+
+
+CASES = {
+    # name: (source key or path, driving key, output, expected words)
+    "missing source": ("missing.jpg", "clip", "out", "not found"),
+    "non-image source": ("text", "clip", "out", "is not an image"),
+    "source is a folder": (".", "clip", "out", "is not a file"),
+    "no face in source": ("portrait", "clip", "out", "no face found in the source portrait"),
+    "corrupt driving": ("portrait", "corrupt", "out", "cannot be read as a video"),
+    "audio-only driving": ("portrait", "audio", "out", "has no video stream"),
+    "missing driving": ("portrait", "nothing.mp4", "out", "not found"),
+    "missing output folder": ("portrait", "clip", "nofolder/out.mp4", "does not exist"),
+    "unknown output extension": ("portrait", "clip", "out.avi", "unsupported extension"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_exit_code_2(case, files, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(offline, "open_tracker", lambda config: _NoFaceTracker())
+    source, driving, output, words = CASES[case]
+    src = files.get(source, tmp_path / source)
+    drv = files.get(driving, tmp_path / driving)
+    out = files["out"] if output == "out" else tmp_path / output
+    code = main(["--source", str(src), "--driving", str(drv), "--output", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("facepaint-live: error: ") and words in lines[0]
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_unreadable_source(files, tmp_path, capsys, monkeypatch) -> None:
+    locked = tmp_path / "locked.png"
+    shutil.copy(files["portrait"], locked)
+    locked.chmod(0)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root reads any file: make the read fail instead
+        def denied(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(np, "fromfile", denied)
+    code = main(["--source", str(locked), "--driving", str(files["clip"]), "--output", str(files["out"])])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot be read (Permission denied)" in err and len(err.strip().splitlines()) == 1
+    assert not files["out"].exists()
+
+
+def test_console_script_prints_no_traceback(files) -> None:
+    script = Path(sys.executable).with_name("facepaint-live")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "facepaint.runtime.cli"]
+    proc = subprocess.run([*command, "--source", str(files["portrait"]), "--driving", str(files["corrupt"]),
+                           "--output", str(files["out"])], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("facepaint-live: error: driving video") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not files["out"].exists()
