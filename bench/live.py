@@ -5,7 +5,8 @@ Runs ``facepaint-live --source P --cam CLIP --loop --no-vcam --output rec.mp4 --
 
 * delivered fps >= 90% of the clip's rate (25 fps for vr_2.mp4);
 * p95 capture -> sink latency <= two frame periods (80 ms at 25 fps);
-* no drift: median latency of the last 10 s within 10% of the first 10 s.
+* no build-up: median latency of the last 10 s at most 10% above that of the first 10 s (a
+  drop is no build-up: the first seconds include warm-up).
 
 Usage: ``python bench/live.py [--duration 60] [--source P] [--cam CLIP] [--out DIR]``. Exit code 0
 when every goal is met, 1 otherwise. Timings are only meaningful on an otherwise idle machine.
@@ -77,7 +78,7 @@ def verdict(stats: dict[str, Any]) -> dict[str, Any]:
         "first_10s_p50_ms": first,
         "last_10s_p50_ms": last,
         "drift": drift,
-        "drift_ok": drift is not None and abs(drift) <= DRIFT_GOAL,
+        "drift_ok": drift is not None and drift <= DRIFT_GOAL,
     }
 
 
@@ -91,7 +92,7 @@ def report(stats: dict[str, Any], v: dict[str, Any]) -> str:
         f"{mark[v['latency_ok']]} p95 capture->sink latency {v['latency_p95_ms']:.1f} ms "
         f"(goal <= {v['latency_budget_ms']:.0f} ms = 2 frame periods; p50 {stats['latency_ms']['p50']:.1f} ms)",
         f"{mark[v['drift_ok']]} latency last 10 s {_ms(v['last_10s_p50_ms'])} vs first 10 s "
-        f"{_ms(v['first_10s_p50_ms'])}: {drift} (goal within {DRIFT_GOAL * 100:.0f}%)",
+        f"{_ms(v['first_10s_p50_ms'])}: {drift} (goal <= +{DRIFT_GOAL * 100:.0f}%: no build-up)",
         "",
         format_table(stats, target_fps=v["clip_fps"]),
     ]

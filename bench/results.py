@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from facepaint.engine.errors import FacepaintError
 from facepaint.runtime.bench import bench, machine_info
 from facepaint.runtime.evaluate import EvalConfig, evaluate
 from facepaint.runtime.identity import IdentityJudge
@@ -36,12 +37,14 @@ CROSS_COLUMNS = [
     ("brows r", ("expression", "signals", "brows", "r"), 2),
     ("yaw r", ("pose", "yaw", "r"), 2), ("pitch r", ("pose", "pitch", "r"), 2),
     ("roll r", ("pose", "roll", "r"), 2), ("AKD ↓", ("landmarks", "akd"), 3),
+    ("jaw lag", ("expression", "signals", "jaw", "lag_frames"), 0), ("jitter", ("landmarks", "jitter"), 4),
 ]
 SELF_COLUMNS = [
     ("L1 ↓", ("image", "l1"), 3), ("PSNR ↑", ("image", "psnr"), 1), ("SSIM ↑", ("image", "ssim"), 3),
     ("AKD ↓", ("landmarks", "akd"), 3), ("AED ↓", ("identity", "aed_median"), 2),
     ("jaw r", ("expression", "signals", "jaw", "r"), 2),
     ("blink r", ("expression", "signals", "blink", "r"), 2), ("yaw r", ("pose", "yaw", "r"), 2),
+    ("jaw lag", ("expression", "signals", "jaw", "lag_frames"), 0), ("jitter", ("landmarks", "jitter"), 4),
 ]
 CANDIDATES = ("output", "frozen_source", "pasted_driving")
 
@@ -66,12 +69,13 @@ def cell(values: Sequence[float | None], digits: int) -> str:
 
 def table(rows: list[tuple[str, dict]], columns: list) -> list[str]:
     """Markdown table: one row per report, the medians of every candidate at the bottom."""
-    head = ["pair", "frames", *(c[0] for c in columns), "no face"]
+    head = ["pair", "frames", *(c[0] for c in columns), "no face", "render fps"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, rep in rows:
         cells = [cell([pick(rep, c, path) for c in CANDIDATES], d) for _, path, d in columns]
+        fps = (rep.get("render") or {}).get("fps")
         lines.append(f"| {name} | {rep['frames']} | " + " | ".join(cells)
-                     + f" | {rep['metrics']['faces_missing']} |")
+                     + f" | {rep['metrics']['faces_missing']} | {_num(fps, 1)} |")
     medians = []
     for _, path, digits in columns:
         per_cand = []
@@ -79,29 +83,42 @@ def table(rows: list[tuple[str, dict]], columns: list) -> list[str]:
             vals = [v for _, rep in rows if (v := pick(rep, c, path)) is not None]
             per_cand.append(statistics.median(vals) if vals else None)
         medians.append(cell(per_cand, digits))
-    lines.append("| **median** | | " + " | ".join(medians) + " | |")
+    fps_all = [f for _, rep in rows if (f := (rep.get("render") or {}).get("fps")) is not None]
+    lines.append("| **median** | | " + " | ".join(medians)
+                 + f" | | {_num(statistics.median(fps_all) if fps_all else None, 1)} |")
     return lines
 
 
-def sweep(media: Path, max_frames: int, every: int, say: Callable[[str], None]) -> tuple[list, list]:
-    """Run every cross pair and every self-reenactment; returns (cross rows, self rows)."""
+def sweep(media: Path, max_frames: int, every: int, say: Callable[[str], None]) -> tuple[list, list, list]:
+    """Run every cross pair and every self-reenactment.
+
+    Returns:
+        (cross rows, self rows, failures): rows are (name, report); a pair whose render or judging
+        fails is listed in failures as (name, message) and the sweep goes on.
+    """
     portraits = sorted((media / "portraits").glob("*.jpg"))
     clips = sorted((media / "driving").glob("*.mp4"))
     jobs = [(f"{p.stem} × {c.stem}", EvalConfig(driving=str(c), source=str(p), every=every,
                                                 max_frames=max_frames)) for c in clips for p in portraits]
     jobs += [(f"{c.stem} (self)", EvalConfig(driving=str(c), every=every, max_frames=max_frames,
                                              self_reenactment=True)) for c in clips]
-    cross, selfs = [], []
+    cross, selfs, failures = [], [], []
     started = time.perf_counter()
     identity = IdentityJudge()  # loaded once: ~1 s a time on this CPU
     for i, (name, config) in enumerate(jobs, 1):
         t0 = time.perf_counter()
-        report = evaluate(config, identity=identity)
+        try:
+            report = evaluate(config, identity=identity)
+        except FacepaintError as exc:
+            failures.append((name, str(exc)))
+            say(f"[{i}/{len(jobs)}] {name}: FAILED: {exc}")
+            continue
         (selfs if config.self_reenactment else cross).append((name, report))
+        elapsed = time.perf_counter() - started
         say(f"[{i}/{len(jobs)}] {name}: AED {_num(pick(report, 'output', ('identity', 'aed_median')), 2)}"
             f" jaw r {_num(pick(report, 'output', ('expression', 'signals', 'jaw', 'r')), 2)}"
-            f" ({time.perf_counter() - t0:.0f} s, total {time.perf_counter() - started:.0f} s)")
-    return cross, selfs
+            f" ({time.perf_counter() - t0:.0f} s; {elapsed:.0f} s so far, ~{elapsed / i * (len(jobs) - i):.0f} s left)")
+    return cross, selfs, failures
 
 
 def bench_lines(report: dict | None) -> list[str]:
@@ -135,7 +152,8 @@ def _revision() -> str:
     return f"{rev}{' + uncommitted changes' if dirty else ''}"
 
 
-def page(cross: list, selfs: list, speed: dict | None, args: argparse.Namespace, seconds: float) -> str:
+def page(cross: list, selfs: list, failures: list, speed: dict | None, args: argparse.Namespace,
+         seconds: float) -> str:
     """The whole of docs/RESULTS.md."""
     m = machine_info()
     first = (cross or selfs)[0][1] if (cross or selfs) else {}
@@ -158,13 +176,20 @@ def page(cross: list, selfs: list, speed: dict | None, args: argparse.Namespace,
         "yaw/pitch/roll relative to the first frame; r is – where a signal is constant (frozen).",
         "- AKD: mean landmark distance in inter-ocular distances; relative motion for cross-reenactment, "
         "absolute positions against the real frames for self-reenactment.",
+        "- jaw lag: frames the output's jawOpen trails the driving's (the shift within ±8 that maximises r).",
+        "- jitter: mean landmark acceleration in inter-ocular distances per frame² (lower is steadier; "
+        "pasted_driving gives the driving video's own).",
         "- L1 (0–1 scale), PSNR (dB, capped at 100), SSIM: output against the real frames (self only).",
         "- no face: output frames where the tracker found no face (also counted, never a crash).",
+        "- render fps: the main command's own fps on that pair (short clips: start-up weighs in; "
+        "the Speed section is the measured headline).",
         "- JSON keys of each report: `facepaint.runtime.evaluate.REPORT_KEYS` / `METRIC_KEYS`.", "",
         f"## Cross-reenactment ({len(cross)} pairs: portrait × driving clip)", "",
         *table(cross, CROSS_COLUMNS), "",
         f"## Self-reenactment ({len(selfs)} clips: first frame driven by its own video)", "",
-        *table(selfs, SELF_COLUMNS), "", "## Speed", "", *bench_lines(speed), "",
+        *table(selfs, SELF_COLUMNS), "",
+        *([f"Failed ({len(failures)}):", *(f"- {name}: {msg}" for name, msg in failures), ""] if failures else []),
+        "## Speed", "", *bench_lines(speed), "",
     ]
     return "\n".join(lines)
 
@@ -197,11 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         speed = bench(str(args.media / HEADLINE[0]), str(args.media / HEADLINE[1]), "cpu", args.bench_frames,
                       args.bench_repeat, say)
         say(f"bench: {speed['fps']:.1f} fps, floor {speed['floor_fps']:.1f}, ratio {speed['ratio']}")
-    cross, selfs = sweep(args.media, args.max_frames, args.every, say)
+    cross, selfs, failures = sweep(args.media, args.max_frames, args.every, say)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(page(cross, selfs, speed, args, time.perf_counter() - started))
+    args.out.write_text(page(cross, selfs, failures, speed, args, time.perf_counter() - started))
     if args.json:
-        args.json.write_text(json.dumps({"cross": dict(cross), "self": dict(selfs), "bench": speed}, indent=1))
+        args.json.write_text(json.dumps({"cross": dict(cross), "self": dict(selfs), "failed": dict(failures),
+                                         "bench": speed}, indent=1))
     say(f"wrote {args.out}")
     return 0
 

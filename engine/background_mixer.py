@@ -70,9 +70,10 @@ class GeometricBackgroundMixer:
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
     def paste(self, crop: np.ndarray) -> np.ndarray:
-        """The full source frame with ``crop`` in place (a new array; the crop border is fixed by
-        the warp, so no seam needs blending)."""
+        """The full source frame with the in-image part of ``crop`` in place (a new array; the
+        crop border is fixed by the warp, so no seam needs blending)."""
         x0, y0, x1, y1 = self.source.box
+        left, top = self.source.pad[:2]
         out = self._frame.copy()
-        out[y0:y1, x0:x1] = crop
+        out[y0:y1, x0:x1] = crop[top:top + y1 - y0, left:left + x1 - x0]
         return out

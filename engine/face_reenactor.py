@@ -8,7 +8,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from facepaint.engine.eyes import paint_lids
+from facepaint.engine.eyes import paint_irises, paint_lids
 from facepaint.engine.landmark_transformer import TargetShape
 from facepaint.engine.mouth import mouth_alpha, paint_mouth
 from facepaint.engine.source_face import SourceFace
@@ -23,12 +23,14 @@ class ReenactorConfig:
             over the source's teeth).
         mouth_open_gain: Extra opening (gap over width) beyond the source's at which the fill is full.
         lid_fill: Paint lid skin over closing eyes.
+        gaze: Move the irises rigidly to the driving gaze (topologies with iris points).
         interpolation: ``"linear"`` or ``"cubic"`` resampling of the crop.
     """
 
     mouth_fill: bool = True
     mouth_open_gain: float = 0.06
     lid_fill: bool = True
+    gaze: bool = True
     interpolation: str = "linear"
 
     def __post_init__(self) -> None:
@@ -94,6 +96,8 @@ class GeometricFaceReenactor:
             alpha, closing = mouth_alpha(self.source, target.landmarks, self.config.mouth_open_gain)
             if alpha > 0.01 or closing > 0.01:
                 paint_mouth(out, self.source, target.landmarks, frame, driving, alpha, closing)
+        if self.config.gaze:
+            paint_irises(out, self.source, target.landmarks)
         if self.config.lid_fill:
             paint_lids(out, self.source, target.landmarks, target.eye_closure)
         return Reenacted(out, mx, my, alpha)

@@ -25,6 +25,8 @@ class TransformerConfig:
         blink_closed: Driving lid-opening ratio (to its neutral) at which the source eye is shut.
         blink_open: Ratio above which the eye is fully open (no lid fill).
         max_eye_ratio: Cap on widening the source's eyes.
+        mouth: Extra gain on the expression around the mouth (falls off over about one mouth
+            width): lips move less than the face scale suggests on most sources.
         ring_follow: Share of the face-oval expression motion (the jaw) passed on to the head
             ring, so the skin between the jaw and the fixed border stretches instead of folding.
     """
@@ -37,9 +39,10 @@ class TransformerConfig:
     blink_open: float = 0.7
     max_eye_ratio: float = 1.5
     ring_follow: float = 0.5
+    mouth: float = 1.2
 
     def __post_init__(self) -> None:
-        for name in ("expression", "rotation", "translation"):
+        for name in ("expression", "rotation", "translation", "mouth"):
             if not 0.0 <= getattr(self, name) <= 2.0:
                 raise ValueError(f"{name} gain must be in [0, 2], got {getattr(self, name)}")
         if not 0.0 <= self.blink_closed < self.blink_open <= 1.0:
@@ -99,6 +102,7 @@ class GeometricLandmarkTransformer:
         self._neutral: np.ndarray | None = None
         self._neutral_eyes = np.ones(2)
         self._to_source: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._gain = self._expression_gain()
 
     @property
     def calibrated(self) -> bool:
@@ -130,7 +134,7 @@ class GeometricLandmarkTransformer:
         s_d, r_d, t_d = umeyama(lm[st], neutral[st])
         unposed = similarity_apply(lm, s_d, r_d, t_d)
         s_a, r_a, t_a = self._to_source
-        delta = cfg.expression * s_a * (unposed - neutral) @ r_a.T
+        delta = self._gain * s_a * (unposed - neutral) @ r_a.T
         shape = self.source.landmarks + delta
         ratio = eye_openness(unposed, self.topology) / self._neutral_eyes
         ratio = np.clip(ratio, 0.0, cfg.max_eye_ratio)
@@ -143,6 +147,16 @@ class GeometricLandmarkTransformer:
         shape[:, :2] += shift
         anchors[:, :2] += shift
         return TargetShape(shape, anchors, np.asarray(closure, np.float64))
+
+    def _expression_gain(self) -> np.ndarray:
+        """(N, 1) per-landmark expression gain: ``expression`` everywhere, raised towards
+        ``expression * mouth`` around the mouth."""
+        lm = self.source.landmarks[:, :2]
+        lips = lm[self.topology.lips_outer]
+        width = float(np.ptp(lips[:, 0])) + 1.0
+        d2 = ((lm - lips.mean(0)) ** 2).sum(1) / (0.8 * width) ** 2
+        gain = 1.0 + (self.config.mouth - 1.0) * np.exp(-d2)
+        return (self.config.expression * gain)[:, None]
 
     def _inside_shift(self, anchors: np.ndarray) -> np.ndarray:
         """Shift that keeps the head ring off the fixed crop border (a head that walks out of

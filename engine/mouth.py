@@ -1,4 +1,5 @@
-"""Mouth interior for the geometric reenactor: the driving frame's inner mouth, fitted and matched."""
+"""Inner mouth for the geometric reenactor: the source teeth kept rigid with their lips, and the
+driving frame's mouth interior (fitted and colour-matched) where the mouth opens wider."""
 
 from __future__ import annotations
 

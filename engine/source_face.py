@@ -56,8 +56,11 @@ class SourceFace:
     Attributes:
         image: Full source RGB uint8 (H, W, 3).
         topology: Landmark layout of ``landmarks``.
-        box: Crop (x0, y0, x1, y1) in image pixels.
-        crop: Source RGB crop.
+        box: The part of the crop inside the image, (x0, y0, x1, y1) in image pixels: the only
+            pixels a render can change.
+        pad: (left, top, right, bottom) crop pixels beyond the image (mirrored), so a face near
+            the image edge still has room to move and the fixed ring stays out of sight.
+        crop: Source RGB crop (padded).
         landmarks: (N, 3) landmarks; z in the same pixel scale.
         anchors: (K, 3) head-ring points (they move with the head pose only).
         ring: (M, 2) fixed crop-border points.
@@ -73,11 +76,14 @@ class SourceFace:
         lash_colour: Per eye, RGB of the lash line (float32 (2, 3)).
         mouth_stats: (mean, std) RGB of the lower face, for colour-matching the driving mouth.
         mouth_mask: Soft mask (float32, crop size) of the source's inner mouth (teeth, if shown).
+        iris_radius: Per eye, iris radius in pixels (0 where the topology has no irises).
+        sclera_colour: Per eye, RGB of the white of the eye (float32 (2, 3)).
     """
 
     image: np.ndarray
     topology: Topology
     box: tuple[int, int, int, int]
+    pad: tuple[int, int, int, int]
     crop: np.ndarray
     landmarks: np.ndarray
     anchors: np.ndarray
@@ -94,6 +100,13 @@ class SourceFace:
     lash_colour: np.ndarray
     mouth_stats: tuple[np.ndarray, np.ndarray]
     mouth_mask: np.ndarray
+    iris_radius: np.ndarray
+    sclera_colour: np.ndarray
+
+    @property
+    def origin(self) -> tuple[int, int]:
+        """Image pixel (x, y) of the crop's top-left corner (negative where padded)."""
+        return self.box[0] - self.pad[0], self.box[1] - self.pad[1]
 
     @property
     def vertices(self) -> np.ndarray:
@@ -124,13 +137,11 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
     if face.landmarks.shape != (topo.n_points, 3):
         raise NoFaceError(f"source landmarks must be ({topo.n_points}, 3) for {topo.name}, got {face.landmarks.shape}")
     lm_full = np.asarray(face.landmarks, np.float64)
-    box = _crop_box(lm_full, image.shape, config)
-    x0, y0, x1, y1 = box
-    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    box, pad, crop = _padded_crop(image, lm_full, config)
     lm = lm_full.copy()
-    lm[:, 0] -= x0
-    lm[:, 1] -= y0
-    size = (x1 - x0, y1 - y0)
+    lm[:, 0] -= box[0] - pad[0]
+    lm[:, 1] -= box[1] - pad[1]
+    size = (crop.shape[1], crop.shape[0])
     face_width = _face_width(lm, topo)
     anchors = _head_ring(lm, topo, config.head_ring, size)
     ring = border_ring(size[0], size[1], config.ring_points).astype(np.float64)
@@ -139,23 +150,39 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
     step = max(1, int(round(face_width / config.grid_cells)))
     background, face_mask = _remove_face(crop, lm, topo, face_width, config)
     lid, lash = _eye_colours(crop, lm, topo)
+    radius, sclera = _iris_and_sclera(crop, lm, topo)
     return SourceFace(
-        image=image, topology=topo, box=box, crop=crop, landmarks=lm, anchors=anchors, ring=ring,
+        image=image, topology=topo, box=box, pad=pad, crop=crop, landmarks=lm, anchors=anchors, ring=ring,
         triangles=tri, warp=PiecewiseAffineWarp(tri, size, step), background=background,
         face_mask=face_mask, canonical=_canonical(lm, face, face_width), face_width=face_width,
         eye_open=eye_openness(lm, topo), mouth_open=mouth_openness(lm, topo),
         lid_colour=lid, lash_colour=lash, mouth_stats=region_stats(crop, mouth_region(lm, topo)),
         mouth_mask=soft_polygon((size[1], size[0]), lm[topo.lips_inner, :2], 0.004 * face_width),
+        iris_radius=radius, sclera_colour=sclera,
     )
 
 
-def _crop_box(lm: np.ndarray, shape: tuple[int, ...], cfg: SourceConfig) -> tuple[int, int, int, int]:
-    h, w = shape[:2]
+def _padded_crop(image: np.ndarray, lm: np.ndarray, cfg: SourceConfig):
+    """(box inside the image, pad beyond it, crop) around the landmarks with the config margins."""
+    h, w = image.shape[:2]
     x0, y0 = lm[:, :2].min(0)
     x1, y1 = lm[:, :2].max(0)
     bw, bh = x1 - x0, y1 - y0
-    box = (x0 - cfg.margin * bw, y0 - cfg.margin_top * bh, x1 + cfg.margin * bw, y1 + cfg.margin * bh)
-    return (max(0, int(box[0])), max(0, int(box[1])), min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3]))))
+    want = (int(np.floor(x0 - cfg.margin * bw)), int(np.floor(y0 - cfg.margin_top * bh)),
+            int(np.ceil(x1 + cfg.margin * bw)), int(np.ceil(y1 + cfg.margin * bh)))
+    box = (max(0, want[0]), max(0, want[1]), min(w, want[2]), min(h, want[3]))
+    if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+        raise NoFaceError(f"the source face lies outside the image ({w}x{h}); use a portrait with the face inside")
+    # Mirrored beyond the image, at most one face size (the ring only needs room, not content).
+    limit = int(max(bw, bh))
+    pad = (min(limit, box[0] - want[0]), min(limit, box[1] - want[1]),
+           min(limit, want[2] - box[2]), min(limit, want[3] - box[3]))
+    crop = image[box[1]:box[3], box[0]:box[2]]
+    if any(pad):
+        small = min(crop.shape[:2]) <= max(pad)
+        mode = cv2.BORDER_REPLICATE if small else cv2.BORDER_REFLECT_101
+        crop = cv2.copyMakeBorder(crop, pad[1], pad[3], pad[0], pad[2], mode)
+    return box, pad, np.ascontiguousarray(crop)
 
 
 def _face_width(lm: np.ndarray, topo: Topology) -> float:
@@ -209,6 +236,26 @@ def _eye_colours(crop: np.ndarray, lm: np.ndarray, topo: Topology) -> tuple[np.n
             dark = px[np.argsort(px.sum(1))[: max(1, len(px) // 4)]]
             lash[k] = dark.mean(0)
     return lid, lash
+
+
+def _iris_and_sclera(crop: np.ndarray, lm: np.ndarray, topo: Topology) -> tuple[np.ndarray, np.ndarray]:
+    radius = np.zeros(2)
+    sclera = np.full((2, 3), 220.0, np.float32)
+    for k in range(2):
+        iris = topo.irises[k]
+        if len(iris) < 2:
+            continue
+        centre = lm[iris[0], :2]
+        radius[k] = float(np.linalg.norm(lm[iris[1:], :2] - centre, axis=1).mean())
+        px = _pixels_in(crop, lm[topo.eyes[k], :2])
+        if len(px) < 4:
+            continue
+        yy, xx = np.nonzero(soft_polygon(crop.shape[:2], lm[topo.eyes[k], :2], 0) > 0.5)
+        outside = np.hypot(xx - centre[0], yy - centre[1]) > 1.2 * radius[k]
+        white = crop[yy[outside], xx[outside]].astype(np.float32) if outside.any() else px
+        luma = white.sum(1)
+        sclera[k] = white[luma >= np.percentile(luma, 75)].mean(0)
+    return radius, sclera
 
 
 def _light_skin(img: np.ndarray, poly: np.ndarray) -> np.ndarray:

@@ -68,8 +68,8 @@ class Topology:
         brows: Right then left brow indices.
         nose: Nose indices.
         stable: Indices that follow the skull only, used to estimate head pose.
-        warp: Indices used as warp vertices: every region point plus a sparser fill, because
-            the triangle count is what the per-frame rasterisation pays for.
+        warp: Indices used as warp vertices: every region point but the irises, plus a sparser
+            fill, because the triangle count is what the per-frame rasterisation pays for.
     """
 
     name: str
@@ -94,9 +94,11 @@ def _a(seq) -> np.ndarray:
 
 
 def _mesh_warp_points() -> np.ndarray:
+    # No iris points: warping the eyeball bends the iris into a wedge; the reenactor moves the
+    # iris rigidly instead.
     regions = (MESH_FACE_OVAL, MESH_LIPS_OUTER, MESH_LIPS_INNER, MESH_RIGHT_EYE, MESH_LEFT_EYE,
-               MESH_RIGHT_IRIS, MESH_LEFT_IRIS, MESH_RIGHT_BROW, MESH_LEFT_BROW, MESH_NOSE,
-               MESH_STABLE, IBUG68_FROM_MESH, range(0, 468, 3))
+               MESH_RIGHT_BROW, MESH_LEFT_BROW, MESH_NOSE, MESH_STABLE, IBUG68_FROM_MESH,
+               range(0, 468, 3))
     return _a(sorted({i for region in regions for i in region}))
 
 

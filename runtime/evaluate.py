@@ -16,9 +16,11 @@ JSON layout (key tuples below, pinned by tests; undefined figures are ``null``, 
 * ``identity`` (``IDENTITY_KEYS``): AED = descriptor distance to the source (median / mean over
   judged frames, < 0.6 same person), CSIM = cosine similarity, frames judged and frames without a face.
 * ``expression`` (``EXPRESSION_KEYS``): ED over the 51 expression blendshapes and the 17 AUs, and per
-  signal of ``SIGNAL_KEYS`` Pearson ``r`` and ``amplitude`` = std(output) / std(driving).
+  signal of ``SIGNAL_KEYS`` Pearson ``r``, ``amplitude`` = std(output) / std(driving) and
+  ``lag_frames`` (the shift within 8 frames that maximises r; positive: the output is late).
 * ``pose`` (``ANGLE_KEYS``): per angle ``mae_deg`` and ``r`` of the pose relative to the first frame.
-* ``landmarks``: ``akd`` in inter-ocular distances, ``mode`` absolute (self) or relative (cross).
+* ``landmarks`` (``LANDMARK_KEYS``): ``akd`` in inter-ocular distances, ``mode`` absolute (self) or
+  relative (cross), ``jitter`` = mean landmark acceleration (IOD / frame², lower is steadier).
 * ``image`` (``IMAGE_KEYS``, self-reenactment only, else null): L1 on [0, 1], PSNR in dB (capped at
   100), SSIM (on the judged frames only, ``ssim_frames`` of them).
 """
@@ -31,31 +33,29 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from facepaint.engine.errors import ConfigError, InputError, NoFaceError
-from facepaint.engine.track import FaceTrack
+from facepaint.engine.errors import ConfigError, InputError
 from facepaint.plugins.sources.image import read_image
 from facepaint.runtime import metrics as M
+from facepaint.runtime.eval_streams import iter_frames, judge, trim_video, write_image
 from facepaint.runtime.identity import IDENTITY_MODEL
 
 SCHEMA = "facepaint-eval/1"
 REPORT_KEYS = ("schema", "mode", "source", "driving", "output", "frames", "every", "max_frames",
                "identity_model", "tracker", "date", "seconds", "render", "driving_faces_missing",
                "metrics", "bounds")
-BOUND_NAMES = ("frozen_source", "pasted_driving")
 METRIC_KEYS = ("frames", "faces_missing", "identity", "expression", "pose", "landmarks", "image")
 IDENTITY_KEYS = ("aed_median", "aed_mean", "csim_median", "csim_mean", "same_person_rate",
                  "frames_judged", "faces_missing")
 EXPRESSION_KEYS = ("ed_blendshapes", "ed_au", "signals")
 SIGNAL_KEYS = tuple(M.SIGNALS)
+SIGNAL_FIGURES = ("r", "amplitude", "lag_frames")
+LANDMARK_KEYS = ("akd", "mode", "jitter")
 ANGLE_KEYS = M.ANGLES
+BOUND_NAMES = M.BOUND_NAMES
 IMAGE_KEYS = ("l1", "psnr", "ssim", "ssim_frames")
 TRACKER_NAME = "mediapipe (smoothing off)"
 
@@ -89,60 +89,6 @@ class EvalConfig:
             raise ValueError(f"--max-frames must be >= 3, got {self.max_frames}")
         if self.self_reenactment == (self.source is not None):
             raise ValueError("give either --source PORTRAIT with --driving VIDEO, or --self VIDEO")
-
-
-def iter_frames(path: str, what: str = "video") -> Any:
-    """Yield the RGB frames of a video file (PyAV, threaded decoding).
-
-    Raises:
-        InputError: When the file is missing or cannot be read as a video.
-    """
-    from facepaint.plugins.sources.video import open_video
-
-    container, stream = open_video(path, what)
-    with container:
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
-
-
-def video_rate(path: str) -> Fraction:
-    """The exact frame rate of a video file (``VideoSource.rate``)."""
-    from facepaint.plugins.sources.video import VideoSource
-
-    with VideoSource(path) as video:
-        return video.rate
-
-
-def trim_video(src: str, dst: str, max_frames: int) -> int:
-    """Write the first ``max_frames`` frames of ``src`` to ``dst`` (H.264 CRF 12, no audio).
-
-    Returns:
-        The number of frames written.
-    """
-    import av
-
-    written = 0
-    with av.open(dst, "w") as out:
-        stream = out.add_stream("libx264", rate=video_rate(src))
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "preset": "veryfast"}
-        for rgb in iter_frames(src, "driving video"):
-            if written == 0:
-                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-            written += 1
-            if written >= max_frames:
-                break
-        out.mux(stream.encode(None))
-    return written
-
-
-def write_image(path: str, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image (PNG, lossless)."""
-    import cv2
-
-    cv2.imwrite(path, np.ascontiguousarray(rgb[:, :, ::-1]))
 
 
 def render(source: str, driving: str, output: str, stats_json: str) -> dict | None:
@@ -223,138 +169,6 @@ def _prepare(config: EvalConfig, tmp: Path) -> tuple[str, str]:
     return str(tmp / "source.png"), driving
 
 
-def _make_tracker() -> Any:
-    from facepaint.plugins.base import load_plugin
-    from facepaint.plugins.trackers.config import TrackerConfig
-
-    # The judge sees raw per-frame tracking: smoothing would damp blinks in output and driving alike.
-    return load_plugin("facepaint.trackers", "mediapipe")(TrackerConfig(smoothing=False, max_faces=1))
-
-
-def _first(tracks: Sequence[FaceTrack]) -> FaceTrack | None:
-    return tracks[0] if tracks else None
-
-
-class _Judges:
-    """The judges of one evaluation (a tracker per video stream, the identity network) and what
-    they measured on the output and the two bounds, fed one frame pair at a time.
-
-    Args:
-        stack: Closes the trackers when the evaluation ends.
-        source: The source image (RGB).
-        every: Identity network and SSIM on every ``every``-th frame.
-        self_mode: Also compare pixels with the real (driving) frames.
-        identity: An ``IdentityJudge`` to reuse, or None.
-
-    Raises:
-        NoFaceError: When dlib finds no face in the source.
-    """
-
-    def __init__(self, stack: ExitStack, source: np.ndarray, every: int, self_mode: bool,
-                 identity: Any | None) -> None:
-        from facepaint.runtime.identity import IdentityJudge
-
-        self.ident = identity if identity is not None else IdentityJudge()
-        self.src_desc = self.ident.descriptor(source)
-        if self.src_desc is None:
-            raise NoFaceError("the identity judge (dlib) found no face in the source image")
-        self.source, self.every, self.self_mode = source, every, self_mode
-        self.logs = {name: M.CandidateLog() for name in ("output", *BOUND_NAMES)}
-        self.drv_tracks: list[FaceTrack | None] = []
-        # One tracker per stream: video-mode tracking keeps state between the frames of one stream
-        # (the frozen still goes through a tracker's separate image mode).
-        self.trk = {name: _make_tracker() for name in ("driving", "output", "pasted")}
-        for tracker in self.trk.values():
-            stack.callback(tracker.close)
-        self.frozen: np.ndarray | None = None
-        self.frozen_track: FaceTrack | None = None
-        self.frozen_desc: np.ndarray | None = None
-
-    def frame(self, i: int, ts: int, drv: np.ndarray, out: np.ndarray) -> None:
-        """Judge frame ``i`` (timestamp ``ts`` ms) of the driving and the output video."""
-        if self.frozen is None:  # the output size is known only from its first frame
-            self.frozen = _resize(self.source, out.shape)
-            self.frozen_track = _first(self.trk["pasted"].track(self.frozen, None))
-            self.frozen_desc = self.ident.descriptor(self.frozen)
-        pasted = _resize(drv, out.shape)
-        logs = self.logs
-        self.drv_tracks.append(_first(self.trk["driving"].track(drv, ts)))
-        logs["output"].add_track(_first(self.trk["output"].track(out, ts)))
-        # Same size: the pasted frame *is* the driving frame; tracking it again gives the same.
-        logs["pasted_driving"].add_track(self.drv_tracks[-1] if pasted is drv else
-                                         _first(self.trk["pasted"].track(pasted, ts)))
-        logs["frozen_source"].add_track(self.frozen_track)
-        judged = i % self.every == 0
-        if judged:
-            logs["output"].add_identity(self.ident.descriptor(out), self.src_desc)
-            logs["pasted_driving"].add_identity(self.ident.descriptor(pasted), self.src_desc)
-            logs["frozen_source"].add_identity(self.frozen_desc, self.src_desc)
-        if self.self_mode:
-            for name, image in (("output", out), ("frozen_source", self.frozen), ("pasted_driving", pasted)):
-                logs[name].add_image(image, pasted, with_ssim=judged)
-
-    def result(self) -> dict:
-        """{"frames", "driving_faces_missing", "metrics", "bounds"} of the report."""
-        drv = M.series_from_tracks(self.drv_tracks)
-        # Self-reenactment: the pasted frames are the real frames at the output size.
-        real = M.series_from_tracks(self.logs["pasted_driving"].tracks) if self.self_mode else None
-        return {"frames": len(self.drv_tracks), "driving_faces_missing": int((~drv.found).sum()),
-                "metrics": M.candidate_metrics(self.logs["output"], drv, real),
-                "bounds": {n: M.candidate_metrics(self.logs[n], drv, real) for n in BOUND_NAMES}}
-
-
-def judge(source: np.ndarray, driving: str, output: str, every: int, self_mode: bool,
-          say: Progress, identity: Any | None = None) -> dict:
-    """Track and judge the output and both bounds frame by frame, in one pass over both videos.
-
-    Args:
-        source: The source image (RGB).
-        driving: Driving video path.
-        output: Output video path (extra frames beyond the driving's are ignored).
-        every: Identity network and SSIM on every ``every``-th frame.
-        self_mode: Also compare pixels and absolute landmarks with the real (driving) frames.
-        say: Progress callback.
-        identity: An ``IdentityJudge`` to reuse (None: one is loaded).
-
-    Returns:
-        {"frames", "driving_faces_missing", "metrics", "bounds"} of the report.
-
-    Raises:
-        NoFaceError: When dlib finds no face in the source.
-        InputError: When a video cannot be read.
-    """
-    step_ms = 1000.0 / float(video_rate(driving))
-    with ExitStack() as stack:
-        judges = _Judges(stack, source, every, self_mode, identity)
-        pairs = zip(iter_frames(driving, "driving video"), iter_frames(output, "output video"))
-        for i, (drv, out) in enumerate(pairs):
-            judges.frame(i, round(i * step_ms), drv, out)
-            if i % 50 == 49:
-                say(f"  frame {i + 1}")
-        return judges.result()
-
-
-def _resize(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``image`` fitted into ``shape``'s height and width, aspect kept, centred on black.
-
-    Returned as is when it already fits. Stretching instead would distort the face, and the
-    tracker would read the distortion as expression: the bounds must see the face undistorted.
-    """
-    import cv2
-
-    h, w = shape[:2]
-    ih, iw = image.shape[:2]
-    if (ih, iw) == (h, w):
-        return image
-    scale = min(w / iw, h / ih)
-    nw, nh = min(w, round(iw * scale)), min(h, round(ih * scale))
-    resized = image if (nh, nw) == (ih, iw) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((h, w, 3), np.uint8)
-    y0, x0 = (h - nh) // 2, (w - nw) // 2
-    canvas[y0:y0 + nh, x0:x0 + nw] = resized
-    return canvas
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``facepaint-live eval``."""
     p = argparse.ArgumentParser(prog="facepaint-live eval",
@@ -397,7 +211,8 @@ def summary_lines(report: dict) -> list[str]:
             ("expression ED (blendshapes)", ("expression", "ed_blendshapes"))]
     rows += [(f"{s} r / amplitude", ("expression", "signals", s)) for s in M.SIGNALS]
     rows += [(f"{a} MAE deg / r", ("pose", a)) for a in M.ANGLES]
-    rows += [("landmarks AKD (IOD)", ("landmarks", "akd"))]
+    rows += [("landmarks AKD (IOD)", ("landmarks", "akd")), ("landmark jitter", ("landmarks", "jitter")),
+             ("jaw lag (frames)", ("expression", "signals", "jaw", "lag_frames"))]
     if report["mode"] == "self":
         rows += [("L1", ("image", "l1")), ("PSNR dB", ("image", "psnr")), ("SSIM", ("image", "ssim"))]
     cands = [report["metrics"], report["bounds"]["frozen_source"], report["bounds"]["pasted_driving"]]

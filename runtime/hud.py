@@ -75,12 +75,12 @@ class LiveStats(PipelineStats):
 
 
 def window_latency_ms(series: list[dict[str, float]], start: float, end: float) -> float | None:
-    """Frame-weighted mean of the per-second p50 latencies with ``start <= t < end`` (None if empty)."""
-    rows = [r for r in series if start <= r["t"] < end]
-    total = sum(r["n"] for r in rows)
-    if total == 0:
-        return None
-    return sum(r["p50"] * r["n"] for r in rows) / total
+    """Median of the per-second p50 latencies with ``start <= t < end`` (None when there is none).
+
+    The median of seconds, not of frames, so one second of CPU contention does not move a window.
+    """
+    values = [r["p50"] for r in series if start <= r["t"] < end and r["n"] > 0]
+    return float(np.median(values)) if values else None
 
 
 def format_table(stats: dict[str, Any], target_fps: float | None = None) -> str:

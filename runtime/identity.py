@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from facepaint.engine.errors import BackendUnavailable
 
 IDENTITY_MODEL = ("dlib_face_recognition_resnet_model_v1, HOG detector, 5-point alignment "

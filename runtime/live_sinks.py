@@ -8,6 +8,7 @@ keeps the recording in real time when frames were dropped upstream.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -18,6 +19,8 @@ from facepaint.runtime.pipeline import DROP_OLDEST, END, Edge
 # encoder bursts without holding much memory (25 x 2.7 MB at 1280x720).
 RECORD_BACKLOG = 25
 _JOIN_TIMEOUT_S = 10.0
+# Nice value of the recording thread (0 = normal, 19 = lowest): below the live stages.
+RECORD_NICE = 10
 
 
 class ClockedSink:
@@ -99,6 +102,7 @@ class BackgroundSink:
         return self._edge.dropped
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             item = self._edge.get()
             if item is END or self._abort.is_set():
@@ -153,3 +157,20 @@ class BackgroundSink:
             self.close()
         else:
             self.abort()
+
+
+def _lower_priority() -> None:
+    """Lower this thread's CPU priority (Linux: per-thread nice; threads it starts inherit it).
+
+    The recording may lag by up to ``RECORD_BACKLOG`` frames; tracking and rendering may not. On a
+    machine short of cores the encoder (and x264's worker threads, started from here on the first
+    frame) should yield to them. Elsewhere, or when not permitted, priorities stay as they are.
+    """
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is None or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        setpriority(os.PRIO_PROCESS, threading.get_native_id(), RECORD_NICE)
+    except OSError:
+        pass  # not permitted (containers, policies): the recording just competes normally
+

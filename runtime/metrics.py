@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from facepaint.engine.track import AU_NAMES, BLENDSHAPE_NAMES, FaceTrack
 from facepaint.runtime.identity import SAME_PERSON_THRESHOLD, cosine_similarity, descriptor_distance
 
@@ -24,9 +23,12 @@ SIGNALS: dict[str, tuple[str, ...]] = {
     "brows": ("browInnerUp", "browOuterUpLeft", "browOuterUpRight"),
 }
 ANGLES = ("yaw", "pitch", "roll")
+# The two bounds scored beside every output: the source unmoved, and the driving frame itself.
+BOUND_NAMES = ("frozen_source", "pasted_driving")
 # Outer eye corners: the inter-ocular distance normalises landmark errors (AKD / LSIM).
 EYE_CORNERS = {"mediapipe478": (33, 263), "ibug68": (36, 45)}
 PSNR_CAP_DB = 100.0
+MAX_LAG_FRAMES = 8
 # Blendshape 0 is MediaPipe's "_neutral" score, not an expression: left out of ED.
 _EXPRESSION_BS = slice(1, len(BLENDSHAPE_NAMES))
 _N_AU = len(AU_NAMES) - 3
@@ -134,14 +136,32 @@ def signal(series: TrackSeries, name: str) -> np.ndarray:
     return series.blendshapes[:, idx].mean(axis=1)
 
 
+def lag(out: np.ndarray, driving: np.ndarray, max_lag: int = MAX_LAG_FRAMES) -> int | None:
+    """How many frames ``out`` trails ``driving``: the shift in [-max_lag, max_lag] that maximises
+    Pearson r of out[t] against driving[t - shift] (smoothing and pipeline delays show up here).
+    None where r is undefined at every shift (a constant signal)."""
+    best, best_r = None, -2.0
+    n = len(out)
+    # Nearest shifts first, and a later one must beat r clearly: ties (a ramp) mean no lag.
+    for shift in sorted(range(-max_lag, max_lag + 1), key=abs):
+        if n - abs(shift) < 3:
+            continue
+        o = out[shift:] if shift >= 0 else out[:shift]
+        d = driving[:n - shift] if shift >= 0 else driving[-shift:]
+        r = pearson(o, d)
+        if r is not None and r > best_r + 1e-6:
+            best, best_r = shift, r
+    return best
+
+
 def expression_metrics(out: TrackSeries, driving: TrackSeries) -> dict:
-    """ED (mean L2 between blendshape / AU vectors) and per-signal r and amplitude ratio."""
+    """ED (mean L2 between blendshape / AU vectors) and per-signal r, amplitude ratio and lag."""
     ed_bs = np.linalg.norm(out.blendshapes[:, _EXPRESSION_BS] - driving.blendshapes[:, _EXPRESSION_BS], axis=1)
     ed_au = np.linalg.norm(out.au - driving.au, axis=1)
     signals = {}
     for name in SIGNALS:
         so, sd = signal(out, name), signal(driving, name)
-        signals[name] = {"r": pearson(so, sd), "amplitude": amplitude_ratio(so, sd)}
+        signals[name] = {"r": pearson(so, sd), "amplitude": amplitude_ratio(so, sd), "lag_frames": lag(so, sd)}
     return {"ed_blendshapes": _mean_rows(ed_bs), "ed_au": _mean_rows(ed_au), "signals": signals}
 
 
@@ -174,19 +194,33 @@ def landmark_metrics(out: TrackSeries, driving: TrackSeries, absolute: bool) -> 
             its own inter-ocular distance (cross-reenactment: faces differ in place and size).
 
     Returns:
-        {"akd": float | None, "mode": "absolute" | "relative"}.
+        {"akd": float | None, "mode": "absolute" | "relative", "jitter": float | None}.
     """
+    mode = "absolute" if absolute else "relative"
     if out.landmarks.shape[1] != driving.landmarks.shape[1]:
-        return {"akd": None, "mode": "absolute" if absolute else "relative"}
+        return {"akd": None, "mode": mode, "jitter": jitter(out)}
     if absolute:
         dist = np.linalg.norm(out.landmarks - driving.landmarks, axis=2).mean(axis=1) / driving.iod
-        return {"akd": _mean_rows(dist), "mode": "absolute"}
+        return {"akd": _mean_rows(dist), "mode": mode, "jitter": jitter(out)}
     ref_o = out.iod[int(np.argmax(out.found))] if out.found.any() else np.nan
     ref_d = driving.iod[int(np.argmax(driving.found))] if driving.found.any() else np.nan
     mo = _relative(out.landmarks, out.found) / ref_o
     md = _relative(driving.landmarks, driving.found) / ref_d
     dist = np.linalg.norm(mo - md, axis=2).mean(axis=1)
-    return {"akd": _mean_rows(dist), "mode": "relative"}
+    return {"akd": _mean_rows(dist), "mode": mode, "jitter": jitter(out)}
+
+
+def jitter(series: TrackSeries) -> float | None:
+    """Mean landmark acceleration |x[t+1] - 2 x[t] + x[t-1]| in inter-ocular distances per frame².
+
+    Smooth motion scores near 0 and frame-to-frame shake scores high; read it against the
+    pasted_driving bound (the driving video's own jitter, as the tracker sees it).
+    """
+    if len(series) < 3:
+        return None
+    acc = series.landmarks[2:] - 2 * series.landmarks[1:-1] + series.landmarks[:-2]
+    per_frame = np.linalg.norm(acc, axis=2).mean(axis=1) / series.iod[1:-1]
+    return _mean_rows(per_frame)
 
 
 def l1(a: np.ndarray, b: np.ndarray) -> float:

@@ -180,6 +180,8 @@ class WebcamSource:
         deadline = time.monotonic() + self.retry_s
         while not self._closed:
             with self._lock:
+                if self._closed:  # close() ran meanwhile: do not reopen what it released
+                    return
                 if self._cap is not None:
                     self._cap.release()
                 self._cap = self._open()

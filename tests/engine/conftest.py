@@ -94,3 +94,22 @@ def driving(talking_clip, track):
         i += 1
     cap.release()
     return out
+
+
+@pytest.fixture(scope="session")
+def gaze(media, track):
+    """[(frame, face)] of lp_d0.mp4 frames 0 (straight), 19 and 35 (looking to either side)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(media / "driving" / "lp_d0.mp4"))
+    out, i = [], 0
+    while len(out) < 3:
+        ok, frame = cap.read()
+        if not ok:
+            pytest.skip("lp_d0.mp4 ended early")
+        if i in (0, 19, 35):
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            out.append((rgb, track(rgb)))
+        i += 1
+    cap.release()
+    return out

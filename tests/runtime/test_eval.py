@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from facepaint.runtime import evaluate as E
 from facepaint.runtime.cli import main as cli_main
 
@@ -30,6 +29,9 @@ def _check_keys(report: dict) -> None:
         assert tuple(metrics["identity"]) == E.IDENTITY_KEYS
         assert tuple(metrics["expression"]) == E.EXPRESSION_KEYS
         assert tuple(metrics["expression"]["signals"]) == E.SIGNAL_KEYS
+        for figures in metrics["expression"]["signals"].values():
+            assert tuple(figures) == E.SIGNAL_FIGURES
+        assert tuple(metrics["landmarks"]) == E.LANDMARK_KEYS
         assert tuple(metrics["pose"]) == E.ANGLE_KEYS
         if metrics["image"] is not None:
             assert tuple(metrics["image"]) == E.IMAGE_KEYS
@@ -136,3 +138,8 @@ def test_results_page_tables(cross_report: dict) -> None:
     stats = {"fps": 30.0, "frames_out": 9, "stages": {"track": {"p50": 9.0, "p95": 12.0}}}
     speed = _report("s.jpg", "d.mp4", "cpu", {"full": [stats], "floor": [stats], "passthrough": [stats]})
     assert any("**1.00**" in line for line in results.bench_lines(speed))
+    import argparse
+
+    args = argparse.Namespace(max_frames=20, every=10, media=Path("media"))
+    text = results.page([("a × b", cross_report)], [], [("c × d", "no face")], speed, args, 60.0)
+    assert "## Cross-reenactment (1 pairs" in text and "- c × d: no face" in text and "## Speed" in text

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from facepaint.engine.errors import BackendUnavailable, ConfigError
 from facepaint.runtime import bench as B
 

@@ -216,3 +216,22 @@ def test_run_live_duration_stats_json_and_table(tmp_path, capsys):
     assert set(stats["latency_ms"]) >= {"p50", "p95"}
     err = capsys.readouterr().err
     assert "end-to-end" in err and "infer" in err and "delivered" in err and "of 25.0 fps" in err
+
+
+def test_live_stats_series_and_windows():
+    from facepaint.runtime.hud import LiveStats, format_table
+
+    now = [0.0]
+    stats = LiveStats(clock=lambda: now[0])
+    stats.start()
+    for i in range(50):  # 25 fps for 2 s; latency 40 ms in the first second, 60 ms in the second
+        now[0] = i * 0.04
+        stats.frame_out(now[0] - (0.04 if i < 25 else 0.06))
+    series = stats.to_dict()["latency_ms_by_time"]
+    assert [(r["t"], r["n"]) for r in series] == [(0, 25), (1, 25)]
+    assert window_latency_ms(series, 0, 1) == pytest.approx(40.0)
+    assert window_latency_ms(series, 1, 2) == pytest.approx(60.0)
+    assert window_latency_ms(series, 5, 9) is None
+    assert stats.recent_latency_ms == pytest.approx(60.0)
+    table = format_table(stats.to_dict(), target_fps=25.0)
+    assert "end-to-end" in table and "of 25.0 fps" in table and "dropped 0 (none)" in table

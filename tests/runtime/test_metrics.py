@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from facepaint.engine.track import BLENDSHAPE_NAMES, FaceTrack
 from facepaint.runtime import metrics as M
 
@@ -68,7 +67,8 @@ def test_same_series_scores_perfect_motion() -> None:
     assert expr["ed_blendshapes"] == pytest.approx(0.0)
     assert expr["signals"]["jaw"]["r"] == pytest.approx(1.0)
     assert expr["signals"]["jaw"]["amplitude"] == pytest.approx(1.0)
-    assert expr["signals"]["blink"] == {"r": None, "amplitude": None}  # constant: undefined, no crash
+    assert expr["signals"]["blink"] == {"r": None, "amplitude": None, "lag_frames": None}  # constant: no crash
+    assert expr["signals"]["jaw"]["lag_frames"] == 0
     pose = M.pose_metrics(s, s)
     assert pose["yaw"]["mae_deg"] == pytest.approx(0.0) and pose["yaw"]["r"] == pytest.approx(1.0)
     assert M.landmark_metrics(s, s, absolute=True)["akd"] == pytest.approx(0.0)
@@ -125,3 +125,20 @@ def test_output_without_any_face_is_counted_not_a_crash() -> None:
         assert result["expression"]["ed_blendshapes"] is None
         assert result["pose"]["yaw"] == {"mae_deg": None, "r": None}
         assert result["landmarks"]["akd"] is None
+
+
+def test_lag_finds_a_delayed_signal() -> None:
+    t = np.arange(60)
+    driving = np.sin(t / 4.0)
+    late = np.concatenate([np.zeros(3), driving[:-3]])
+    assert M.lag(late, driving) == 3
+    assert M.lag(driving, driving) == 0
+    assert M.lag(np.zeros(60), driving) is None
+
+
+def test_jitter_is_zero_for_steady_motion_and_grows_with_shake() -> None:
+    steady = M.series_from_tracks([_track(shift=2.0 * i) for i in range(10)])
+    shaky = M.series_from_tracks([_track(shift=3.0 * (i % 2)) for i in range(10)])
+    assert M.jitter(steady) == pytest.approx(0.0, abs=1e-6)
+    assert M.jitter(shaky) > 0.01
+    assert M.jitter(M.series_from_tracks([_track()])) is None
