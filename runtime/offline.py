@@ -7,6 +7,8 @@ offline mode, so the progress bar and the one-line summary go to stderr from her
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import sys
 import time
@@ -50,11 +52,19 @@ def open_tracker(config: AppConfig) -> Any:
     return load_plugin("facepaint.trackers", config.tracker.name)(config.tracker)
 
 
-def open_engine(config: AppConfig, portrait: Portrait) -> Any:
-    """The reenactment engine prepared for ``portrait`` (tests replace this function)."""
+def open_engine(config: AppConfig, portrait: Portrait, still: bool = False) -> Any:
+    """The reenactment engine prepared for ``portrait`` (tests replace this function).
+
+    A still driving image has no neutral frame to measure motion from, so it is always read
+    against the source's own face (``reference="source"``); videos use the configured reference.
+    """
     from facepaint.engine.reenactment import ReenactmentEngine
 
-    return ReenactmentEngine(config.engine, portrait.image, portrait.face)
+    engine_config = config.engine
+    if still:
+        transformer = dataclasses.replace(engine_config.transformer, reference="source")
+        engine_config = dataclasses.replace(engine_config, transformer=transformer)
+    return ReenactmentEngine(engine_config, portrait.image, portrait.face)
 
 
 def open_driving(path: str) -> Any:
@@ -192,7 +202,7 @@ def run_offline(config: AppConfig) -> int:
         stack.callback(tracker.close)
         portrait = load_portrait(config, tracker, image)
         tracker.reset()
-        engine = open_engine(config, portrait)
+        engine = open_engine(config, portrait, still=source.frame_count == 1)
         _close_later(stack, engine)
         height, width = portrait.image.shape[:2]
         sink = load_plugin("facepaint.sinks", "file")(

@@ -7,10 +7,15 @@ is imported only when the first landmarker is created, so listing plugins stays 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
+import os
+import sys
+import threading
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +110,32 @@ def _create_landmarker(model: Path, video: bool, num_faces: int, min_confidence:
         return vision.FaceLandmarker.create_from_options(options)
     except (RuntimeError, OSError) as exc:
         raise ModelError(f"MediaPipe cannot load {model} ({exc}); {_MODEL_FIX}") from None
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_muted(active: bool) -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration (when ``active``).
+
+    Python's ``sys.stderr`` is flushed first and restored after; the lock keeps two trackers
+    starting at once from restoring each other's descriptor.
+    """
+    if not active:
+        yield
+        return
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 def _close_landmarkers(landmarkers: dict[str, Any]) -> None:
@@ -226,12 +257,17 @@ class MediaPipeTracker:
             ModelError: When the model cannot be loaded.
         """
         image = check_image(image)
-        if timestamp_ms is None:
-            result = self._landmarker("image").detect(_mp_image(image))
-        else:
-            landmarker = self._landmarker("video")
-            timestamp_ms = self._stream.check_timestamp(timestamp_ms)
-            result = landmarker.detect_for_video(_mp_image(image), timestamp_ms)
+        mode = "image" if timestamp_ms is None else "video"
+        fresh = mode not in self._landmarkers
+        # MediaPipe's native code logs start-up chatter straight to fd 2 while a landmarker is
+        # created and runs its first frame; users read it as errors. Only that first call is muted.
+        with _native_stderr_muted(fresh):
+            landmarker = self._landmarker(mode)
+            if timestamp_ms is None:
+                result = landmarker.detect(_mp_image(image))
+            else:
+                timestamp_ms = self._stream.check_timestamp(timestamp_ms)
+                result = landmarker.detect_for_video(_mp_image(image), timestamp_ms)
         height, width = image.shape[:2]
         faces = [self._face(result, i, width, height) for i in range(len(result.face_landmarks))]
         faces.sort(key=lambda face: face.area, reverse=True)

@@ -87,7 +87,7 @@ class FakeEngine:
 def fakes(monkeypatch: pytest.MonkeyPatch) -> dict:
     made: dict = {"tracker": FakeTracker(), "engine": None, "fail_at": None}
 
-    def engine(config, portrait):
+    def engine(config, portrait, still=False):
         made["engine"] = FakeEngine(portrait.image, portrait.face, made["fail_at"])
         return made["engine"]
 
