@@ -83,6 +83,20 @@ class Sink(Protocol):
     def abort(self) -> None: ...
 
 
+class SinkContext:
+    """``with sink:`` closes the sink when the block succeeds and aborts it when the block raises,
+    so an error never leaves a half-written output behind."""
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass instance
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()  # type: ignore[attr-defined]
+        else:
+            self.abort()  # type: ignore[attr-defined]
+
+
 def plugin_names(group: str) -> list[str]:
     """Names registered in one entry-point group, sorted."""
     return sorted(ep.name for ep in entry_points(group=group))

@@ -14,6 +14,7 @@ from typing import Any
 
 from facepaint.plugins.base import Frame
 from facepaint.runtime.pipeline import DROP_OLDEST, END, Edge
+from facepaint.plugins.base import SinkContext
 
 # Frames the recorder may fall behind before the oldest is dropped: a second at 25 fps absorbs
 # encoder bursts without holding much memory (25 x 2.7 MB at 1280x720).
@@ -23,7 +24,7 @@ _JOIN_TIMEOUT_S = 10.0
 RECORD_NICE = 10
 
 
-class ClockedSink:
+class ClockedSink(SinkContext):
     """Puts frames on a constant-rate clock for a sink that numbers frames (a video file).
 
     A live run delivers fewer frames than the camera rate when a stage is slow. Written back to back
@@ -65,17 +66,8 @@ class ClockedSink:
         """Abort the wrapped sink."""
         self.sink.abort()
 
-    def __enter__(self) -> ClockedSink:
-        return self
 
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class BackgroundSink:
+class BackgroundSink(SinkContext):
     """Runs ``sink.write`` on its own named thread behind a bounded drop-oldest queue.
 
     Args:
@@ -148,15 +140,6 @@ class BackgroundSink:
         self._edge.wake()
         self._thread.join(_JOIN_TIMEOUT_S)
         self.sink.abort()
-
-    def __enter__(self) -> BackgroundSink:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _lower_priority() -> None:

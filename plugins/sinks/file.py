@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facepaint.engine.errors import ConfigError, InputError, SinkError
-from facepaint.plugins.base import Frame
+from facepaint.plugins.base import Frame, SinkContext
 
 if TYPE_CHECKING:
     from facepaint.plugins.sources.video import AudioInfo
@@ -83,7 +83,7 @@ def even_size(size: tuple[int, int]) -> tuple[int, int]:
     return size[0] + size[0] % 2, size[1] + size[1] % 2
 
 
-class FileSink:
+class FileSink(SinkContext):
     """Writes frames to a video (H.264, yuv420p, the driving audio) or one still image.
 
     Videos: the frame rate is ``fps`` (the driving's, exact), timestamps come from the frame
@@ -177,15 +177,6 @@ class FileSink:
         if self._video is not None:
             self._video.abort()
         self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> FileSink:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _write_image(path: Path, rgb: np.ndarray) -> None:
