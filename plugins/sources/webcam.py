@@ -63,7 +63,14 @@ def is_video_file(cam: int | str) -> bool:
 def _open_cv2(device: int | str) -> Any:
     import cv2
 
-    return cv2.VideoCapture(device)
+    # A missing camera makes OpenCV's backends log a page of native warnings before it reports
+    # failure; our SourceError already says what went wrong and how to fix it.
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(device)
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 class WebcamSource:
