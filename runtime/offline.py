@@ -256,6 +256,10 @@ def _result(config: AppConfig, job: OfflineRender, stats: PipelineStats, size: t
 
 def _summary(result: dict[str, Any]) -> str:
     w, h = result["output_size"]
-    return (f"facepaint-live: wrote {result['output']}: {result['frames_written']} frames {w}x{h} "
+    n = result["frames_written"]
+    if n == 1:
+        return (f"facepaint-live: wrote {result['output']}: 1 frame {w}x{h}, rendered in "
+                f"{result['elapsed_s']:.1f} s, {result['frames_without_face']} without a face")
+    return (f"facepaint-live: wrote {result['output']}: {n} frames {w}x{h} "
             f"at {result['output_fps']:g} fps, rendered in {result['elapsed_s']:.1f} s "
             f"({result['fps']:.1f} fps), {result['frames_without_face']} without a face")
