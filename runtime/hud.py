@@ -93,11 +93,14 @@ def format_table(stats: dict[str, Any], target_fps: float | None = None) -> str:
     Returns:
         A few lines of text, no trailing newline.
     """
-    lines = [f"{'stage':<12} {'p50 ms':>8} {'p95 ms':>8} {'frames':>7}"]
+    lines = [f"{'stage':<14} {'p50 ms':>8} {'p95 ms':>8} {'frames':>7}"]
+    first = next(iter(stats.get("stages", {})), None)
     for name, row in stats.get("stages", {}).items():
-        lines.append(f"{name:<12} {row['p50']:>8.1f} {row['p95']:>8.1f} {row['count']:>7d}")
+        # The first stage's time is mostly waiting for the camera's next frame, not work.
+        label = f"{name} (wait)" if name == first else name
+        lines.append(f"{label:<14} {row['p50']:>8.1f} {row['p95']:>8.1f} {row['count']:>7d}")
     lat = stats["latency_ms"]
-    lines.append(f"{'end-to-end':<12} {lat['p50']:>8.1f} {lat['p95']:>8.1f} {stats['frames_out']:>7d}")
+    lines.append(f"{'end-to-end':<14} {lat['p50']:>8.1f} {lat['p95']:>8.1f} {stats['frames_out']:>7d}")
     target = f" of {target_fps:.1f}" if target_fps and math.isfinite(target_fps) else ""
     drops = ", ".join(f"{k} {v}" for k, v in stats.get("drops", {}).items() if v) or "none"
     lines.append(
