@@ -49,7 +49,13 @@ def build_config(cls: type[T], values: Mapping[str, Any] | None = None, *, where
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where or cls.__name__ + ': '}{exc}") from None
+        raise ConfigError(_located(str(exc), where or cls.__name__)) from None
+
+
+def _located(message: str, where: str) -> str:
+    """Prefix ``message`` with the config section it came from, unless it already names it."""
+    section = where.rstrip(".")
+    return message if message.startswith(section) else f"{section}: {message}"
 
 
 def _dataclass_type(cls: type, name: str, ftype: Any) -> type | None:
