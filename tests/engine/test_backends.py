@@ -1,0 +1,188 @@
+"""Backends seam: format table, torch backend, and BackwardWarp against cv2.remap on a real face."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from facepaint.compile.weights import save_weights
+from facepaint.engine.backends.base import (
+    FORMATS,
+    Backend,
+    BackendOptions,
+    backend_for,
+    format_for,
+    load_object,
+)
+from facepaint.engine.backends.modules import (
+    BackwardWarp,
+    backward_warp_spec,
+    image_to_tensor,
+    maps_to_tensor,
+)
+from facepaint.engine.backends.spec import read_spec
+from facepaint.engine.backends.torch import TorchBackend
+from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
+
+
+def smooth_map(height: int, width: int, seed: int = 0, amplitude: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
+    """Identity map plus a smooth random displacement that also reaches past the borders."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(-amplitude, amplitude, size=(5, 5, 2)).astype(np.float32)
+    shift = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return xs + shift[..., 0], ys + shift[..., 1]
+
+
+@pytest.fixture
+def warp_weights(tmp_path: Path) -> Path:
+    """BackwardWarp saved in the torch format (empty safetensors + model.json)."""
+    return save_weights(BackwardWarp(), tmp_path / "warp.safetensors", backward_warp_spec((48, 40)))
+
+
+def test_formats_table_is_consistent() -> None:
+    suffixes = [f.suffix for f in FORMATS]
+    assert len(set(suffixes)) == len(suffixes)
+    names = {f.name for f in FORMATS}
+    for fmt in FORMATS:
+        assert fmt.source is None or fmt.source in names
+        assert fmt.exporter is None or fmt.exporter.startswith("facepaint.compile.")
+        assert fmt.backend.startswith("facepaint.engine.backends.")
+    assert [f.name for f in FORMATS if f.needs_gpu] == ["tensorrt"]
+
+
+def test_format_table_classes_and_exporters_resolve() -> None:
+    # Importing a backend or exporter module must not need its runtime (TensorRT is imported lazily).
+    for fmt in FORMATS:
+        assert callable(load_object(fmt.backend))
+        if fmt.exporter:
+            assert callable(load_object(fmt.exporter))
+
+
+def test_unknown_suffix_lists_supported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        backend_for(tmp_path / "model.pt")
+    message = str(err.value)
+    for fmt in FORMATS:
+        assert fmt.suffix in message
+    assert format_for("A/B.ONNX").name == "onnx"
+
+
+def test_bad_options_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="device"):
+        BackendOptions(device="gpu")
+    with pytest.raises(ConfigError, match="precision"):
+        BackendOptions(precision="int8")
+
+
+def test_gpu_format_on_cpu_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="device='cuda'"):
+        backend_for(tmp_path / "model.engine", device="cpu")
+
+
+def test_torch_backend_loads_and_matches_module(warp_weights: Path) -> None:
+    image, grid = torch.rand(2, 3, 30, 36), torch.rand(2, 48, 40, 2) * 40 - 2
+    with backend_for(warp_weights) as backend:
+        assert isinstance(backend, Backend) and isinstance(backend, TorchBackend)
+        assert backend.input_names == ("image", "backward_map") and backend.output_names == ("warped",)
+        out = backend.infer({"image": image, "backward_map": grid})
+    torch.testing.assert_close(out["warped"], BackwardWarp()(image, grid))
+    assert read_spec(warp_weights) == backward_warp_spec((48, 40))
+
+
+def test_close_runs_once_and_infer_after_close_fails(warp_weights: Path) -> None:
+    backend = TorchBackend()
+    with pytest.raises(ModelError, match="load"):
+        backend.infer({})
+    backend.load(warp_weights)
+    with pytest.raises(ConfigError, match="backward_map"):
+        backend.infer({"image": torch.zeros(1, 3, 4, 4)})
+    backend.close()
+    backend.close()
+    assert backend.module is None
+    with pytest.raises(ModelError, match="closed"):
+        backend.infer({"image": torch.zeros(1, 3, 4, 4), "backward_map": torch.zeros(1, 4, 4, 2)})
+
+
+def test_fp16_on_cpu_is_refused_unless_allowed(warp_weights: Path) -> None:
+    with pytest.raises(BackendUnavailable, match="allow_fp32"):
+        backend_for(warp_weights, precision="fp16")
+    with backend_for(warp_weights, precision="fp16", allow_fp32=True) as backend:
+        assert backend.dtype == torch.float32
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_without_cuda_is_unavailable(warp_weights: Path) -> None:
+    with pytest.raises(BackendUnavailable, match="CUDA"):
+        backend_for(warp_weights, device="cuda")
+
+
+def test_missing_config_and_wrong_weights_are_model_errors(tmp_path: Path, warp_weights: Path) -> None:
+    lonely = tmp_path / "lonely.safetensors"
+    lonely.write_bytes(warp_weights.read_bytes())
+    with pytest.raises(ModelError, match="lonely.json"):
+        backend_for(lonely)
+    spec = warp_weights.with_suffix(".json")
+    spec.write_text(spec.read_text().replace("backward_warp", "no_such_net"))
+    with pytest.raises(ModelError, match="backward_warp"):
+        backend_for(warp_weights)
+
+
+def test_backward_warp_matches_cv2_remap_on_a_face(astronaut: np.ndarray) -> None:
+    image = astronaut.astype(np.float32) / 255.0
+    map_x, map_y = smooth_map(*image.shape[:2])
+    want = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    with torch.inference_mode():
+        got = BackwardWarp()(image_to_tensor(astronaut), maps_to_tensor(map_x, map_y))
+    diff = np.abs(got[0].permute(1, 2, 0).numpy() - want)
+    # cv2.remap quantises coordinates to 1/32 pixel; grid_sample does not: a small mean gap remains.
+    assert diff.mean() < 1 / 255, diff.mean()
+    assert diff.max() < 8 / 255, diff.max()
+    assert (map_x < 0).any() and (map_x > image.shape[1] - 1).any()  # border handling was exercised
+
+
+def test_backward_warp_identity_and_other_source_size() -> None:
+    image = torch.rand(1, 3, 20, 30)
+    ys, xs = torch.meshgrid(torch.arange(20.0), torch.arange(30.0), indexing="ij")
+    identity = torch.stack([xs, ys], dim=-1)[None]
+    torch.testing.assert_close(BackwardWarp()(image, identity), image, atol=1e-5, rtol=0)
+    half = identity[:, ::2, ::2]
+    torch.testing.assert_close(BackwardWarp()(image, half), image[:, :, ::2, ::2], atol=1e-5, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(("precision", "atol"), [("fp32", 1e-4), ("fp16", 5e-3)])
+def test_torch_cuda_matches_cpu(warp_weights: Path, astronaut: np.ndarray, precision: str, atol: float) -> None:
+    map_x, map_y = smooth_map(*astronaut.shape[:2])
+    inputs = {"image": image_to_tensor(astronaut), "backward_map": maps_to_tensor(map_x, map_y)}
+    with backend_for(warp_weights) as cpu, backend_for(warp_weights, "cuda", precision=precision) as gpu:
+        want = cpu.infer(inputs)["warped"]
+        got = gpu.infer({k: v.cuda() for k, v in inputs.items()})["warped"]
+    assert got.device.type == "cuda" and got.dtype == torch.float32
+    assert (got.cpu() - want).abs().max().item() < atol
+
+
+def tiny_conv(channels: int = 3) -> torch.nn.Module:
+    """A registered-by-test architecture with real weights."""
+    return torch.nn.Conv2d(3, channels, kernel_size=3, padding=1)
+
+
+def test_weights_are_loaded_strictly(tmp_path: Path) -> None:
+    from facepaint.engine.backends.spec import ModelSpec, TensorSpec
+
+    torch.manual_seed(0)
+    module = tiny_conv()
+    spec = ModelSpec("tiny_conv", {"channels": 3}, (TensorSpec("image", (1, 3, 8, 8)),), ("features",))
+    weights = save_weights(module, tmp_path / "conv.safetensors", spec)
+    x = torch.rand(2, 3, 8, 8)
+    with TorchBackend(architectures={"tiny_conv": tiny_conv}) as backend:
+        backend.load(weights)
+        torch.testing.assert_close(backend.infer({"image": x})["features"], module(x).detach())
+    wrong = save_weights(tiny_conv(4), tmp_path / "wrong.safetensors", spec)
+    with pytest.raises(ModelError, match="do not fit architecture 'tiny_conv'"):
+        TorchBackend(architectures={"tiny_conv": tiny_conv}).load(wrong)

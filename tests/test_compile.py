@@ -1,0 +1,192 @@
+"""compile/: ONNX export checked against torch, the FORMATS round trip, engine cache, CLI errors."""
+
+from __future__ import annotations
+
+import builtins
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facepaint.compile.cli import main as compile_main
+from facepaint.compile.cache import BuildTarget, EngineCache, cache_key
+from facepaint.compile.config import CompileConfig
+from facepaint.compile.onnx import export_onnx
+from facepaint.compile.tensorrt import build_engine, choose_precision
+from facepaint.compile.weights import save_weights
+from facepaint.engine.backends.base import backend_for, format_named, load_object
+from facepaint.engine.backends.modules import (
+    BackwardWarp,
+    backward_warp_spec,
+    image_to_tensor,
+    maps_to_tensor,
+)
+from facepaint.engine.backends.onnx import OnnxBackend
+from facepaint.engine.backends.provenance import ShapeProfile
+from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+def face_inputs(astronaut: np.ndarray, size: int) -> dict[str, torch.Tensor]:
+    """The astronaut at full size, warped into a ``size`` square by a smooth map reaching past the borders."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    coarse = rng.uniform(-30, 30, size=(4, 4, 2)).astype(np.float32)
+    shift = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) * (astronaut.shape[0] / size)
+    return {"image": image_to_tensor(astronaut), "backward_map": maps_to_tensor(xs + shift[..., 0], ys + shift[..., 1])}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """BackwardWarp in the torch format, exported to ONNX by the FORMATS row's exporter (one export)."""
+    folder = tmp_path_factory.mktemp("warp")
+    weights = save_weights(BackwardWarp(), folder / "warp.safetensors", backward_warp_spec((40, 48), (64, 56)))
+    fmt = format_named("onnx")
+    assert fmt.source == "torch"
+    onnx_path = load_object(fmt.exporter)(weights, folder / f"warp{fmt.suffix}", CompileConfig())
+    return weights, onnx_path
+
+
+def test_round_trip_torch_to_onnx_through_formats(exported: tuple[Path, Path], astronaut: np.ndarray) -> None:
+    weights, onnx_path = exported
+    inputs = face_inputs(astronaut, 160)  # other sizes than the export's example: dynamic axes work
+    with backend_for(weights) as torch_backend, backend_for(onnx_path) as onnx_backend:
+        assert isinstance(onnx_backend, OnnxBackend)
+        assert onnx_backend.input_names == torch_backend.input_names
+        assert onnx_backend.output_names == torch_backend.output_names
+        want = torch_backend.infer(inputs)["warped"]
+        got = onnx_backend.infer(inputs)["warped"]
+    assert not Path(f"{onnx_path}.data").exists()  # one file, so its sha256 covers the weights
+    assert got.shape == (1, 3, 160, 160) and got.dtype == torch.float32
+    assert (got - want).abs().max().item() < 1e-4
+
+
+def test_export_onnx_reports_diff_and_time(tmp_path: Path, exported: tuple[Path, Path],
+                                           astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reuse the exported graph so that this test checks export_onnx's bookkeeping, not the exporter again.
+    monkeypatch.setattr(torch.onnx, "export", lambda module, args, f, **kw: shutil.copy(exported[1], f))
+    inputs = face_inputs(astronaut, 96)
+    result = export_onnx(BackwardWarp(), inputs, tmp_path / "w.onnx", output_names=["warped"])
+    assert result.path.is_file() and 0 <= result.max_abs_diff < 1e-4 and result.export_seconds >= 0
+
+
+def test_export_onnx_mismatch_is_an_error(tmp_path: Path, exported: tuple[Path, Path],
+                                          astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Brighter(BackwardWarp):
+        def forward(self, image: torch.Tensor, backward_map: torch.Tensor) -> torch.Tensor:
+            return super().forward(image, backward_map) + 0.01
+
+    monkeypatch.setattr(torch.onnx, "export", lambda module, args, f, **kw: shutil.copy(exported[1], f))
+    with pytest.raises(ModelError, match=r"disagrees with torch: max \|onnxruntime - torch\| = 0.01"):
+        export_onnx(Brighter(), face_inputs(astronaut, 32), tmp_path / "w.onnx", output_names=["warped"])
+    with pytest.raises(ConfigError, match="opset"):
+        export_onnx(BackwardWarp(), {}, tmp_path / "w.onnx", output_names=["warped"], opset=15)
+
+
+def test_onnx_cuda_without_provider_lists_available(exported: tuple[Path, Path]) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    with pytest.raises(BackendUnavailable, match="available providers: .*CPUExecutionProvider"):
+        backend_for(exported[1], device="cuda")
+
+
+def test_onnx_fp16_of_fp32_model_needs_allow_fp32(exported: tuple[Path, Path]) -> None:
+    with pytest.raises(BackendUnavailable, match="fp32 ONNX model"):
+        backend_for(exported[1], precision="fp16")
+    with backend_for(exported[1], precision="fp16", allow_fp32=True) as backend:
+        assert backend.input_types["image"] == "tensor(float)"
+
+
+def test_compile_config_is_strict() -> None:
+    config = CompileConfig(profiles=("image=1x3x8x8:1x3x64x64:1x3x128x128",))
+    assert config.profiles[0] == ShapeProfile("image", (1, 3, 8, 8), (1, 3, 64, 64), (1, 3, 128, 128))
+    with pytest.raises(ConfigError, match="absolute"):
+        CompileConfig(cache_dir="engines")
+    with pytest.raises(ConfigError, match="opset"):
+        CompileConfig(opset=13)
+    with pytest.raises(ConfigError, match="precision"):
+        CompileConfig(precision="int8")
+
+
+def test_choose_precision_never_falls_back_silently() -> None:
+    assert choose_precision("fp16", has_fast_fp16=True, allow_fp32=False) == "fp16"
+    assert choose_precision("fp32", has_fast_fp16=False, allow_fp32=False) == "fp32"
+    assert choose_precision("fp16", has_fast_fp16=False, allow_fp32=True) == "fp32"
+    with pytest.raises(BackendUnavailable, match="--allow-fp32"):
+        choose_precision("fp16", has_fast_fp16=False, allow_fp32=False)
+
+
+def test_engine_cache_keys_and_reuse(tmp_path: Path, exported: tuple[Path, Path]) -> None:
+    target = BuildTarget("10.3.0", "NVIDIA GeForce RTX 4090", "8.9")
+    built: list[Path] = []
+
+    def fake_build(onnx_path: Path, out: Path, config: CompileConfig) -> Path:
+        built.append(out)
+        out.write_bytes(b"engine")
+        return out
+
+    cache = EngineCache(tmp_path / "cache")
+    fp16 = CompileConfig(cache_dir=str(tmp_path / "cache"))
+    first = cache.get_or_build(exported[1], fp16, target, fake_build)
+    assert cache.get_or_build(exported[1], fp16, target, fake_build) == first and built == [first]
+    assert first.parent == tmp_path / "cache" and first.name.startswith("warp-")
+    fp32 = CompileConfig(precision="fp32")
+    other_gpu = BuildTarget("10.3.0", "NVIDIA H100 80GB HBM3", "9.0")
+    assert cache.get_or_build(exported[1], fp32, target, fake_build) != first
+    assert cache.path_for(exported[1], other_gpu, fp16) != first
+    assert cache_key("a" * 64, target, "fp16", ()) != cache_key("b" * 64, target, "fp16", ())
+    assert EngineCache.from_config(fp16).root == tmp_path / "cache"
+    with pytest.raises(ConfigError, match="absolute"):
+        EngineCache("relative/cache")
+
+
+def test_build_engine_without_tensorrt_is_unavailable(monkeypatch: pytest.MonkeyPatch,
+                                                      exported: tuple[Path, Path], tmp_path: Path) -> None:
+    real_import = builtins.__import__
+
+    def no_tensorrt(name: str, *args: object, **kwargs: object) -> object:
+        if name == "tensorrt":
+            raise ImportError("No module named 'tensorrt'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorrt)
+    with pytest.raises(BackendUnavailable, match=r"facepaint-live\[tensorrt\]"):
+        build_engine(exported[1], tmp_path / "w.engine")
+    with pytest.raises(SystemExit) as exit_info:
+        compile_main(["tensorrt", str(exported[1]), "--profile", "image=1x3x8x8:1x3x64x64:1x3x128x128"])
+    assert exit_info.value.code == 2
+
+
+def test_cli_refuses_a_source_of_the_wrong_format(exported: tuple[Path, Path],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        compile_main(["tensorrt", str(exported[0])])
+    assert exit_info.value.code == 2
+    assert "tensorrt is built from onnx (.onnx) files" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(("precision", "atol"), [("fp32", 1e-3), ("fp16", 2e-2)])
+def test_tensorrt_engine_matches_torch(exported: tuple[Path, Path], astronaut: np.ndarray, tmp_path: Path,
+                                       precision: str, atol: float) -> None:
+    pytest.importorskip("tensorrt")
+    profiles = ("image=1x3x64x64:1x3x512x512:1x3x512x512", "backward_map=1x16x16x2:1x160x160x2:1x256x256x2")
+    config = CompileConfig(precision=precision, profiles=profiles)
+    engine = load_object(format_named("tensorrt").exporter)(exported[1], tmp_path / "warp.engine", config)
+    inputs = face_inputs(astronaut, 160)
+    with backend_for(exported[0]) as reference, backend_for(engine, "cuda", precision=precision) as trt:
+        want = reference.infer(inputs)["warped"]
+        got = trt.infer({k: v.cuda() for k, v in inputs.items()})["warped"]
+        torch.cuda.synchronize()
+        assert (got.float().cpu() - want).abs().max().item() < atol
+        with pytest.raises(ConfigError, match="outside the engine profile"):
+            trt.infer({k: v.cuda() for k, v in face_inputs(astronaut, 300).items()})
