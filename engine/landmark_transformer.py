@@ -29,7 +29,14 @@ class TransformerConfig:
         blink_open: Ratio above which the eye is fully open (no lid fill).
         max_eye_ratio: Cap on widening the source's eyes.
         mouth: Extra gain on the expression around the mouth (falls off over about one mouth
-            width): lips move less than the face scale suggests on most sources.
+            width). 1 by default: above it the judge tracker read the exaggerated lower face as
+            head pitch and roll (1.2 gave pitch r 0.71 against 0.76 at 1 on the validation set,
+            at the same jaw r), and the jaw amplitude is already about the driving's.
+        smile_headroom: How much of the driving's upward and sideways mouth motion a source that
+            already smiles fully loses (scaled by the source's own smile score). Such a source
+            has no room left: the driving smile would pull its corners past any real smile, which
+            reads as the head pitching rather than as more smile (Obama x lp_d12: pitch r 0.38
+            undamped, 0.52 at 0.5).
         ring_follow: Share of the face-oval expression motion (the jaw) passed on to the head
             ring, so the skin between the jaw and the fixed border stretches instead of folding.
         reference: What the driving face is measured against. ``first-frame`` (relative motion,
@@ -49,7 +56,8 @@ class TransformerConfig:
     blink_open: float = 0.7
     max_eye_ratio: float = 1.5
     ring_follow: float = 0.5
-    mouth: float = 1.2
+    mouth: float = 1.0
+    smile_headroom: float = 0.5
     reference: str = "first-frame"
 
     def __post_init__(self) -> None:
@@ -60,6 +68,8 @@ class TransformerConfig:
                 raise ValueError(f"{name} gain must be in [0, 2], got {getattr(self, name)}")
         if not 0.0 <= self.blink_closed < self.blink_open <= 1.0:
             raise ValueError(f"need 0 <= blink_closed < blink_open <= 1, got {self.blink_closed}, {self.blink_open}")
+        if not 0.0 <= self.smile_headroom <= 1.0:
+            raise ValueError(f"smile_headroom must be in [0, 1], got {self.smile_headroom}")
         if not 0.0 <= self.ring_follow <= 1.0:
             raise ValueError(f"ring_follow must be in [0, 1], got {self.ring_follow}")
         if not 1.0 <= self.max_eye_ratio <= 3.0:
@@ -116,6 +126,7 @@ class GeometricLandmarkTransformer:
         self._neutral_eyes = np.ones(2)
         self._to_source: tuple[float, np.ndarray, np.ndarray] | None = None
         self._gain = self._expression_gain()
+        self._damp = self._smile_damping()
 
     @property
     def calibrated(self) -> bool:
@@ -155,6 +166,10 @@ class GeometricLandmarkTransformer:
         unposed = similarity_apply(lm, s_d, r_d, t_d)
         s_a, r_a, t_a = self._to_source
         delta = self._gain * s_a * (unposed - neutral) @ r_a.T
+        if self._damp is not None:
+            # Only sideways and upward motion: the jaw opening (downward) keeps its full size.
+            delta[:, 0] *= self._damp
+            delta[:, 1] *= np.where(delta[:, 1] < 0.0, self._damp, 1.0)
         shape = self.source.landmarks + delta
         ratio = eye_openness(unposed, self.topology) / self._neutral_eyes
         ratio = np.clip(ratio, 0.0, cfg.max_eye_ratio)
@@ -177,6 +192,18 @@ class GeometricLandmarkTransformer:
         d2 = ((lm - lips.mean(0)) ** 2).sum(1) / (0.8 * width) ** 2
         gain = 1.0 + (self.config.mouth - 1.0) * np.exp(-d2)
         return (self.config.expression * gain)[:, None]
+
+    def _smile_damping(self) -> np.ndarray | None:
+        """(N,) factor on the sideways and upward expression motion around the mouth for a
+        source that already smiles (``smile_headroom``), or None when there is nothing to damp."""
+        cut = self.config.smile_headroom * float(np.clip(self.source.smile, 0.0, 1.0))
+        if cut <= 0.0:
+            return None
+        lm = self.source.landmarks[:, :2]
+        lips = lm[self.topology.lips_outer]
+        width = float(np.ptp(lips[:, 0])) + 1.0
+        near = np.exp(-((lm - lips.mean(0)) ** 2).sum(1) / (0.8 * width) ** 2)
+        return 1.0 - cut * near
 
     def _inside_shift(self, anchors: np.ndarray) -> np.ndarray:
         """Shift that keeps the head ring off the fixed crop border (a head that walks out of

@@ -71,7 +71,8 @@ def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: 
 
 def _rigid_teeth(source: SourceFace, target: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
     """Source crop resampled with per-column lip shifts split at the target mid-line, and the
-    (h, w, 1) share of each sample that falls inside the source's own inner mouth."""
+    (h, w, 1) share of each sample that falls inside the source's own inner mouth on its own
+    jaw's side of the source's lip mid-line."""
     topo = source.topology
     up, lo = topo.lip_pairs[:, 0], topo.lip_pairs[:, 1]
     x0, y0, x1, y1 = box
@@ -86,13 +87,18 @@ def _rigid_teeth(source: SourceFace, target: np.ndarray, box) -> tuple[np.ndarra
     d_up = [column(target[up, k] - src[up, k]) for k in (0, 1)]
     d_lo = [column(target[lo, k] - src[lo, k]) for k in (0, 1)]
     mid = column(0.5 * (target[up, 1] + target[lo, 1]))
+    mid_src = column(0.5 * (src[up, 1] + src[lo, 1]))
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     wlo = np.clip(ys - mid[None] + 0.5, 0.0, 1.0)
     map_x = xs[None] - (d_up[0] * (1 - wlo) + d_lo[0] * wlo)
     map_y = ys - (d_up[1] * (1 - wlo) + d_lo[1] * wlo)
+    # An upper-layer sample that lands below the source's own lip mid-line (or a lower-layer one
+    # above it) is the other jaw's teeth: an opening wider than the source's must show a gap there
+    # (the driving interior), not those teeth a second time (read as a closing jaw by the tracker).
+    own_side = np.clip((mid_src[None] - map_y) * (1.0 - 2.0 * wlo) + 0.5, 0.0, 1.0)
     teeth = cv2.remap(source.crop, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inside = cv2.remap(source.mouth_mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    return teeth.astype(np.float32), inside[..., None]
+    return teeth.astype(np.float32), (inside * own_side)[..., None]
 
 
 def _driving_interior(source: SourceFace, target: np.ndarray, frame: np.ndarray, driving: np.ndarray,

@@ -78,6 +78,7 @@ class SourceFace:
         mouth_mask: Soft mask (float32, crop size) of the source's inner mouth (teeth, if shown).
         iris_radius: Per eye, iris radius in pixels (0 where the topology has no irises).
         sclera_colour: Per eye, RGB of the white of the eye (float32 (2, 3)).
+        smile: The source's own smile (mean of the tracker's two mouthSmile scores, 0..1).
     """
 
     image: np.ndarray
@@ -102,6 +103,7 @@ class SourceFace:
     mouth_mask: np.ndarray
     iris_radius: np.ndarray
     sclera_colour: np.ndarray
+    smile: float = 0.0
 
     @property
     def origin(self) -> tuple[int, int]:
@@ -159,6 +161,7 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
         lid_colour=lid, lash_colour=lash, mouth_stats=region_stats(crop, mouth_region(lm, topo)),
         mouth_mask=soft_polygon((size[1], size[0]), lm[topo.lips_inner, :2], 0.004 * face_width),
         iris_radius=radius, sclera_colour=sclera,
+        smile=0.5 * (face.blendshape("mouthSmileLeft") + face.blendshape("mouthSmileRight")),
     )
 
 

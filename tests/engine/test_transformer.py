@@ -49,3 +49,33 @@ def test_no_identity_leak_from_driving_shape(transformer, driving):
         return p / np.linalg.norm(p)
     assert np.abs(norm(target.landmarks[:, :2]) - norm(src)).max() < 1e-6
     assert np.abs(norm(drv) - norm(src)).max() > 1e-3
+
+
+def _mouth_shift(source, driving_faces):
+    """Target expression motion from the neutral to the ``open`` face, smile damping off and on
+    (head pose not followed, so the motion is the expression alone)."""
+    out = []
+    for headroom in (0.0, 1.0):
+        cfg = TransformerConfig(smile_headroom=headroom, rotation=0.0, translation=0.0, scale=False)
+        tr = GeometricLandmarkTransformer(source, cfg)
+        tr.calibrate(driving_faces["neutral"][1])
+        lm = tr.transform(driving_faces["open"][1]).landmarks
+        out.append(lm - tr.transform(driving_faces["neutral"][1]).landmarks)
+    return out
+
+
+def test_smiling_source_damps_sideways_and_upward_mouth_motion(obama, s42, driving):
+    smiling = prepare_source(*obama, SourceConfig())
+    assert smiling.smile > 0.5
+    free, damped = _mouth_shift(smiling, driving)
+    corners = smiling.topology.mouth_corners
+    assert np.all(np.abs(damped[corners, 0]) < np.abs(free[corners, 0]) + 1e-9)
+    # The jaw opening (downward) is untouched: the lower lip drops as far as without damping.
+    chin = smiling.topology.lip_pairs[:, 1]
+    down = free[chin, 1] > 0
+    np.testing.assert_allclose(damped[chin[down], 1], free[chin[down], 1])
+    # A source that does not smile is not damped at all.
+    plain = prepare_source(*s42, SourceConfig())
+    assert plain.smile < 0.1
+    free, damped = _mouth_shift(plain, driving)
+    np.testing.assert_allclose(damped, free, atol=0.5 * plain.smile * plain.face_width + 1e-6)
