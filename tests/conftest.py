@@ -37,3 +37,21 @@ def astronaut() -> np.ndarray:
     """skimage's astronaut (512x512 RGB uint8): one face, always available."""
     data = pytest.importorskip("skimage.data")
     return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture()
+def audio_only_file(tmp_path: Path) -> Path:
+    """An AAC-only .m4a (no video stream): a driving file that must be refused."""
+    import av
+
+    path = tmp_path / "voice.m4a"
+    out = av.open(str(path), "w", format="ipod")
+    stream = out.add_stream("aac", rate=16000)
+    stream.layout = "mono"
+    for i in range(10):
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, i * 1024
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+    out.close()
+    return path

@@ -44,21 +44,8 @@ def _clip(path: Path) -> Path:
     return path
 
 
-def _audio_only(path: Path) -> Path:
-    out = av.open(str(path), "w", format="ipod")
-    a = out.add_stream("aac", rate=16000)
-    a.layout = "mono"
-    for i in range(5):
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        af.sample_rate, af.pts = 16000, i * 1024
-        out.mux(a.encode(af))
-    out.mux(a.encode(None))
-    out.close()
-    return path
-
-
 @pytest.fixture()
-def files(tmp_path: Path) -> dict[str, Path]:
+def files(tmp_path: Path, audio_only_file: Path) -> dict[str, Path]:
     portrait = tmp_path / "me.png"
     cv2.imwrite(str(portrait), np.full((40, 40, 3), 200, np.uint8))
     text = tmp_path / "notes.jpg"
@@ -66,7 +53,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
     corrupt = tmp_path / "talk.mp4"
     corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
     return {"portrait": portrait, "text": text, "corrupt": corrupt, "clip": _clip(tmp_path / "ok.mp4"),
-            "audio": _audio_only(tmp_path / "voice.m4a"), "out": tmp_path / "out.mp4"}
+            "audio": audio_only_file, "out": tmp_path / "out.mp4"}
 
 
 CASES = {

@@ -45,19 +45,6 @@ def make_clip(path: Path, *, frames: int = 10, size: tuple[int, int] = (64, 48),
     return path
 
 
-def make_audio_only(path: Path) -> Path:
-    """An AAC-only .m4a (no video stream)."""
-    out = av.open(str(path), "w", format="ipod")
-    a = out.add_stream("aac", rate=16000)
-    a.layout = "mono"
-    for i in range(10):
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        af.sample_rate, af.pts = 16000, i * 1024
-        out.mux(a.encode(af))
-    out.mux(a.encode(None))
-    out.close()
-    return path
-
 
 def probe(path: Path) -> dict:
     with av.open(str(path)) as c:
@@ -98,14 +85,14 @@ def test_video_source_without_audio(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", ["random", "empty", "audio", "folder", "missing"])
-def test_video_source_refuses_bad_files(tmp_path: Path, content: str) -> None:
+def test_video_source_refuses_bad_files(tmp_path: Path, content: str, audio_only_file: Path) -> None:
     path = tmp_path / "bad.mp4"
     if content == "random":
         path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
     elif content == "empty":
         path.write_bytes(b"")
     elif content == "audio":
-        path = make_audio_only(tmp_path / "voice.m4a")
+        path = audio_only_file
     elif content == "folder":
         path.mkdir()
     with pytest.raises(InputError) as info:
