@@ -83,6 +83,22 @@ class Sink(Protocol):
     def abort(self) -> None: ...
 
 
+class StreamTimestamps:
+    """Millisecond timestamps for a tracker's video mode, from frame times in seconds.
+
+    Kept strictly increasing: MediaPipe refuses a timestamp that does not grow, and two frames can
+    round to the same millisecond (clips above 1000 fps, variable frame rates, looped files).
+    """
+
+    def __init__(self) -> None:
+        self._last = -1
+
+    def __call__(self, seconds: float) -> int:
+        """The timestamp of a frame shown ``seconds`` after the stream start."""
+        self._last = max(int(round(seconds * 1000.0)), self._last + 1)
+        return self._last
+
+
 class SinkContext:
     """``with sink:`` closes the sink when the block succeeds and aborts it when the block raises,
     so an error never leaves a half-written output behind."""

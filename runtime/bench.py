@@ -94,14 +94,15 @@ def _timed_pipeline(name: str, driving: str, out_path: str,
 
 def run_floor(driving: str, out_path: str) -> dict[str, Any]:
     """Decode -> track (the main command's default tracker settings) -> encode."""
-    from facepaint.plugins.base import load_plugin
+    from facepaint.plugins.base import StreamTimestamps, load_plugin
     from facepaint.plugins.trackers.config import TrackerConfig
 
     config = TrackerConfig()
     tracker = load_plugin("facepaint.trackers", config.name)(config)
+    timestamp = StreamTimestamps()
     try:
         def track(frame: Any) -> Any:
-            tracker.track(frame.image, round(frame.pts * 1000))
+            tracker.track(frame.image, timestamp(frame.pts))
             return frame
 
         return _timed_pipeline("floor", driving, out_path, track)

@@ -13,8 +13,10 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
 from facepaint.engine.errors import NoFaceError
 from facepaint.engine.track import FaceTrack
+from facepaint.plugins.base import StreamTimestamps
 from facepaint.runtime import metrics as M
 
 BOUND_NAMES = M.BOUND_NAMES
@@ -175,13 +177,14 @@ def judge(source: np.ndarray, driving: str, output: str, every: int, self_mode: 
         NoFaceError: When dlib finds no face in the source.
         InputError: When a video cannot be read.
     """
-    step_ms = 1000.0 / float(video_rate(driving))
+    step_s = 1.0 / float(video_rate(driving))
+    timestamp = StreamTimestamps()
     with ExitStack() as stack:
         judges = _Judges(stack, source, every, self_mode, identity)
         # Not strict: a full-length --output is judged against a driving clip cut to --max-frames.
         pairs = zip(iter_frames(driving, "driving video"), iter_frames(output, "output video"), strict=False)
         for i, (drv, out) in enumerate(pairs):
-            judges.frame(i, round(i * step_ms), drv, out)
+            judges.frame(i, timestamp(i * step_s), drv, out)
             if i % 50 == 49:
                 say(f"  frame {i + 1}")
         return judges.result()

@@ -21,7 +21,7 @@ from typing import Any
 
 from facepaint.engine.errors import ConfigError, SinkError
 from facepaint.engine.track import FaceTrack
-from facepaint.plugins.base import Frame, load_plugin
+from facepaint.plugins.base import Frame, StreamTimestamps, load_plugin
 from facepaint.plugins.sinks.preview import HudInfo, PreviewSink
 from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.hud import LiveStats, format_table
@@ -133,7 +133,7 @@ class LiveRun:
         self.duration = duration
         self.stats = stats if stats is not None else LiveStats()
         self.controls = Controls()
-        self._last_ts = -1
+        self._timestamp = StreamTimestamps()
         self._last_out: Any = None
 
     def run(self) -> dict[str, Any]:
@@ -225,10 +225,7 @@ class LiveRun:
             yield frame
 
     def _track(self, frame: Frame) -> Tracked:
-        # Video-mode trackers need strictly increasing timestamps; two frames in one ms would clash.
-        ts = max(int(frame.pts * 1000.0), self._last_ts + 1)
-        self._last_ts = ts
-        faces = self.parts.tracker.track(frame.image, ts)
+        faces = self.parts.tracker.track(frame.image, self._timestamp(frame.pts))
         face = faces[0] if faces else None
         self.controls.face = face is not None
         return Tracked(frame, face)

@@ -21,7 +21,7 @@ import numpy as np
 
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.track import FaceTrack
-from facepaint.plugins.base import Frame, load_plugin
+from facepaint.plugins.base import Frame, StreamTimestamps, load_plugin
 from facepaint.plugins.sinks.file import IMAGE_SUFFIXES as OUTPUT_IMAGE_SUFFIXES
 from facepaint.plugins.sinks.file import output_kind
 from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFFIXES
@@ -134,7 +134,7 @@ class OfflineRender:
         self.limit, self.progress = limit, progress
         self.frames_without_face = 0
         self.frames_written = 0
-        self._last_ts = -1
+        self._timestamp = StreamTimestamps()
 
     def frames(self, source: Any) -> Any:
         """The driving frames, up to ``limit``."""
@@ -146,9 +146,7 @@ class OfflineRender:
     def track(self, frame: Frame) -> _Work:
         """Track the largest face; the timestamp comes from pts and is kept strictly increasing
         (MediaPipe's video mode refuses a timestamp that does not grow)."""
-        ts = max(int(round(frame.pts * 1000.0)), self._last_ts + 1)
-        self._last_ts = ts
-        faces = self.tracker.track(frame.image, ts)
+        faces = self.tracker.track(frame.image, self._timestamp(frame.pts))
         if not faces:
             self.frames_without_face += 1
         return _Work(frame, faces[0] if faces else None)

@@ -231,3 +231,13 @@ def test_a_stage_alone_is_a_context_manager() -> None:
         assert stage.join(timeout=5)
     stage.close()
     assert errors == [] and stats.to_dict()["stages"]["double"]["count"] == 1
+
+
+def test_stream_timestamps_strictly_increase_even_when_frames_share_a_millisecond() -> None:
+    from facepaint.plugins.base import StreamTimestamps
+
+    stamp = StreamTimestamps()
+    # 3125 fps: consecutive frames round to the same millisecond; a tracker would refuse a repeat.
+    got = [stamp(i / 3125.0) for i in range(6)]
+    assert got == sorted(set(got)) and got[0] == 0
+    assert stamp(1.0) == 1000  # real time is kept once frames are far enough apart
