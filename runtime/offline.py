@@ -22,6 +22,7 @@ import numpy as np
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Frame, StreamTimestamps, load_plugin
+from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.plugins.sinks.file import IMAGE_SUFFIXES as OUTPUT_IMAGE_SUFFIXES
 from facepaint.plugins.sinks.file import output_kind
 from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFFIXES
@@ -48,8 +49,13 @@ class _Work:
 
 
 def open_tracker(config: AppConfig) -> Any:
-    """The tracker plugin named by ``config.tracker`` (tests replace this function)."""
-    return load_plugin("facepaint.trackers", config.tracker.name)(config.tracker)
+    """The tracker plugin named by ``config.tracker`` (tests replace this function).
+
+    Its own causal smoothing is turned off: a file render smooths with ``CenteredSmoother``
+    instead, which looks ahead and so does not make the output trail the driving face.
+    """
+    tracker_config = dataclasses.replace(config.tracker, smoothing=False)
+    return load_plugin("facepaint.trackers", config.tracker.name)(tracker_config)
 
 
 def open_engine(config: AppConfig, portrait: Portrait, still: bool = False) -> Any:
@@ -129,9 +135,9 @@ class OfflineRender:
     """
 
     def __init__(self, tracker: Any, engine: Any, sink: Any, *, limit: int | None = None,
-                 progress: Any = None) -> None:
+                 progress: Any = None, smoother: CenteredSmoother | None = None) -> None:
         self.tracker, self.engine, self.sink = tracker, engine, sink
-        self.limit, self.progress = limit, progress
+        self.limit, self.progress, self.smoother = limit, progress, smoother
         self.frames_without_face = 0
         self.frames_written = 0
         self._timestamp = StreamTimestamps()
@@ -150,6 +156,14 @@ class OfflineRender:
         if not faces:
             self.frames_without_face += 1
         return _Work(frame, faces[0] if faces else None)
+
+    def smooth(self, work: _Work) -> list[_Work]:
+        """Hold frames back until the centred smoothing window around them is complete."""
+        return [_Work(w.frame, face) for w, face in self.smoother.push(work, work.face)]
+
+    def flush(self) -> list[_Work]:
+        """The frames still held by the smoothing window at the end of the stream."""
+        return [_Work(w.frame, face) for w, face in self.smoother.flush()]
 
     def render(self, work: _Work) -> _Work:
         """Reenact the portrait with the tracked face (None: the engine holds its last pose)."""
@@ -173,6 +187,9 @@ class OfflineRender:
         with Pipeline("offline", stats=stats) as pipe:
             pipe.source("decode", self.frames(source))
             pipe.stage("track", self.track, capacity=QUEUE_CAPACITY, policy=BLOCK)
+            if self.smoother is not None:
+                pipe.stage("smooth", self.smooth, capacity=QUEUE_CAPACITY, policy=BLOCK, expand=True,
+                           flush=self.flush)
             pipe.stage("render", self.render, capacity=QUEUE_CAPACITY, policy=BLOCK)
             pipe.stage("encode", self.encode, capacity=QUEUE_CAPACITY, policy=BLOCK)
             pipe.start()
@@ -211,7 +228,8 @@ def run_offline(config: AppConfig) -> int:
         stack.callback(sink.abort)
         progress = _progress_bar(config, limit)
         stack.callback(progress.close)
-        job = OfflineRender(tracker, engine, sink, limit=limit, progress=progress)
+        smoother = CenteredSmoother() if config.tracker.smoothing else None
+        job = OfflineRender(tracker, engine, sink, limit=limit, progress=progress, smoother=smoother)
         stats = PipelineStats()
         job.run(source, stats)  # joins every thread before it returns or raises
         progress.close()

@@ -150,14 +150,17 @@ class Stage:
         stats: Where durations (and, for the first/last stage, frames in/out) are recorded.
         expand: ``fn`` returns an iterable of items (a generator stage).
         captured_at: Reads an item's capture time, for end-to-end latency at the last stage.
+        flush: Called once at the end of the stream; the items it returns are passed on before the
+            end (a stage that holds items back, such as a centred smoothing window).
     """
 
     def __init__(self, name: str, fn: Any, *, inbox: Edge | None, outbox: Edge | None,
                  stop: threading.Event, on_error: Callable[[BaseException], None],
                  stats: PipelineStats, expand: bool = False,
-                 captured_at: Callable[[Any], float | None] = default_captured_at) -> None:
+                 captured_at: Callable[[Any], float | None] = default_captured_at,
+                 flush: Callable[[], Any] | None = None) -> None:
         self.name, self.inbox, self.outbox = name, inbox, outbox
-        self._fn, self._expand, self._captured_at = fn, expand, captured_at
+        self._fn, self._expand, self._captured_at, self._flush = fn, expand, captured_at, flush
         self._stop, self._on_error, self._stats = stop, on_error, stats
         self._timer = stats.stage(name)
         self._thread = threading.Thread(target=self._run, name=f"facepaint-{name}", daemon=True)
@@ -237,17 +240,22 @@ class Stage:
     def _run_map(self) -> None:
         while True:
             item = self.inbox.get()  # type: ignore[union-attr]
-            if item is END or item is _STOPPED:
+            if item is _STOPPED or (item is END and self._flush is None):
                 return
             with self._timer.time():
-                result = self._fn(item)
-                results = list(result) if self._expand else [result]
+                if item is END:
+                    results = list(self._flush())  # type: ignore[misc]
+                else:
+                    result = self._fn(item)
+                    results = list(result) if self._expand else [result]
             if self.outbox is None:
                 self._stats.frame_out(self._captured_at(item))
                 continue
             for out in results:
                 if out is not None and not self._emit(out):
                     return
+            if item is END:
+                return
 
     def _emit(self, item: Any) -> bool:
         if self.outbox is None:
@@ -290,7 +298,7 @@ class Pipeline:
         return self
 
     def stage(self, name: str, fn: Callable[[Any], Any], *, capacity: int = 4, policy: str = BLOCK,
-              expand: bool = False) -> Pipeline:
+              expand: bool = False, flush: Callable[[], Any] | None = None) -> Pipeline:
         """Append a stage fed by a new edge of ``capacity`` with ``policy``.
 
         The last stage added is the output: each item it finishes counts as a delivered frame and
@@ -305,7 +313,7 @@ class Pipeline:
         edge = Edge(f"{prev.name}->{name}", capacity, policy, self.stop_event, self.stats)
         self.edges.append(edge)
         prev.outbox = edge
-        self.stages.append(self._make_stage(name, fn, inbox=edge, expand=expand))
+        self.stages.append(self._make_stage(name, fn, inbox=edge, expand=expand, flush=flush))
         return self
 
     def start(self) -> Pipeline:
@@ -379,11 +387,12 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _make_stage(self, name: str, fn: Any, *, inbox: Edge | None, expand: bool = False) -> Stage:
+    def _make_stage(self, name: str, fn: Any, *, inbox: Edge | None, expand: bool = False,
+                    flush: Callable[[], Any] | None = None) -> Stage:
         if any(stage.name == name for stage in self.stages):
             raise ConfigError(f"{self.name}: two stages are called '{name}'; names must be unique")
         return Stage(name, fn, inbox=inbox, outbox=None, stop=self.stop_event, on_error=self._fail,
-                     stats=self.stats, expand=expand, captured_at=self._captured_at)
+                     stats=self.stats, expand=expand, captured_at=self._captured_at, flush=flush)
 
     def _fail(self, exc: BaseException) -> None:
         with self._error_lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -176,3 +177,60 @@ class StreamFollower:
         if self._smoother is None:
             return faces[:1]
         return [self._smoother(faces[0], timestamp_ms / 1000.0)]
+
+
+class CenteredSmoother:
+    """Zero-lag smoothing for offline renders: each face averaged with its neighbours.
+
+    A causal filter (One-Euro) must trail the motion it smooths; a file render can look ahead, so
+    each frame's face is a Gaussian-weighted mean of the faces ``radius`` frames either side. Items
+    are held back ``radius`` frames; ``flush()`` releases the rest at the end of the stream. A frame
+    without a face stays without one (a lost face is not invented from its neighbours).
+
+    Args:
+        radius: Frames looked at on each side.
+        sigma: Gaussian width in frames (small: blinks of 2-4 frames keep most of their depth).
+    """
+
+    FIELDS = ("landmarks", "blendshapes", "rotation", "translation", "au")
+
+    def __init__(self, radius: int = 1, sigma: float = 0.8) -> None:
+        if radius < 0 or sigma <= 0:
+            raise ValueError(f"need radius >= 0 and sigma > 0, got {radius}, {sigma}")
+        self.radius = radius
+        self._weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        self._items: list[Any] = []
+        self._faces: list[FaceTrack | None] = []
+        self._next = 0  # index in the buffers of the next item to release
+
+    def push(self, item: Any, face: FaceTrack | None) -> list[tuple[Any, FaceTrack | None]]:
+        """Add one frame's item and face; returns the (item, smoothed face) pairs now complete."""
+        self._items.append(item)
+        self._faces.append(face)
+        out = []
+        while self._next + self.radius < len(self._items):
+            out.append(self._release())
+        drop = max(0, self._next - self.radius)  # keep the past half-window only
+        del self._items[:drop], self._faces[:drop]
+        self._next -= drop
+        return out
+
+    def flush(self) -> list[tuple[Any, FaceTrack | None]]:
+        """Release every held item (end of stream)."""
+        out = [self._release() for _ in range(self._next, len(self._items))]
+        self._items, self._faces, self._next = [], [], 0
+        return out
+
+    def _release(self) -> tuple[Any, FaceTrack | None]:
+        i = self._next
+        self._next += 1
+        centre = self._faces[i]
+        if centre is None:
+            return self._items[i], None
+        lo = max(0, i - self.radius)
+        pairs = [(self._weights[j - i + self.radius], f) for j, f in enumerate(self._faces[lo:i + self.radius + 1], lo)
+                 if f is not None and f.topology == centre.topology]
+        total = sum(w for w, _ in pairs)
+        mean = {name: sum(w * getattr(f, name) for w, f in pairs) / total for name in self.FIELDS}
+        mean = {name: value.astype(getattr(centre, name).dtype) for name, value in mean.items()}
+        return self._items[i], dataclasses.replace(centre, **mean)

@@ -96,3 +96,39 @@ def test_stream_follower_timestamps_misses_and_reset() -> None:
     assert follower.frames_without_face == 1
     follower.reset()
     assert follower.check_timestamp(0) == 0
+
+
+def _face_at(value: float) -> "FaceTrack":
+    from facepaint.engine.track import FaceTrack
+
+    return FaceTrack(landmarks=np.full((478, 3), value, np.float32), blendshapes=np.full(52, value / 100, np.float32),
+                     rotation=np.full(3, value, np.float32), translation=np.zeros(3, np.float32),
+                     au=np.zeros(20, np.float32), topology="mediapipe478", frame_size=(64, 64))
+
+
+def _run_centered(values: list[float | None]) -> list:
+    from facepaint.plugins.trackers.smoothing import CenteredSmoother
+
+    smoother = CenteredSmoother(radius=1, sigma=0.8)
+    out = []
+    for i, v in enumerate(values):
+        out += smoother.push(i, None if v is None else _face_at(v))
+    return out + smoother.flush()
+
+
+def test_centered_smoother_has_no_lag_and_releases_every_frame_in_order() -> None:
+    ramp = [float(i) for i in range(10)]
+    out = _run_centered(ramp)
+    assert [item for item, _ in out] == list(range(10))
+    # A causal filter trails a ramp; a symmetric window follows it exactly inside the stream.
+    assert [float(f.landmarks[0, 0]) for _, f in out[1:-1]] == pytest.approx(ramp[1:-1], abs=1e-4)
+
+
+def test_centered_smoother_reduces_noise_and_keeps_lost_faces_lost() -> None:
+    rng = np.random.default_rng(0)
+    noisy = list(100 + rng.normal(0, 2, 200))
+    out = _run_centered(noisy)
+    smoothed = np.array([f.landmarks[0, 0] for _, f in out])
+    assert np.std(np.diff(smoothed)) < 0.75 * np.std(np.diff(noisy))
+    gaps = _run_centered([1.0, None, 3.0])
+    assert gaps[1][1] is None and gaps[0][1] is not None and gaps[2][1] is not None

@@ -125,7 +125,7 @@ def test_renders_every_frame_with_audio_and_stats(tmp_path, fakes, portrait_png,
     data = json.loads(stats.read_text())
     assert data["frames_in"] == data["frames_out"] == data["frames_written"] == 9
     assert data["frames_without_face"] == 2 and data["dropped"] == 0
-    assert set(data["stages"]) == {"decode", "track", "render", "encode"}
+    assert set(data["stages"]) == {"decode", "track", "smooth", "render", "encode"}
     assert {"p50", "p95"} <= set(data["latency_ms"]) and data["fps"] > 0
     err = capsys.readouterr().err
     assert "wrote" in err and "9 frames" in err and "2 without a face" in err and str(out) in err

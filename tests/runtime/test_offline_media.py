@@ -77,7 +77,7 @@ def test_render_keeps_frames_fps_audio_and_source_size(short_clip, portrait, tmp
     assert summary.startswith(f"facepaint-live: wrote {out}: {CLIP_FRAMES} frames") and "without a face" in summary
     data = json.loads(stats.read_text())
     assert data["frames_out"] == CLIP_FRAMES and data["frames_without_face"] == 0 and data["dropped"] == 0
-    assert {"decode", "track", "render", "encode"} == set(data["stages"])
+    assert {"decode", "track", "smooth", "render", "encode"} == set(data["stages"])
 
 
 def test_driving_without_audio(media, tmp_path, capsys) -> None:

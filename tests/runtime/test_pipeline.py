@@ -241,3 +241,23 @@ def test_stream_timestamps_strictly_increase_even_when_frames_share_a_millisecon
     got = [stamp(i / 3125.0) for i in range(6)]
     assert got == sorted(set(got)) and got[0] == 0
     assert stamp(1.0) == 1000  # real time is kept once frames are far enough apart
+
+
+def test_flush_passes_held_items_on_before_the_end() -> None:
+    from facepaint.runtime.pipeline import BLOCK, Pipeline
+
+    held: list[int] = []
+    got: list[int] = []
+
+    def hold_two(item: int) -> list[int]:
+        held.append(item)
+        return [held.pop(0)] if len(held) > 2 else []
+
+    with Pipeline("t") as pipe:
+        pipe.source("src", range(6))
+        pipe.stage("hold", hold_two, policy=BLOCK, expand=True, flush=lambda: [held.pop(0) for _ in list(held)])
+        pipe.stage("sink", got.append, policy=BLOCK)
+        pipe.start()
+        assert pipe.join(timeout=10)
+    assert got == list(range(6))
+    assert pipe.stats.to_dict()["frames_in"] == 6 and pipe.stats.to_dict()["frames_out"] == 6
