@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from facepaint.plugins.base import Frame, SinkContext
-from facepaint.runtime.pipeline import DROP_OLDEST, END, Edge
+from facepaint.runtime.queues import DROP_OLDEST, END, Edge
 
 # Frames the recorder may fall behind before the oldest is dropped: a second at 25 fps absorbs
 # encoder bursts without holding much memory (25 x 2.7 MB at 1280x720).
