@@ -17,6 +17,7 @@ import numpy as np
 from facepaint.engine.errors import NoFaceError
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import StreamTimestamps
+from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime import metrics as M
 
 BOUND_NAMES = M.BOUND_NAMES
@@ -127,10 +128,10 @@ class _Judges:
     def frame(self, i: int, ts: int, drv: np.ndarray, out: np.ndarray) -> None:
         """Judge frame ``i`` (timestamp ``ts`` ms) of the driving and the output video."""
         if self.frozen is None:  # the output size is known only from its first frame
-            self.frozen = _resize(self.source, out.shape)
+            self.frozen = _fit(self.source, out.shape)
             self.frozen_track = _first(self.trk["pasted"].track(self.frozen, None))
             self.frozen_desc = self.ident.descriptor(self.frozen)
-        pasted = _resize(drv, out.shape)
+        pasted = _fit(drv, out.shape)
         logs = self.logs
         self.drv_tracks.append(_first(self.trk["driving"].track(drv, ts)))
         logs["output"].add_track(_first(self.trk["output"].track(out, ts)))
@@ -190,22 +191,10 @@ def judge(source: np.ndarray, driving: str, output: str, every: int, self_mode: 
         return judges.result()
 
 
-def _resize(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``image`` fitted into ``shape``'s height and width, aspect kept, centred on black.
+def _fit(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``image`` letterboxed into ``shape``'s height and width.
 
-    Returned as is when it already fits. Stretching instead would distort the face, and the
-    tracker would read the distortion as expression: the bounds must see the face undistorted.
+    Not stretched: a distorted face would be read by the tracker as expression, and the bounds
+    must see the face undistorted.
     """
-    import cv2
-
-    h, w = shape[:2]
-    ih, iw = image.shape[:2]
-    if (ih, iw) == (h, w):
-        return image
-    scale = min(w / iw, h / ih)
-    nw, nh = min(w, round(iw * scale)), min(h, round(ih * scale))
-    resized = image if (nh, nw) == (ih, iw) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((h, w, 3), np.uint8)
-    y0, x0 = (h - nh) // 2, (w - nw) // 2
-    canvas[y0:y0 + nh, x0:x0 + nw] = resized
-    return canvas
+    return letterbox(image, (shape[1], shape[0]))

@@ -55,3 +55,18 @@ def audio_only_file(tmp_path: Path) -> Path:
     out.mux(stream.encode(None))
     out.close()
     return path
+
+
+@pytest.fixture()
+def no_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import tensorrt`` fail as it does where TensorRT is not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args: object, **kwargs: object) -> object:
+        if name == "tensorrt":
+            raise ImportError("No module named 'tensorrt'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import shutil
 from pathlib import Path
 
@@ -148,16 +147,8 @@ def test_engine_cache_keys_and_reuse(tmp_path: Path, exported: tuple[Path, Path]
         EngineCache("relative/cache")
 
 
-def test_build_engine_without_tensorrt_is_unavailable(monkeypatch: pytest.MonkeyPatch,
-                                                      exported: tuple[Path, Path], tmp_path: Path) -> None:
-    real_import = builtins.__import__
-
-    def no_tensorrt(name: str, *args: object, **kwargs: object) -> object:
-        if name == "tensorrt":
-            raise ImportError("No module named 'tensorrt'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorrt)
+def test_build_engine_without_tensorrt_is_unavailable(no_tensorrt: None, exported: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailable, match=r"facepaint-live\[tensorrt\]"):
         build_engine(exported[1], tmp_path / "w.engine")
     with pytest.raises(SystemExit) as exit_info:

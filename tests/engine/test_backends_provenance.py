@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 from pathlib import Path
 
@@ -122,15 +121,7 @@ def test_rebuild_command_uses_requested_precision(onnx_file: Path) -> None:
     assert "--precision fp32" in rebuild_command(header(onnx_file), "e.engine", "fp32")
 
 
-def test_missing_tensorrt_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, onnx_file: Path) -> None:
-    real_import = builtins.__import__
-
-    def no_tensorrt(name: str, *args: object, **kwargs: object) -> object:
-        if name == "tensorrt":
-            raise ImportError("No module named 'tensorrt'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorrt)
+def test_missing_tensorrt_is_unavailable(no_tensorrt: None, tmp_path: Path, onnx_file: Path) -> None:
     with pytest.raises(BackendUnavailable, match=r"pip install 'facepaint-live\[tensorrt\]'"):
         import_tensorrt()
     engine = write_engine_file(tmp_path / "warp.engine", header(onnx_file), b"")
