@@ -113,6 +113,15 @@ def head_pose(points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     # SQPnP finds the global optimum without an initial guess, so it never fails to converge.
     _, rvec, tvec = cv2.solvePnP(_MODEL_POINTS, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
     rotation_cv, _ = cv2.Rodrigues(rvec)
+    if rotation_cv[2, 2] < 0.0:
+        # The rigid points are nearly planar, so their mirror pose (the head turned away and
+        # upside down) can fit about as well and SQPnP sometimes returns it: 2 frames in 150 of
+        # a talking clip showed a 180-degree flip. Refine from a frontal face at its distance.
+        rvec = np.zeros((3, 1))
+        tvec = np.array([[0.0], [0.0], [float(np.linalg.norm(tvec))]])
+        _, rvec, tvec = cv2.solvePnP(_MODEL_POINTS, image_points, camera, None, rvec, tvec,
+                                     useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+        rotation_cv, _ = cv2.Rodrigues(rvec)
     angles = angles_from_rotation(_CV_TO_GL @ rotation_cv @ _CV_TO_GL)
     # Back to the frame's own camera: shift by where the face's centre lies off the optical axis.
     tvec = tvec.reshape(3)

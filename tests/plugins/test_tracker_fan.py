@@ -21,7 +21,7 @@ from facepaint.engine.errors import BackendUnavailable, FacepaintError, InputErr
 from facepaint.engine.topology import IBUG68_FROM_MESH
 from facepaint.plugins.base import Tracker, load_plugin
 from facepaint.plugins.trackers.config import TrackerConfig
-from facepaint.plugins.trackers.fan import FanTracker, default_network
+from facepaint.plugins.trackers.fan import FanTracker, default_network, head_pose
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
 
 # Frames (0-based) of the driving clips, picked from MediaPipe's blendshapes and pose.
@@ -190,3 +190,25 @@ def test_cuda_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_registered() -> None:
     assert load_plugin("facepaint.trackers", "face-alignment") is FanTracker
     assert issubclass(FanTracker, Tracker)
+
+
+
+@pytest.mark.parametrize(("clip", "frames"), [("lp_d0", 78), ("lp_d18", 100)])
+def test_pose_never_flips_on_talking_clips(media: Path, clip: str, frames: int) -> None:
+    """dlib's 68 points (another landmark network, like FAN's) on real frames: the nearly planar
+    rigid points let the PnP solve return the mirror pose (yaw and roll near 180 degrees) on
+    lp_d0 frame 25 and lp_d18 frame 97 before the fix."""
+    dlib = pytest.importorskip("dlib")
+    models = pytest.importorskip("face_recognition_models")
+    av = pytest.importorskip("av")
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(models.pose_predictor_model_location())
+    with av.open(str(media / "driving" / f"{clip}.mp4")) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == frames:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            rect = max(detector(rgb, 0), key=lambda r: r.area())
+            points = np.array([[p.x, p.y] for p in predictor(rgb, rect).parts()], np.float64)
+            angles, _ = head_pose(points, rgb.shape[1], rgb.shape[0])
+            assert np.all(np.abs(angles) < 30), (i, angles)
