@@ -100,22 +100,26 @@ class _Judges:
         every: Identity network and SSIM on every ``every``-th frame.
         self_mode: Also compare pixels with the real (driving) frames.
         identity: An ``IdentityJudge`` to reuse, or None.
+        geometry: A ``GeometryJudge`` (the second motion judge) to reuse, or None.
 
     Raises:
         NoFaceError: When dlib finds no face in the source.
     """
 
     def __init__(self, stack: ExitStack, source: np.ndarray, every: int, self_mode: bool,
-                 identity: Any | None) -> None:
+                 identity: Any | None, geometry: Any | None) -> None:
+        from facepaint.runtime.geometry_judge import GeometryJudge
         from facepaint.runtime.identity import IdentityJudge
 
         self.ident = identity if identity is not None else IdentityJudge()
+        self.geo = geometry if geometry is not None else GeometryJudge()
         self.src_desc = self.ident.descriptor(source)
         if self.src_desc is None:
             raise NoFaceError("the identity judge (dlib) found no face in the source image")
         self.source, self.every, self.self_mode = source, every, self_mode
         self.logs = {name: M.CandidateLog() for name in ("output", *BOUND_NAMES)}
         self.drv_tracks: list[FaceTrack | None] = []
+        self.drv_geometry: list[np.ndarray | None] = []
         # One tracker per stream: video-mode tracking keeps state between the frames of one stream
         # (the frozen still goes through a tracker's separate image mode).
         self.trk = {name: _make_tracker() for name in ("driving", "output", "pasted")}
@@ -124,6 +128,7 @@ class _Judges:
         self.frozen: np.ndarray | None = None
         self.frozen_track: FaceTrack | None = None
         self.frozen_desc: np.ndarray | None = None
+        self.frozen_geometry: np.ndarray | None = None
 
     def frame(self, i: int, ts: int, drv: np.ndarray, out: np.ndarray) -> None:
         """Judge frame ``i`` (timestamp ``ts`` ms) of the driving and the output video."""
@@ -131,6 +136,7 @@ class _Judges:
             self.frozen = _fit(self.source, out.shape)
             self.frozen_track = _first(self.trk["pasted"].track(self.frozen, None))
             self.frozen_desc = self.ident.descriptor(self.frozen)
+            self.frozen_geometry = self.geo.measure(self.frozen)
         pasted = _fit(drv, out.shape)
         logs = self.logs
         self.drv_tracks.append(_first(self.trk["driving"].track(drv, ts)))
@@ -139,6 +145,10 @@ class _Judges:
         logs["pasted_driving"].add_track(self.drv_tracks[-1] if pasted is drv else
                                          _first(self.trk["pasted"].track(pasted, ts)))
         logs["frozen_source"].add_track(self.frozen_track)
+        self.drv_geometry.append(self.geo.measure(drv))
+        logs["output"].add_geometry(self.geo.measure(out))
+        logs["pasted_driving"].add_geometry(self.drv_geometry[-1] if pasted is drv else self.geo.measure(pasted))
+        logs["frozen_source"].add_geometry(self.frozen_geometry)
         judged = i % self.every == 0
         if judged:
             logs["output"].add_identity(self.ident.descriptor(out), self.src_desc)
@@ -149,17 +159,19 @@ class _Judges:
                 logs[name].add_image(image, pasted, with_ssim=judged)
 
     def result(self) -> dict:
-        """{"frames", "driving_faces_missing", "metrics", "bounds"} of the report."""
+        """{"frames", "driving_faces_missing", "judge_agreement", "metrics", "bounds"} of the report."""
         drv = M.series_from_tracks(self.drv_tracks)
         # Self-reenactment: the pasted frames are the real frames at the output size.
         real = M.series_from_tracks(self.logs["pasted_driving"].tracks) if self.self_mode else None
+        geo = M.geometry_rows(self.drv_geometry, len(M.GEOMETRY_SIGNALS))
         return {"frames": len(self.drv_tracks), "driving_faces_missing": int((~drv.found).sum()),
-                "metrics": M.candidate_metrics(self.logs["output"], drv, real),
-                "bounds": {n: M.candidate_metrics(self.logs[n], drv, real) for n in BOUND_NAMES}}
+                "judge_agreement": M.judge_agreement(drv, geo),
+                "metrics": M.candidate_metrics(self.logs["output"], drv, real, geo),
+                "bounds": {n: M.candidate_metrics(self.logs[n], drv, real, geo) for n in BOUND_NAMES}}
 
 
 def judge(source: np.ndarray, driving: str, output: str, every: int, self_mode: bool,
-          say: Progress, identity: Any | None = None) -> dict:
+          say: Progress, identity: Any | None = None, geometry: Any | None = None) -> dict:
     """Track and judge the output and both bounds frame by frame, in one pass over both videos.
 
     Args:
@@ -170,9 +182,10 @@ def judge(source: np.ndarray, driving: str, output: str, every: int, self_mode: 
         self_mode: Also compare pixels and absolute landmarks with the real (driving) frames.
         say: Progress callback.
         identity: An ``IdentityJudge`` to reuse (None: one is loaded).
+        geometry: A ``GeometryJudge`` to reuse (None: one is loaded).
 
     Returns:
-        {"frames", "driving_faces_missing", "metrics", "bounds"} of the report.
+        {"frames", "driving_faces_missing", "judge_agreement", "metrics", "bounds"} of the report.
 
     Raises:
         NoFaceError: When dlib finds no face in the source.
@@ -181,7 +194,7 @@ def judge(source: np.ndarray, driving: str, output: str, every: int, self_mode: 
     step_s = 1.0 / float(video_rate(driving))
     timestamp = StreamTimestamps()
     with ExitStack() as stack:
-        judges = _Judges(stack, source, every, self_mode, identity)
+        judges = _Judges(stack, source, every, self_mode, identity, geometry)
         # Not strict: a full-length --output is judged against a driving clip cut to --max-frames.
         pairs = zip(iter_frames(driving, "driving video"), iter_frames(output, "output video"), strict=False)
         for i, (drv, out) in enumerate(pairs):

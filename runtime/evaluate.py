@@ -6,8 +6,10 @@ given for the output and, from the same run and the same frames, for two bounds:
 (the source unmoved: identity perfect, motion zero) and ``pasted_driving`` (the driving frame
 fitted into the output size, aspect kept: motion perfect, identity wrong).
 
-The judges: dlib's face descriptor for identity (the ``[eval]`` extra) and the MediaPipe tracker
-(smoothing off) for blendshapes, AUs, pose and landmarks.
+The judges: dlib's face descriptor for identity (the ``[eval]`` extra), the MediaPipe tracker
+(smoothing off) for blendshapes, AUs, pose and landmarks, and a second motion judge independent of
+the tracker that drives the engine (``geometry_judge``: dlib's 68 landmarks read as continuous
+geometry, also from the ``[eval]`` extra).
 
 JSON layout (key tuples below, pinned by tests; undefined figures are ``null``, never NaN):
 
@@ -18,9 +20,14 @@ JSON layout (key tuples below, pinned by tests; undefined figures are ``null``, 
 * ``expression`` (``EXPRESSION_KEYS``): ED over the 51 expression blendshapes and the 17 AUs, and per
   signal of ``SIGNAL_KEYS`` Pearson ``r``, ``amplitude`` = std(output) / std(driving) and
   ``lag_frames`` (the shift within 8 frames that maximises r; positive: the output is late).
-* ``pose`` (``ANGLE_KEYS``): per angle ``mae_deg`` and ``r`` of the pose relative to the first frame.
+* ``pose`` (``ANGLE_KEYS``): per angle ``mae_deg``, ``r`` and ``amplitude`` of the pose relative to
+  the first frame.
 * ``landmarks`` (``LANDMARK_KEYS``): ``akd`` in inter-ocular distances, ``mode`` absolute (self) or
   relative (cross), ``jitter`` = mean landmark acceleration (IOD / frame², lower is steadier).
+* ``judge_agreement`` (top level, ``GEOMETRY_KEYS``): Pearson r between the two motion judges on
+  the driving video itself: how reliably each signal can be measured in that clip at all.
+* ``geometry_judge`` (``GEOMETRY_KEYS``): per signal Pearson ``r`` and ``amplitude`` by the second
+  judge (angles relative to the first frame).
 * ``image`` (``IMAGE_KEYS``, self-reenactment only, else null): L1 on [0, 1], PSNR in dB (capped at
   100), SSIM (on the judged frames only, ``ssim_frames`` of them).
 """
@@ -41,13 +48,16 @@ from facepaint.engine.errors import ConfigError, InputError
 from facepaint.plugins.sources.image import read_image
 from facepaint.runtime import metrics as M
 from facepaint.runtime.eval_streams import iter_frames, judge, trim_video, write_image
+from facepaint.runtime.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
 from facepaint.runtime.identity import IDENTITY_MODEL
 
-SCHEMA = "facepaint-eval/1"
+SCHEMA = "facepaint-eval/2"
 REPORT_KEYS = ("schema", "mode", "source", "driving", "output", "frames", "every", "max_frames",
-               "identity_model", "tracker", "date", "seconds", "render", "driving_faces_missing",
-               "metrics", "bounds")
-METRIC_KEYS = ("frames", "faces_missing", "identity", "expression", "pose", "landmarks", "image")
+               "identity_model", "tracker", "geometry_model", "date", "seconds", "render",
+               "driving_faces_missing", "judge_agreement", "metrics", "bounds")
+METRIC_KEYS = ("frames", "faces_missing", "identity", "expression", "pose", "landmarks", "image",
+               "geometry_judge")
+GEOMETRY_KEYS = GEOMETRY_SIGNALS
 IDENTITY_KEYS = ("aed_median", "aed_mean", "csim_median", "csim_mean", "same_person_rate",
                  "frames_judged", "faces_missing")
 EXPRESSION_KEYS = ("ed_blendshapes", "ed_au", "signals")
@@ -108,13 +118,15 @@ def render(source: str, driving: str, output: str, stats_json: str) -> dict | No
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any | None = None) -> dict:
+def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any | None = None,
+             geometry: Any | None = None) -> dict:
     """Render (unless ``config.output`` is given) and score one source / driving pair.
 
     Args:
         config: What to evaluate.
         progress: Called with one-line progress messages (None: silent).
         identity: An ``IdentityJudge`` to reuse across evaluations (None: one is loaded).
+        geometry: A ``GeometryJudge`` to reuse across evaluations (None: one is loaded).
 
     Returns:
         The report, a JSON-ready dict with the keys of ``REPORT_KEYS``.
@@ -137,11 +149,11 @@ def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any
             stats = render(source, driving, output, str(Path(tmp) / "stats.json"))
         say(f"judging {Path(config.output or config.driving).name}, identity every {config.every} frames")
         scored = judge(read_image(source, "source portrait"), driving, output, config.every,
-                       config.self_reenactment, say, identity)
+                       config.self_reenactment, say, identity, geometry)
     body = {"schema": SCHEMA, "mode": "self" if config.self_reenactment else "cross",
             "source": config.source or f"{config.driving} (first frame)", "driving": config.driving,
             "output": config.output, "every": config.every, "max_frames": config.max_frames,
-            "identity_model": IDENTITY_MODEL, "tracker": TRACKER_NAME,
+            "identity_model": IDENTITY_MODEL, "tracker": TRACKER_NAME, "geometry_model": GEOMETRY_MODEL,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "seconds": round(time.perf_counter() - started, 2), "render": stats, **scored}
     return {key: body[key] for key in REPORT_KEYS}
@@ -213,6 +225,7 @@ def summary_lines(report: dict) -> list[str]:
     rows += [(f"{a} MAE deg / r", ("pose", a)) for a in M.ANGLES]
     rows += [("landmarks AKD (IOD)", ("landmarks", "akd")), ("landmark jitter", ("landmarks", "jitter")),
              ("jaw lag (frames)", ("expression", "signals", "jaw", "lag_frames"))]
+    rows += [(f"{s} r / amplitude (2nd judge)", ("geometry_judge", s)) for s in GEOMETRY_SIGNALS]
     if report["mode"] == "self":
         rows += [("L1", ("image", "l1")), ("PSNR dB", ("image", "psnr")), ("SSIM", ("image", "ssim"))]
     cands = [report["metrics"], report["bounds"]["frozen_source"], report["bounds"]["pasted_driving"]]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from facepaint.engine.track import AU_NAMES, BLENDSHAPE_NAMES, FaceTrack
+from facepaint.runtime.geometry_judge import GEOMETRY_SIGNALS
 from facepaint.runtime.identity import SAME_PERSON_THRESHOLD, cosine_similarity, descriptor_distance
 
 # Signals whose motion transfer is scored (r and amplitude); each is the mean of its blendshapes.
@@ -173,13 +174,54 @@ def _relative(values: np.ndarray, found: np.ndarray) -> np.ndarray:
 
 
 def pose_metrics(out: TrackSeries, driving: TrackSeries) -> dict:
-    """Per angle: mean abs error in degrees of the relative pose (PSIM) and Pearson r."""
+    """Per angle: mean abs error in degrees of the relative pose (PSIM), Pearson r and the
+    amplitude ratio std(output) / std(driving)."""
     ro = _relative(out.rotation, out.found)
     rd = _relative(driving.rotation, driving.found)
     result = {}
     for i, name in enumerate(ANGLES):
         err = np.abs(ro[:, i] - rd[:, i])
-        result[name] = {"mae_deg": _mean_rows(err), "r": pearson(ro[:, i], rd[:, i])}
+        result[name] = {"mae_deg": _mean_rows(err), "r": pearson(ro[:, i], rd[:, i]),
+                        "amplitude": amplitude_ratio(ro[:, i], rd[:, i])}
+    return result
+
+
+def geometry_metrics(out: np.ndarray, driving: np.ndarray, names: Sequence[str]) -> dict:
+    """Pearson r and amplitude ratio of the second judge's signals (``geometry_judge``).
+
+    Args:
+        out: (T, K) the candidate's signals per frame, NaN rows where no face was found.
+        driving: (T, K) the driving video's.
+        names: The K signal names; "yaw", "pitch" and "roll" are taken relative to the first
+            frame with a face (pose is transferred relative to it).
+
+    Returns:
+        {name: {"r": float | None, "amplitude": float | None}}.
+    """
+    out, driving = np.asarray(out, np.float64), np.asarray(driving, np.float64)
+    result = {}
+    for k, name in enumerate(names):
+        o, d = out[:, k], driving[:, k]
+        if name in ANGLES:
+            o, d = _relative(o, np.isfinite(o)), _relative(d, np.isfinite(d))
+        result[name] = {"r": pearson(o, d), "amplitude": amplitude_ratio(o, d)}
+    return result
+
+
+def judge_agreement(driving: TrackSeries, geometry: np.ndarray) -> dict:
+    """Pearson r between the two judges on the driving video itself, per motion signal.
+
+    A signal the judges disagree on in the driving clip (a head that barely moves, a smile the
+    blendshape model reads as 0) is not measured reliably there, by either of them; no output can
+    be expected to correlate with it better than the judges correlate with each other.
+    """
+    mediapipe = {name: signal(driving, name) for name in ("jaw", "blink", "smile")}
+    mediapipe.update({a: _relative(driving.rotation, driving.found)[:, i] for i, a in enumerate(ANGLES)})
+    geo = np.asarray(geometry, np.float64)
+    result = {}
+    for k, name in enumerate(GEOMETRY_SIGNALS):
+        other = _relative(geo[:, k], np.isfinite(geo[:, k])) if name in ANGLES else geo[:, k]
+        result[name] = pearson(mediapipe[name], other)
     return result
 
 
@@ -268,10 +310,15 @@ class CandidateLog:
         self.l1: list[float] = []
         self.psnr: list[float] = []
         self.ssim: list[float] = []
+        self.geometry: list[np.ndarray | None] = []
 
     def add_track(self, track: FaceTrack | None) -> None:
         """The face tracked in the next frame (None: none found)."""
         self.tracks.append(track)
+
+    def add_geometry(self, signals: np.ndarray | None) -> None:
+        """The second judge's signals in the next frame (None: no face found)."""
+        self.geometry.append(signals)
 
     def add_identity(self, descriptor: np.ndarray | None, source: np.ndarray) -> None:
         """A judged frame's descriptor (None: dlib found no face) against the source's."""
@@ -290,7 +337,8 @@ class CandidateLog:
             self.ssim.append(ssim(image, real))
 
 
-def candidate_metrics(log: CandidateLog, driving: TrackSeries, real: TrackSeries | None) -> dict:
+def candidate_metrics(log: CandidateLog, driving: TrackSeries, real: TrackSeries | None,
+                      driving_geometry: np.ndarray | None = None) -> dict:
     """Every figure of one candidate, keyed as ``evaluate.METRIC_KEYS``.
 
     Args:
@@ -298,6 +346,8 @@ def candidate_metrics(log: CandidateLog, driving: TrackSeries, real: TrackSeries
         driving: The driving video's series (expression and pose references).
         real: For self-reenactment, the series of the real frames at the output size (absolute
             landmarks); None for cross-reenactment (relative landmark motion against ``driving``).
+        driving_geometry: (T, K) the second judge's signals on the driving video (None: that
+            judge did not run; ``geometry_judge`` is then null).
     """
     series = series_from_tracks(log.tracks, driving.topology)
     n = min(len(series), len(driving))
@@ -311,4 +361,22 @@ def candidate_metrics(log: CandidateLog, driving: TrackSeries, real: TrackSeries
     return {"frames": n, "faces_missing": int((~series.found).sum()),
             "identity": identity_summary(log.distances, log.similarities),
             "expression": expression_metrics(series, drv), "pose": pose_metrics(series, drv),
-            "landmarks": marks, "image": image}
+            "landmarks": marks, "image": image,
+            "geometry_judge": _geometry(log.geometry[:n], driving_geometry)}
+
+
+def _geometry(rows: Sequence[np.ndarray | None], driving: np.ndarray | None) -> dict | None:
+    if driving is None or not rows:
+        return None
+    out = geometry_rows(rows, len(GEOMETRY_SIGNALS))
+    n = min(len(out), len(driving))
+    return geometry_metrics(out[:n], driving[:n], GEOMETRY_SIGNALS)
+
+
+def geometry_rows(rows: Sequence[np.ndarray | None], width: int) -> np.ndarray:
+    """(T, width) array of per-frame signal vectors, NaN rows for None."""
+    out = np.full((len(rows), width), np.nan)
+    for i, row in enumerate(rows):
+        if row is not None:
+            out[i] = row
+    return out

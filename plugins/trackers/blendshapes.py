@@ -122,7 +122,7 @@ def _face_frame(points: np.ndarray) -> np.ndarray:
     return (p - p[27]) @ unrotate.T / scale
 
 
-def _eye_aspect_ratio(eye: np.ndarray) -> float:
+def eye_aspect_ratio(eye: np.ndarray) -> float:
     """Soukupová and Čech's eye aspect ratio of six eye points (corner, 2 upper, corner, 2 lower)."""
     vertical = np.hypot(*(eye[1] - eye[5])) + np.hypot(*(eye[2] - eye[4]))
     return float(vertical / max(2.0 * np.hypot(*(eye[0] - eye[3])), 1e-6))
@@ -145,8 +145,8 @@ def blendshapes_from_ibug68(points: np.ndarray) -> np.ndarray:
     mouth_mid = (q[62, 1] + q[66, 1]) / 2.0
     width = _ramp(q[54, 0] - q[48, 0], "width")
     values = {
-        "eyeBlinkRight": _ramp(_eye_aspect_ratio(q[36:42]), "blink"),
-        "eyeBlinkLeft": _ramp(_eye_aspect_ratio(q[42:48]), "blink"),
+        "eyeBlinkRight": _ramp(eye_aspect_ratio(q[36:42]), "blink"),
+        "eyeBlinkLeft": _ramp(eye_aspect_ratio(q[42:48]), "blink"),
         "jawOpen": _ramp(q[66, 1] - q[62, 1], "jaw"),
         "mouthSmileRight": (_ramp(mouth_mid - q[48, 1], "corner") + width) / 2.0,
         "mouthSmileLeft": (_ramp(mouth_mid - q[54, 1], "corner") + width) / 2.0,

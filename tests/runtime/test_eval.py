@@ -24,6 +24,7 @@ def judges() -> object:
 def _check_keys(report: dict) -> None:
     assert tuple(report) == E.REPORT_KEYS
     assert tuple(report["bounds"]) == E.BOUND_NAMES
+    assert tuple(report["judge_agreement"]) == E.GEOMETRY_KEYS
     for metrics in (report["metrics"], *report["bounds"].values()):
         assert tuple(metrics) == E.METRIC_KEYS
         assert tuple(metrics["identity"]) == E.IDENTITY_KEYS
@@ -35,6 +36,9 @@ def _check_keys(report: dict) -> None:
         assert tuple(metrics["pose"]) == E.ANGLE_KEYS
         if metrics["image"] is not None:
             assert tuple(metrics["image"]) == E.IMAGE_KEYS
+        assert tuple(metrics["geometry_judge"]) == E.GEOMETRY_KEYS
+        for figures in metrics["geometry_judge"].values():
+            assert tuple(figures) == ("r", "amplitude")
     json.dumps(report, allow_nan=False)  # strict JSON: no NaN / Infinity anywhere
 
 
@@ -65,6 +69,11 @@ def test_bounds_order_as_bounds(cross_report: dict) -> None:
     assert frozen["expression"]["signals"]["jaw"]["amplitude"] == pytest.approx(0.0)
     assert pasted["expression"]["ed_blendshapes"] < frozen["expression"]["ed_blendshapes"]
     assert pasted["landmarks"]["akd"] < frozen["landmarks"]["akd"]
+    # The second judge: the driving frames themselves correlate perfectly, the still not at all.
+    assert pasted["geometry_judge"]["jaw"]["r"] > 0.99
+    assert frozen["geometry_judge"]["jaw"]["r"] is None
+    assert "68" in cross_report["geometry_model"]
+    assert cross_report["judge_agreement"]["jaw"] > 0.5  # lp_d10's jaw moves: both judges see it
 
 
 def test_self_report_pixels(judges: object, media: Path) -> None:

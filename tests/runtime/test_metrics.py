@@ -123,7 +123,7 @@ def test_output_without_any_face_is_counted_not_a_crash() -> None:
         assert result["faces_missing"] == 4
         assert result["identity"]["faces_missing"] == 4 and result["identity"]["aed_median"] is None
         assert result["expression"]["ed_blendshapes"] is None
-        assert result["pose"]["yaw"] == {"mae_deg": None, "r": None}
+        assert result["pose"]["yaw"] == {"mae_deg": None, "r": None, "amplitude": None}
         assert result["landmarks"]["akd"] is None
 
 
