@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from facepaint.engine.errors import BackendUnavailable
-from facepaint.runtime.identity import INSTALL_HINT
+from facepaint.runtime.identity import INSTALL_HINT, largest_face
 
 GEOMETRY_SIGNALS = ("jaw", "blink", "smile", "yaw", "pitch", "roll")
 GEOMETRY_MODEL = "dlib shape_predictor_68_face_landmarks, HOG detector, continuous geometry"
@@ -69,19 +69,10 @@ class GeometryJudge:
 
     def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
         """(68, 2) float64 iBUG landmarks of the largest face, or None when none is found."""
-        import cv2
-
         rgb = np.ascontiguousarray(rgb)  # dlib takes C-contiguous arrays only
-        h, w = rgb.shape[:2]
-        scale = min(1.0, self.config.detect_max_side / max(h, w))
-        small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)),
-                                                   interpolation=cv2.INTER_AREA)
-        rects = self._detector(np.ascontiguousarray(small), 0)
-        if len(rects) == 0:
+        rect = largest_face(self._dlib, self._detector, rgb, self.config.detect_max_side)
+        if rect is None:
             return None
-        best = max(rects, key=lambda r: r.width() * r.height())
-        rect = self._dlib.rectangle(int(best.left() / scale), int(best.top() / scale),
-                                    int(best.right() / scale), int(best.bottom() / scale))
         shape = self._shape(rgb, rect)
         return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
 

@@ -7,6 +7,7 @@ Two faces with a descriptor distance under 0.6 are the same person by dlib's con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from facepaint.engine.errors import BackendUnavailable
@@ -84,23 +85,28 @@ class IdentityJudge:
         return np.asarray(self._net.compute_face_descriptor(rgb, shape), dtype=np.float64)
 
     def _largest_face(self, rgb: np.ndarray):  # noqa: ANN202 - returns a dlib.rectangle
-        import cv2
-
-        h, w = rgb.shape[:2]
-        scale = min(1.0, self.config.detect_max_side / max(h, w))
-        small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)),
-                                                   interpolation=cv2.INTER_AREA)
-        small = np.ascontiguousarray(small)
-        rects = []
         for upsample in range(self.config.upsample + 1):
-            rects = self._detector(small, upsample)
-            if len(rects):
-                break
-        if len(rects) == 0:
-            return None
-        best = max(rects, key=lambda r: r.width() * r.height())
-        return self._dlib.rectangle(int(best.left() / scale), int(best.top() / scale),
-                                    int(best.right() / scale), int(best.bottom() / scale))
+            rect = largest_face(self._dlib, self._detector, rgb, self.config.detect_max_side, upsample)
+            if rect is not None:
+                return rect
+        return None
+
+
+def largest_face(dlib: Any, detector: Any, rgb: np.ndarray, max_side: int, upsample: int = 0) -> Any:
+    """The dlib rectangle (full-resolution pixels) of the largest face HOG finds in ``rgb`` shrunk
+    to ``max_side``, or None (detection cost grows with the area; landmarks need full resolution)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)),
+                                               interpolation=cv2.INTER_AREA)
+    rects = detector(np.ascontiguousarray(small), upsample)
+    if len(rects) == 0:
+        return None
+    best = max(rects, key=lambda r: r.width() * r.height())
+    return dlib.rectangle(int(best.left() / scale), int(best.top() / scale),
+                          int(best.right() / scale), int(best.bottom() / scale))
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:
