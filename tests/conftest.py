@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +72,39 @@ def no_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+def write_clip(path: Path, levels: Sequence[int], *, size: tuple[int, int] = (64, 48),
+               rate: Fraction | int = 25, audio: str | None = "aac", audio_rate: int = 16000) -> Path:
+    """Write a small H.264 clip with PyAV: frame i is flat grey ``levels[i]``; ``audio`` (a codec
+    name, or None for no audio stream) is silence of the clip's length."""
+    import av
+
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx264", rate=rate)
+    video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+    sound = None
+    if audio is not None:
+        sound = out.add_stream(audio, rate=audio_rate)
+        sound.layout = "mono"
+    samples = int(audio_rate / float(rate))
+    fmt, dtype = ("fltp", np.float32) if audio == "aac" else ("s16", np.int16)
+    for i, level in enumerate(levels):
+        frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), level, np.uint8), format="rgb24")
+        frame.pts = i
+        out.mux(video.encode(frame))
+        if sound is not None:
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, samples), dtype), format=fmt, layout="mono")
+            chunk.sample_rate, chunk.pts = audio_rate, i * samples
+            out.mux(sound.encode(chunk))
+    out.mux(video.encode(None))
+    if sound is not None:
+        out.mux(sound.encode(None))
+    out.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_writer() -> Callable[..., Path]:
+    """``write_clip``: test modules build their own clip makers on it."""
+    return write_clip

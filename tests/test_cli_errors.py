@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -31,28 +30,15 @@ class _NoFaceTracker:
         pass
 
 
-def _clip(path: Path) -> Path:
-    out = av.open(str(path), "w")
-    v = out.add_stream("libx264", rate=25)
-    v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
-    for i in range(3):
-        f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 100, np.uint8), format="rgb24")
-        f.pts = i
-        out.mux(v.encode(f))
-    out.mux(v.encode(None))
-    out.close()
-    return path
-
-
 @pytest.fixture()
-def files(tmp_path: Path, audio_only_file: Path) -> dict[str, Path]:
+def files(tmp_path: Path, audio_only_file: Path, clip_writer) -> dict[str, Path]:
     portrait = tmp_path / "me.png"
     cv2.imwrite(str(portrait), np.full((40, 40, 3), 200, np.uint8))
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a picture")
     corrupt = tmp_path / "talk.mp4"
     corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
-    return {"portrait": portrait, "text": text, "corrupt": corrupt, "clip": _clip(tmp_path / "ok.mp4"),
+    return {"portrait": portrait, "text": text, "corrupt": corrupt, "clip": clip_writer(tmp_path / "ok.mp4", [100] * 3, size=(32, 32), audio=None),
             "audio": audio_only_file, "out": tmp_path / "out.mp4"}
 
 

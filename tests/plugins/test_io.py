@@ -17,33 +17,14 @@ from facepaint.plugins.sources.image import ImageSource, read_image
 from facepaint.plugins.sources.video import VideoSource
 
 
-def make_clip(path: Path, *, frames: int = 10, size: tuple[int, int] = (64, 48), rate: Fraction | int = 25,
-              audio: str | None = "aac", audio_rate: int = 16000) -> Path:
-    """Write a small test clip: frame i is filled with grey level 20*i; optional audio of the clip's length."""
-    out = av.open(str(path), "w")
-    v = out.add_stream("libx264", rate=rate)
-    v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
-    a = None
-    if audio is not None:
-        a = out.add_stream(audio, rate=audio_rate)
-        a.layout = "mono"
-    samples = int(audio_rate / float(rate))
-    for i in range(frames):
-        f = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), (20 * i) % 256, np.uint8), format="rgb24")
-        f.pts = i
-        out.mux(v.encode(f))
-        if a is not None:
-            fmt = "fltp" if audio == "aac" else "s16"
-            data = np.zeros((1, samples), np.float32 if fmt == "fltp" else np.int16)
-            af = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
-            af.sample_rate, af.pts = audio_rate, i * samples
-            out.mux(a.encode(af))
-    out.mux(v.encode(None))
-    if a is not None:
-        out.mux(a.encode(None))
-    out.close()
-    return path
+@pytest.fixture()
+def make_clip(clip_writer):
+    """Clip maker: frame i is grey level 20*i; optional audio of the clip's length."""
 
+    def make(path: Path, *, frames: int = 10, rate: Fraction | int = 25, audio: str | None = "aac") -> Path:
+        return clip_writer(path, [(20 * i) % 256 for i in range(frames)], rate=rate, audio=audio)
+
+    return make
 
 
 def probe(path: Path) -> dict:
@@ -64,7 +45,7 @@ def test_plugins_resolve_by_entry_point() -> None:
     assert load_plugin("facepaint.sinks", "file") is FileSink
 
 
-def test_video_source_decodes_rgb_frames_with_timing(tmp_path: Path) -> None:
+def test_video_source_decodes_rgb_frames_with_timing(tmp_path: Path, make_clip) -> None:
     clip = make_clip(tmp_path / "c.mp4", frames=12, rate=Fraction(1350, 61))
     with VideoSource(clip) as src:
         assert isinstance(src, Source)
@@ -79,7 +60,7 @@ def test_video_source_decodes_rgb_frames_with_timing(tmp_path: Path) -> None:
     assert all(b.captured_at >= a.captured_at for a, b in zip(frames, frames[1:]))
 
 
-def test_video_source_without_audio(tmp_path: Path) -> None:
+def test_video_source_without_audio(tmp_path: Path, make_clip) -> None:
     with VideoSource(make_clip(tmp_path / "c.mp4", audio=None)) as src:
         assert src.audio is None
 
@@ -133,7 +114,7 @@ def test_output_kind_checks(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
-def test_file_sink_copies_video_timing_and_audio(tmp_path: Path, suffix: str) -> None:
+def test_file_sink_copies_video_timing_and_audio(tmp_path: Path, make_clip, suffix: str) -> None:
     clip = make_clip(tmp_path / "in.mp4", frames=15, rate=Fraction(1350, 61))
     out = tmp_path / f"out{suffix}"
     with VideoSource(clip) as src, FileSink(out, fps=src.rate, size=src.size, audio=src.audio,
@@ -147,7 +128,7 @@ def test_file_sink_copies_video_timing_and_audio(tmp_path: Path, suffix: str) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", out.name])
 
 
-def test_file_sink_reencodes_audio_the_container_cannot_take(tmp_path: Path) -> None:
+def test_file_sink_reencodes_audio_the_container_cannot_take(tmp_path: Path, make_clip) -> None:
     clip = make_clip(tmp_path / "in.mkv", frames=10, audio="pcm_s16le")
     out = tmp_path / "out.mp4"
     with VideoSource(clip) as src, FileSink(out, fps=src.rate, size=src.size, audio=src.audio) as sink:

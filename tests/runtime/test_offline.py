@@ -18,29 +18,16 @@ from facepaint.runtime import offline
 from facepaint.runtime.config import build_app_config
 
 
-def make_clip(path: Path, *, frames: int = 8, size: tuple[int, int] = (64, 48), rate: Fraction | int = 25,
-              audio: bool = True, dark: tuple[int, ...] = ()) -> Path:
-    """A clip whose frames are grey (a fake "face") except the ``dark`` ones (black: "no face")."""
-    out = av.open(str(path), "w")
-    v = out.add_stream("libx264", rate=rate)
-    v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
-    a = out.add_stream("aac", rate=16000) if audio else None
-    if a is not None:
-        a.layout = "mono"
-    for i in range(frames):
-        level = 0 if i in dark else 120
-        f = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), level, np.uint8), format="rgb24")
-        f.pts = i
-        out.mux(v.encode(f))
-        if a is not None:
-            af = av.AudioFrame.from_ndarray(np.zeros((1, 640), np.float32), format="fltp", layout="mono")
-            af.sample_rate, af.pts = 16000, i * 640
-            out.mux(a.encode(af))
-    out.mux(v.encode(None))
-    if a is not None:
-        out.mux(a.encode(None))
-    out.close()
-    return path
+@pytest.fixture()
+def make_clip(clip_writer):
+    """Clip maker: frames are grey (a fake "face") except the ``dark`` ones (black: "no face")."""
+
+    def make(path: Path, *, frames: int = 8, rate: Fraction | int = 25, audio: bool = True,
+             dark: tuple[int, ...] = ()) -> Path:
+        levels = [0 if i in dark else 120 for i in range(frames)]
+        return clip_writer(path, levels, rate=rate, audio="aac" if audio else None)
+
+    return make
 
 
 def fake_face(w: int, h: int, scale: float = 1.0) -> FaceTrack:
@@ -107,7 +94,7 @@ def _config(**kw):
     return build_app_config({"progress": False, **{k: str(v) if isinstance(v, Path) else v for k, v in kw.items()}})
 
 
-def test_renders_every_frame_with_audio_and_stats(tmp_path, fakes, portrait_png, capsys) -> None:
+def test_renders_every_frame_with_audio_and_stats(tmp_path, fakes, portrait_png, make_clip, capsys) -> None:
     clip = make_clip(tmp_path / "d.mp4", frames=9, rate=Fraction(1350, 61), dark=(2, 5))
     out, stats = tmp_path / "out.mp4", tmp_path / "stats.json"
     assert offline.run_offline(_config(source=portrait_png, driving=clip, output=out, stats_json=stats)) == 0
@@ -133,7 +120,7 @@ def test_renders_every_frame_with_audio_and_stats(tmp_path, fakes, portrait_png,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.mp4", "me.png", "out.mp4", "stats.json"]
 
 
-def test_driving_without_audio_gives_video_without_audio(tmp_path, fakes, portrait_png) -> None:
+def test_driving_without_audio_gives_video_without_audio(tmp_path, fakes, portrait_png, make_clip) -> None:
     clip = make_clip(tmp_path / "d.mp4", frames=4, audio=False)
     out = tmp_path / "out.mkv"
     offline.run_offline(_config(source=portrait_png, driving=clip, output=out))
@@ -141,7 +128,7 @@ def test_driving_without_audio_gives_video_without_audio(tmp_path, fakes, portra
         assert not c.streams.audio and c.streams.video[0].frames in (0, 4)
 
 
-def test_duration_limits_the_frames(tmp_path, fakes, portrait_png) -> None:
+def test_duration_limits_the_frames(tmp_path, fakes, portrait_png, make_clip) -> None:
     clip = make_clip(tmp_path / "d.mp4", frames=10, rate=25)
     out = tmp_path / "out.mp4"
     offline.run_offline(_config(source=portrait_png, driving=clip, output=out, duration=0.2))
@@ -162,14 +149,14 @@ def test_still_driving(tmp_path, fakes, portrait_png, suffix) -> None:
         assert cv2.imread(str(out)).shape == (37, 51, 3)  # stills keep the exact size
 
 
-def test_video_driving_to_image_output_is_a_config_error(tmp_path, fakes, portrait_png) -> None:
+def test_video_driving_to_image_output_is_a_config_error(tmp_path, fakes, portrait_png, make_clip) -> None:
     clip = make_clip(tmp_path / "d.mp4", frames=3)
     with pytest.raises(ConfigError, match="3 frames"):
         offline.run_offline(_config(source=portrait_png, driving=clip, output=tmp_path / "o.png"))
     assert not (tmp_path / "o.png").exists()
 
 
-def test_face_index_and_no_face(tmp_path, fakes, portrait_png) -> None:
+def test_face_index_and_no_face(tmp_path, fakes, portrait_png, make_clip) -> None:
     clip = make_clip(tmp_path / "d.mp4", frames=2)
     fakes["tracker"].faces = 2
     out = tmp_path / "o.mp4"
@@ -185,7 +172,7 @@ def test_face_index_and_no_face(tmp_path, fakes, portrait_png) -> None:
     assert not out.exists()
 
 
-def test_error_mid_run_leaves_no_file_and_no_thread(tmp_path, fakes, portrait_png) -> None:
+def test_error_mid_run_leaves_no_file_and_no_thread(tmp_path, fakes, portrait_png, make_clip) -> None:
     clip = make_clip(tmp_path / "d.mp4", frames=20)
     fakes["fail_at"] = 7
     out = tmp_path / "o.mp4"
@@ -196,7 +183,7 @@ def test_error_mid_run_leaves_no_file_and_no_thread(tmp_path, fakes, portrait_pn
     assert fakes["tracker"].closed == 1
 
 
-def test_ctrl_c_leaves_no_file(tmp_path, fakes, portrait_png, monkeypatch) -> None:
+def test_ctrl_c_leaves_no_file(tmp_path, fakes, portrait_png, make_clip, monkeypatch) -> None:
     clip = make_clip(tmp_path / "d.mp4", frames=20)
     out = tmp_path / "o.mp4"
 
@@ -210,7 +197,7 @@ def test_ctrl_c_leaves_no_file(tmp_path, fakes, portrait_png, monkeypatch) -> No
     assert not [t for t in threading.enumerate() if t.name.startswith("facepaint-") and t.is_alive()]
 
 
-def test_output_is_checked_before_the_tracker_loads(tmp_path, portrait_png, monkeypatch) -> None:
+def test_output_is_checked_before_the_tracker_loads(tmp_path, portrait_png, monkeypatch, make_clip) -> None:
     def no(config):
         raise AssertionError("the tracker must not load for a bad output path")
 
