@@ -229,7 +229,7 @@ def page(cross: list, selfs: list, failures: list, speed: dict | None, args: arg
         "Pairs meeting issue 2's target on the output (r and amplitude ratio at least the target). "
         "A signal is *reliable* in a clip when the two judges agree on it in the driving video itself "
         "(report key `judge_agreement`); where they do not, the motion is too small or too ambiguous "
-        "for either judge to measure, in any output.", "",
+        "for either judge to measure, in any output. `docs/MOTION.md` explains the remaining misses.", "",
         *target_lines(cross), "",
         f"## Self-reenactment ({len(selfs)} clips: first frame driven by its own video)", "",
         *table(selfs, SELF_COLUMNS), "",
