@@ -186,6 +186,29 @@ def _revision() -> str:
     return f"{rev}{' + uncommitted changes' if dirty else ''}"
 
 
+# The fixed legend of docs/RESULTS.md (what each column means).
+HOW_TO_READ = [
+    "## How to read", "",
+    "Each cell is **output** [frozen_source \\| pasted_driving]. *frozen_source* is the source unmoved "
+    "(identity perfect, motion zero); *pasted_driving* is the driving frame fitted into the output "
+    "(motion perfect, identity wrong). Good output keeps AED near the first and motion near the second.",
+    "- AED: dlib descriptor distance output↔source, median over judged frames (< 0.6 = same person).",
+    "- ED: mean L2 distance between the 51 expression blendshapes of output and driving.",
+    "- r / amp: Pearson r and std ratio output/driving of jawOpen, blinks, smiles, brows, and of "
+    "yaw/pitch/roll relative to the first frame; r is – where a signal is constant (frozen).",
+    "- AKD: mean landmark distance in inter-ocular distances; relative motion for cross-reenactment, "
+    "absolute positions against the real frames for self-reenactment.",
+    "- jaw lag: frames the output's jawOpen trails the driving's (the shift within ±8 that maximises r).",
+    "- jitter: mean landmark acceleration in inter-ocular distances per frame² (lower is steadier; "
+    "pasted_driving gives the driving video's own).",
+    "- L1 (0–1 scale), PSNR (dB, capped at 100), SSIM: output against the real frames (self only).",
+    "- no face: output frames where the tracker found no face (also counted, never a crash).",
+    "- render fps: the main command's own fps on that pair (short clips: start-up weighs in; "
+    "the Speed section is the measured headline).",
+    "- JSON keys of each report: `facepaint.runtime.evaluate.REPORT_KEYS` / `METRIC_KEYS`.", "",
+]
+
+
 def page(cross: list, selfs: list, failures: list, speed: dict | None, args: argparse.Namespace,
          seconds: float) -> str:
     """The whole of docs/RESULTS.md."""
@@ -200,24 +223,7 @@ def page(cross: list, selfs: list, failures: list, speed: dict | None, args: arg
         f"{args.every}th frame (SSIM too); expression, pose and landmarks on every frame. "
         f"Identity judge: {first.get('identity_model', '-')}; expression/pose judge: "
         f"{first.get('tracker', '-')}. Media: {args.media} (see its MANIFEST.md).", "",
-        "## How to read", "",
-        "Each cell is **output** [frozen_source \\| pasted_driving]. *frozen_source* is the source unmoved "
-        "(identity perfect, motion zero); *pasted_driving* is the driving frame fitted into the output "
-        "(motion perfect, identity wrong). Good output keeps AED near the first and motion near the second.",
-        "- AED: dlib descriptor distance output↔source, median over judged frames (< 0.6 = same person).",
-        "- ED: mean L2 distance between the 51 expression blendshapes of output and driving.",
-        "- r / amp: Pearson r and std ratio output/driving of jawOpen, blinks, smiles, brows, and of "
-        "yaw/pitch/roll relative to the first frame; r is – where a signal is constant (frozen).",
-        "- AKD: mean landmark distance in inter-ocular distances; relative motion for cross-reenactment, "
-        "absolute positions against the real frames for self-reenactment.",
-        "- jaw lag: frames the output's jawOpen trails the driving's (the shift within ±8 that maximises r).",
-        "- jitter: mean landmark acceleration in inter-ocular distances per frame² (lower is steadier; "
-        "pasted_driving gives the driving video's own).",
-        "- L1 (0–1 scale), PSNR (dB, capped at 100), SSIM: output against the real frames (self only).",
-        "- no face: output frames where the tracker found no face (also counted, never a crash).",
-        "- render fps: the main command's own fps on that pair (short clips: start-up weighs in; "
-        "the Speed section is the measured headline).",
-        "- JSON keys of each report: `facepaint.runtime.evaluate.REPORT_KEYS` / `METRIC_KEYS`.", "",
+        *HOW_TO_READ,
         f"## Cross-reenactment ({len(cross)} pairs: portrait × driving clip)", "",
         *table(cross, CROSS_COLUMNS), "",
         "### Second judge (dlib's 68 landmarks, continuous geometry)", "",
