@@ -78,7 +78,7 @@ def write_image(path: str, rgb: np.ndarray) -> None:
     cv2.imwrite(path, np.ascontiguousarray(rgb[:, :, ::-1]))
 
 
-def _make_tracker() -> Any:
+def make_judge_tracker() -> Any:
     from facepaint.plugins.base import load_plugin
     from facepaint.plugins.trackers.config import TrackerConfig
 
@@ -122,7 +122,7 @@ class _Judges:
         self.drv_geometry: list[np.ndarray | None] = []
         # One tracker per stream: video-mode tracking keeps state between the frames of one stream
         # (the frozen still goes through a tracker's separate image mode).
-        self.trk = {name: _make_tracker() for name in ("driving", "output", "pasted")}
+        self.trk = {name: make_judge_tracker() for name in ("driving", "output", "pasted")}
         for tracker in self.trk.values():
             stack.callback(tracker.close)
         self.frozen: np.ndarray | None = None
