@@ -93,14 +93,8 @@ def render_and_judge(config: AppConfig, portrait: Portrait, clip: Clip) -> dict[
         judged.append(found[0] if found else None)
     judge.close()
     out_series = M.series_from_tracks(judged)
-    result = {}
-    for name in ("jaw", "blink", "smile"):
-        o, d = M.signal(out_series, name), M.signal(clip.series, name)
-        result[name] = (M.pearson(o, d), M.amplitude_ratio(o, d))
-    o_rot, d_rot = out_series.rotation - out_series.rotation[0], clip.series.rotation - clip.series.rotation[0]
-    for k, name in enumerate(M.ANGLES):
-        result[name] = (M.pearson(o_rot[:, k], d_rot[:, k]), M.amplitude_ratio(o_rot[:, k], d_rot[:, k]))
-    return result
+    both = {**M.expression_metrics(out_series, clip.series)["signals"], **M.pose_metrics(out_series, clip.series)}
+    return {name: (both[name]["r"], both[name]["amplitude"]) for name in TARGETS}
 
 
 def meets(name: str, figures: tuple[float | None, float | None]) -> bool:
