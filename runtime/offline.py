@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from facepaint.engine.errors import ConfigError, InputError
+from facepaint.engine.errors import ConfigError, InputError, NoFaceError
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Frame, StreamTimestamps, load_plugin
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
@@ -232,6 +232,7 @@ def run_offline(config: AppConfig) -> int:
         job = OfflineRender(tracker, engine, sink, limit=limit, progress=progress, smoother=smoother)
         stats = PipelineStats()
         job.run(source, stats)  # joins every thread before it returns or raises
+        _check_still_has_face(config, source, job)
         progress.close()
         sink.close()
     result = _result(config, job, stats, sink.written_size or (width, height), source.fps)
@@ -239,6 +240,17 @@ def run_offline(config: AppConfig) -> int:
         write_stats_json(config.stats_json, result)
     print(_summary(result), file=sys.stderr)
     return 0
+
+
+def _check_still_has_face(config: AppConfig, source: Any, job: OfflineRender) -> None:
+    """A single driving frame without a face would only copy the portrait: say so instead.
+
+    Raises:
+        NoFaceError: When the only driving frame had no face.
+    """
+    if source.frame_count == 1 and job.frames_written == 1 and job.frames_without_face == 1:
+        raise NoFaceError(f"no face found in the driving image {config.driving}; use a picture with a clearly "
+                          "visible face (the output would only repeat the portrait)")
 
 
 def _close_later(stack: ExitStack, obj: Any) -> None:

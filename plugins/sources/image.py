@@ -11,8 +11,12 @@ import numpy as np
 
 from facepaint.engine.errors import InputError
 from facepaint.plugins.base import Frame
+from facepaint.plugins.sources.native_stderr import captured_stderr
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Every frame is rendered at the portrait's full resolution: a 48 MP phone photo still works (slowly),
+# a 12000x12000 scan would need gigabytes per queued frame and an encoder beyond H.264's levels.
+MAX_PIXELS = 50_000_000
 
 
 def read_image(path: str | Path, what: str = "image") -> np.ndarray:
@@ -23,7 +27,8 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
         what: How the file is named in error messages (``"source portrait"``).
 
     Raises:
-        InputError: When the file is missing, is a folder, cannot be read or is not an image.
+        InputError: When the file is missing, is a folder, cannot be read, is not an image or has
+            more than ``MAX_PIXELS`` pixels.
     """
     import cv2
 
@@ -36,9 +41,17 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
         data = np.fromfile(p, dtype=np.uint8)  # cv2.imread cannot report why it failed; this can
     except OSError as exc:
         raise InputError(f"{what} {path} cannot be read ({exc.strerror}); check its permissions") from None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if not data.size:
+        raise InputError(f"{what} {path} is empty (0 bytes); give a .jpg or .png file")
+    with captured_stderr() as native:  # libpng/libjpeg print to fd 2; fold that into one line
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise InputError(f"{what} {path} is not an image OpenCV can read; give a .jpg or .png file")
+        why = f" ({native.first_line})" if native.first_line else ""
+        raise InputError(f"{what} {path} is not an image OpenCV can read{why}; give a .jpg or .png file")
+    height, width = bgr.shape[:2]
+    if height * width > MAX_PIXELS:
+        raise InputError(f"{what} {path} is too large ({width}x{height}, {height * width / 1e6:.0f} MP; at most "
+                         f"{MAX_PIXELS / 1e6:.0f} MP); downscale it, for example to 2048 px on the long side")
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
