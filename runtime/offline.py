@@ -232,7 +232,7 @@ def run_offline(config: AppConfig) -> int:
         job = OfflineRender(tracker, engine, sink, limit=limit, progress=progress, smoother=smoother)
         stats = PipelineStats()
         job.run(source, stats)  # joins every thread before it returns or raises
-        _check_still_has_face(config, source, job)
+        _check_rendered(config, source, job)
         progress.close()
         sink.close()
     result = _result(config, job, stats, sink.written_size or (width, height), source.fps)
@@ -242,12 +242,16 @@ def run_offline(config: AppConfig) -> int:
     return 0
 
 
-def _check_still_has_face(config: AppConfig, source: Any, job: OfflineRender) -> None:
-    """A single driving frame without a face would only copy the portrait: say so instead.
+def _check_rendered(config: AppConfig, source: Any, job: OfflineRender) -> None:
+    """Refuse a render that would write nothing, or only the portrait copied.
 
     Raises:
+        InputError: When the driving video had no frame that could be decoded.
         NoFaceError: When the only driving frame had no face.
     """
+    if job.frames_written == 0:
+        raise InputError(f"driving video {config.driving} has no frames that can be decoded; give a video "
+                         "with at least one frame")
     if source.frame_count == 1 and job.frames_written == 1 and job.frames_without_face == 1:
         raise NoFaceError(f"no face found in the driving image {config.driving}; use a picture with a clearly "
                           "visible face (the output would only repeat the portrait)")

@@ -9,6 +9,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from facepaint.engine.errors import InputError
 from facepaint.plugins.base import Frame
 
@@ -47,6 +49,8 @@ def open_video(path: str | Path, what: str = "driving video") -> tuple[Any, Any]
     import av
 
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {path} is a folder; {_HINT} inside it")
     if not p.is_file():
         raise InputError(f"{what} {path} not found; check the path ({_HINT})")
     try:
@@ -91,6 +95,8 @@ class VideoSource:
         self.rate = Fraction(rate)
         self.fps = float(self.rate)
         self.size = (int(stream.width), int(stream.height))
+        if _first_rotation(self.path) % 180:  # frames come out turned upright: a 90-degree turn swaps w, h
+            self.size = self.size[::-1]
         self.frame_count: int | None = int(stream.frames) or None
         self.audio = self._audio_info()
         self._closed = False
@@ -116,7 +122,7 @@ class VideoSource:
         index = 0
         try:
             for vf in self._container.decode(self._stream):
-                image = vf.to_ndarray(format="rgb24")
+                image = upright(vf.to_ndarray(format="rgb24"), vf.rotation)
                 pts = float(vf.time) if vf.time is not None else index / self.fps
                 yield Frame(image=image, index=index, pts=pts, captured_at=time.perf_counter())
                 index += 1
@@ -137,7 +143,37 @@ class VideoSource:
         self.close()
 
 
+def _first_rotation(path: str) -> int:
+    """The display rotation of the first decodable frame (0 when none decodes): PyAV exposes it on
+    frames only, and sizes must be known before the first frame is read."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            for frame in container.decode(video=0):
+                return round(float(frame.rotation or 0))
+    except av.FFmpegError:
+        pass  # a stream that is corrupt from the start is reported when it is iterated
+    return 0
+
+
+def upright(image: np.ndarray, rotation: float | int) -> np.ndarray:
+    """Apply a frame's display rotation (degrees counter-clockwise, as phones record portrait video).
+
+    FFmpeg's players turn such frames before showing them; a tracker given the stored pixels would
+    see a face lying on its side.
+    """
+    turns = round(float(rotation or 0) / 90.0) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
 def _short(exc: BaseException) -> str:
     """The first line of an exception's message, for one-line errors."""
+    import re
+
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    # PyAV's "[Errno 1094995529] Invalid data found when processing input: 'avcodec_send_packet()'":
+    # the number and the C function name mean nothing to a user.
+    return re.sub(r"^\[Errno -?\d+\] |: '\w+\(\)'$", "", text[0])
