@@ -18,6 +18,7 @@ import numpy as np
 
 from facepaint.engine.errors import SourceError
 from facepaint.plugins.base import Frame
+from facepaint.plugins.sources.native_stderr import captured_stderr
 
 CaptureFactory = Callable[[int | str], Any]
 
@@ -64,11 +65,13 @@ def _open_cv2(device: int | str) -> Any:
     import cv2
 
     # A missing camera makes OpenCV's backends log a page of native warnings before it reports
-    # failure; our SourceError already says what went wrong and how to fix it.
+    # failure (its bundled FFmpeg past OpenCV's log level, straight to fd 2); our SourceError
+    # already says what went wrong and how to fix it.
     previous = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        return cv2.VideoCapture(device)
+        with captured_stderr():
+            return cv2.VideoCapture(device)
     finally:
         cv2.utils.logging.setLogLevel(previous)
 

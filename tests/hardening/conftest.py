@@ -167,7 +167,10 @@ def run_cli(capfd: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     def run(*argv: Any, quiet: bool = True) -> CliResult:
         capfd.readouterr()
         args = [str(a) for a in argv] + (["--quiet"] if quiet and argv and argv[0] not in ("eval", "bench") else [])
-        code = main(args)
+        try:
+            code = main(args)
+        except SystemExit as exc:  # argparse ends the program from inside main(), as the script would
+            code = exc.code
         captured = capfd.readouterr()
         return CliResult(code, captured.out, captured.err)
 
