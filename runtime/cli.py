@@ -6,15 +6,18 @@ Every FacepaintError ends the program with one line on stderr and exit code 2, n
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from facepaint.engine.errors import FacepaintError
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 1
 
 EXAMPLES = """examples:
   facepaint-live --source me.jpg --driving talk.mp4 --output out.mp4   render a video (audio kept)
@@ -172,10 +175,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("facepaint-live: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug, not bad input: one line, the traceback on request
+        print(_internal_error(exc), file=sys.stderr)
+        if os.environ.get("FACEPAINT_TRACEBACK"):
+            traceback.print_exc()
+        return EXIT_INTERNAL
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return code
+
+
+def _internal_error(exc: BaseException) -> str:
+    """One line for an unexpected exception: where it happened, what it was, what to do."""
+    from facepaint.runtime.pipeline import failed_stage
+
+    stage = failed_stage(exc)
+    where = f" in the '{stage}' stage" if stage else ""
+    text = " ".join(str(exc).split()) or "(no message)"
+    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
+        return (f"facepaint-live: error: out of memory{where} ({text[:200]}); close other programs, use a "
+                "smaller portrait or --size, or run on the CPU")
+    return (f"facepaint-live: internal error{where}: {type(exc).__name__}: {text[:300]}; this is a bug, please "
+            "report it with the command you ran (FACEPAINT_TRACEBACK=1 prints the traceback)")
 
 
 def _install_sigterm() -> Any:

@@ -9,7 +9,8 @@ edge between two stages is a bounded ``Edge`` with a declared policy:
 
 End of stream travels as a sentinel. ``stop()`` sets one Event that every stage watches. An
 exception in any stage stops the whole pipeline and ``join()`` re-raises that same exception object
-in the caller, so a ``FacepaintError`` keeps its type and message. Example::
+in the caller, so a ``FacepaintError`` keeps its type and message; ``failed_stage(exc)`` names the
+stage it came from. Example::
 
     stats = PipelineStats()
     with Pipeline("render", stats=stats) as pipe:
@@ -28,11 +29,33 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from facepaint.engine.errors import ConfigError
+from facepaint.engine.errors import ConfigError, FacepaintError
 from facepaint.runtime.queues import _POLL_S, _STOPPED, BLOCK, DROP_OLDEST, END, POLICIES, Edge  # noqa: F401
 from facepaint.runtime.stats import PipelineStats
 
-__all__ = ["BLOCK", "DROP_OLDEST", "END", "POLICIES", "Edge", "Pipeline", "Stage", "default_captured_at"]
+__all__ = ["BLOCK", "DROP_OLDEST", "END", "POLICIES", "Edge", "Pipeline", "Stage", "default_captured_at",
+           "failed_stage", "mark_stage"]
+
+
+def mark_stage(exc: BaseException, name: str) -> None:
+    """Record on ``exc`` the stage it was raised in (``failed_stage`` reads it back).
+
+    A FacepaintError's message already says what to fix; any other exception is a bug, and its
+    traceback gets a note naming the stage, since the thread that raised it is gone by then.
+    """
+    if failed_stage(exc) is not None:
+        return
+    try:
+        exc.facepaint_stage = name  # type: ignore[attr-defined]
+    except AttributeError:  # an exception type with __slots__: the note below still names it
+        pass
+    if not isinstance(exc, (FacepaintError, KeyboardInterrupt)):
+        exc.add_note(f"(raised in the pipeline stage '{name}')")
+
+
+def failed_stage(exc: BaseException) -> str | None:
+    """The pipeline stage ``exc`` was raised in, None when it came from outside a pipeline."""
+    return getattr(exc, "facepaint_stage", None)
 
 
 def default_captured_at(item: Any) -> float | None:
@@ -121,6 +144,7 @@ class Stage:
             else:
                 self._run_map()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through join()
+            mark_stage(exc, self.name)
             self._on_error(exc)
         finally:
             if self.outbox is not None:

@@ -60,6 +60,10 @@ FORMATS: tuple[Format, ...] = (
 )
 
 
+# Formats that torch.load / pickle would have to unpickle: never loaded, whatever the caller asks.
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+
+
 def supported_suffixes() -> str:
     """Return the supported suffixes as one readable string (for error messages)."""
     return ", ".join(f"{f.suffix} ({f.name})" for f in FORMATS)
@@ -72,6 +76,10 @@ def format_for(path: str | Path) -> Format:
         ConfigError: If the suffix is not in ``FORMATS``; the message lists the supported ones.
     """
     suffix = Path(path).suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        raise ConfigError(f"'{path}' is a pickled checkpoint ({suffix}), which can run code when loaded, so it is "
+                          "refused; convert its state dict to .safetensors (facepaint.compile.weights.save_weights) "
+                          f"on a machine you trust; supported: {supported_suffixes()}")
     for fmt in FORMATS:
         if fmt.suffix == suffix:
             return fmt

@@ -130,11 +130,15 @@ class TorchBackend(BackendBase):
         Raises:
             ModelError: Before ``load`` or after ``close``.
             ConfigError: If the input names differ from the model's.
+            BackendUnavailable: When the device runs out of memory (the message says how much was free).
         """
         self._check_ready(inputs)
-        args = [self._prepare(inputs[name]) for name in self.input_names]
-        with torch.inference_mode():
-            result = self.module(*args)
+        try:
+            args = [self._prepare(inputs[name]) for name in self.input_names]
+            with torch.inference_mode():
+                result = self.module(*args)
+        except torch.OutOfMemoryError:
+            raise BackendUnavailable(_out_of_memory(self.device, self.spec)) from None
         results = result if isinstance(result, (tuple, list)) else (result,)
         if len(results) != len(self.output_names):
             raise ModelError(f"module returned {len(results)} outputs, model.json names {list(self.output_names)}")
@@ -146,6 +150,20 @@ class TorchBackend(BackendBase):
 
     def _release(self) -> None:
         self.module = None
+
+
+def _out_of_memory(device: torch.device, spec: ModelSpec | None) -> str:
+    """One line for an out-of-memory error: the device, what ran, how much memory was free."""
+    name = spec.architecture if spec is not None else "the model"
+    free = ""
+    if device.type == "cuda":
+        try:
+            left, total = torch.cuda.mem_get_info(device)
+            free = f", {left / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+        except RuntimeError:
+            pass  # the context itself may be unusable after the failure; the message still holds
+    return (f"{device} ran out of memory running '{name}'{free}; close other programs using the GPU, use a "
+            "smaller portrait or input size, or run on the CPU (device='cpu')")
 
 
 def _as_output(tensor: Any) -> torch.Tensor:

@@ -162,7 +162,9 @@ class VirtualCamSink:
         try:
             self._cam.send(np.ascontiguousarray(image))
         except Exception as exc:  # noqa: BLE001 - the backend's own exception types vary per OS
-            raise SinkError(f"virtual camera {self.device} stopped accepting frames: {exc}") from None
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise SinkError(f"virtual camera {self.device} stopped accepting frames ({reason}); check that the "
+                            "device still exists and no other program holds it, or run with --no-vcam") from None
         self.sent += 1
 
     def _due(self) -> bool:
