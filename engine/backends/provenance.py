@@ -119,11 +119,14 @@ class EngineHeader:
         Raises:
             ModelError: If keys are missing or unknown.
         """
+        if not isinstance(data, dict):
+            raise ModelError(f"engine header is malformed: a JSON {type(data).__name__}, not an object")
+        data = dict(data)  # the caller's mapping is left as it was
         try:
             profiles = tuple(ShapeProfile(**p) for p in data.pop("profiles"))
             return cls(profiles=profiles, **data)
-        except (KeyError, TypeError) as exc:
-            raise ModelError(f"engine header is malformed: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
+            raise ModelError(f"engine header is malformed: {' '.join(str(exc).split())}") from None
 
 
 @dataclasses.dataclass(frozen=True)
