@@ -88,6 +88,10 @@ class VideoSource:
         self.path = str(path)
         self._container, stream = open_video(path)
         self._stream = stream
+        if stream.codec_context is None:  # a codec FFmpeg does not know (or a mangled codec tag)
+            self._container.close()
+            raise InputError(f"driving video {path} uses a video codec FFmpeg cannot decode; re-encode it to H.264 "
+                             f"or {_HINT}")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or not stream.width or not stream.height:
             self._container.close()
@@ -107,6 +111,10 @@ class VideoSource:
             return None
         a = streams[0]
         ctx = a.codec_context
+        if ctx is None:  # an audio codec FFmpeg does not know: dropping the sound silently would surprise
+            self._container.close()
+            raise InputError(f"driving video {self.path} has an audio stream FFmpeg cannot decode; remove it "
+                             f"(ffmpeg -i {self.path} -an -c:v copy silent.mp4) or re-encode the file")
         return AudioInfo(self.path, int(a.index), str(ctx.name), int(ctx.sample_rate or a.rate or 0),
                          int(ctx.channels or 0))
 
