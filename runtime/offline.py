@@ -103,6 +103,9 @@ def check_paths(config: AppConfig) -> str:
         folder = Path(config.stats_json).parent
         if not folder.is_dir():
             raise InputError(f"--stats-json folder {folder} does not exist; create it first")
+        if Path(config.stats_json).is_dir():
+            raise InputError(f"--stats-json {config.stats_json} is a folder; give a file name such as "
+                             f"{Path(config.stats_json) / 'stats.json'}")
     return kind
 
 

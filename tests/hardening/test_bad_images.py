@@ -127,7 +127,7 @@ def _cut_by_border(inputs: Any) -> Path:
 
 
 def _huge(inputs: Any) -> Path:
-    return _cv2_write(inputs, "huge.png", lambda: np.zeros((12000, 12000, 3), np.uint8))
+    return _cv2_write(inputs, "huge.jpg", lambda: np.zeros((12000, 12000, 3), np.uint8))
 
 
 def _float_tiff(inputs: Any) -> Path:
@@ -174,6 +174,7 @@ SOURCE_CASES: dict[str, tuple[Callable[[Any], Path], Any]] = {
     "webp": (lambda i: _pil_save(i, "p.webp", quality=90), (W, H)),
     "bmp": (lambda i: _pil_save(i, "p.bmp"), (W, H)),
     "tiff": (lambda i: _pil_save(i, "p.tiff"), (W, H)),
+    "name with spaces and accents": (lambda i: _pil_save(i, "mon portrait é.png"), (W, H)),
     "painted face": (_painted, (W, H)),
     "two faces": (_group, (W + W // 2, H)),
     "face cut by the border": (_cut_by_border, (W - int(W * 0.45), H)),

@@ -121,10 +121,11 @@ def test_full_disk_on_a_tiny_file_system(suffix: str, tiny_disk: Path, inputs: A
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
 
 
-def test_stats_json_folder_missing(inputs: Any, run_cli: Any, check: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where,words", [("nowhere/s.json", "--stats-json folder"), (".", "is a folder")])
+def test_bad_stats_json_path(where: str, words: str, inputs: Any, run_cli: Any, check: Any, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    result = _render(run_cli, inputs, out, "--stats-json", tmp_path / "nowhere" / "s.json")
-    check.user_error(result, out, "--stats-json folder")
+    result = _render(run_cli, inputs, out, "--stats-json", tmp_path / where)
+    check.user_error(result, out, words)
 
 
 def test_console_script_end_to_end(inputs: Any, tmp_path: Path) -> None:
