@@ -109,7 +109,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` and run; returns the exit code. FacepaintError propagates."""
     if argv and argv[0] == "eval":
-        from facepaint.runtime.evaluate import main as eval_main
+        from facepaint.runtime.evaluation.quality import main as eval_main
 
         return eval_main(list(argv[1:]))
     if argv and argv[0] == "compile":
@@ -117,7 +117,7 @@ def run(argv: Sequence[str]) -> int:
 
         return compile_main(list(argv[1:]))
     if argv and argv[0] == "bench":
-        from facepaint.runtime.bench import main as bench_main
+        from facepaint.runtime.evaluation.bench import main as bench_main
 
         return bench_main(list(argv[1:]))
     args = build_parser().parse_args(argv)
