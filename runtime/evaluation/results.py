@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed = None
     if not args.no_bench:
         say("bench (full pipeline, floor, passthrough)")
-        speed = bench(str(args.media / HEADLINE[0]), str(args.media / HEADLINE[1]), "cpu", args.bench_frames,
+        speed = bench(str(args.media / HEADLINE[0]), str(args.media / HEADLINE[1]), None, args.bench_frames,
                       args.bench_repeat, say)
         say(f"bench: {speed['fps']:.1f} fps, floor {speed['floor_fps']:.1f}, ratio {speed['ratio']}")
     cross, selfs, failures = sweep(args.media, args.max_frames, args.every, say)
