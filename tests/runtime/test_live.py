@@ -16,7 +16,7 @@ from facepaint.plugins.sources.paced import PacedFileSource
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.hud import window_latency_ms
 from facepaint.runtime.live import LiveParts, LiveRun, run_live
-from fakes import CAM, Clip, FakeEngine, FakeTracker, ListSink, frame_number, paced_clip
+from fakes import CAM, Clip, FakeEngine, FakeTracker, ListSink, frame_number
 from fakes import live_parts as parts
 
 def live_threads() -> list[str]:
