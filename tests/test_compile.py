@@ -154,3 +154,32 @@ def test_tensorrt_engine_matches_torch(exported: tuple[Path, Path], astronaut: n
         assert (got.float().cpu() - want).abs().max().item() < atol
         with pytest.raises(ConfigError, match="outside the engine profile"):
             trt.infer({k: v.cuda() for k, v in face_inputs(astronaut, 300).items()})
+
+
+@pytest.mark.parametrize("which", ["torch", "onnx"])
+def test_cpu_backends_hand_over_fresh_cpu_outputs(exported: tuple[Path, Path], which: str) -> None:
+    """The output contract: torch and onnxruntime outputs belong to the caller (a second infer
+    leaves the first result alone) and live on the CPU; only TensorRT reuses its buffers."""
+    from facepaint.engine.backends.tensorrt import TensorRTBackend
+
+    path = exported[0] if which == "torch" else exported[1]
+    image, grid = torch.rand(1, 3, 30, 36), torch.rand(1, 48, 40, 2) * 30
+    with backend_for(path) as backend:
+        assert backend.output_device == "cpu" and backend.outputs_reused is False
+        first = backend.infer({"image": image, "backward_map": grid})["warped"]
+        kept = first.clone()
+        backend.infer({"image": torch.rand(1, 3, 30, 36), "backward_map": grid})
+        torch.testing.assert_close(first, kept)
+        assert first.device.type == "cpu" and first.dtype == torch.float32
+    assert TensorRTBackend.outputs_reused is True
+
+
+def test_precision_comes_from_the_engine_header_and_a_given_one_only_checks_it() -> None:
+    from facepaint.engine.backends.provenance import EngineHeader, EngineTarget, mismatches
+
+    header = EngineHeader(tensorrt="10.9", gpu_name="H100", compute_capability="9.0", precision="fp16",
+                          profiles=(), source="warp.onnx", source_sha256="a" * 64)
+    here = {"tensorrt": "10.9", "gpu_name": "H100", "compute_capability": "9.0"}
+    assert mismatches(header, EngineTarget(**here, precision=None)) == []  # default: the engine's own
+    assert mismatches(header, EngineTarget(**here, precision="fp16")) == []
+    assert mismatches(header, EngineTarget(**here, precision="fp32")) == ["precision: built as fp16, asked for fp32"]

@@ -104,6 +104,11 @@ class OnnxBackend(BackendBase):
                 f"fp16 asked for, but '{path}' is an fp32 ONNX model (onnxruntime runs the stored "
                 "precision); export an fp16 model, use precision='fp32', or pass allow_fp32=True")
 
+    @property
+    def output_device(self) -> str:
+        """onnxruntime hands its outputs back in host memory, whatever provider ran the model."""
+        return "cpu"
+
     def infer(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run the session on named tensors.
 
