@@ -49,8 +49,9 @@ def mark_stage(exc: BaseException, name: str) -> None:
         exc.facepaint_stage = name  # type: ignore[attr-defined]
     except AttributeError:  # an exception type with __slots__: the note below still names it
         pass
-    if not isinstance(exc, (FacepaintError, KeyboardInterrupt)):
-        exc.add_note(f"(raised in the pipeline stage '{name}')")
+    add_note = getattr(exc, "add_note", None)  # Python 3.11+
+    if add_note is not None and not isinstance(exc, (FacepaintError, KeyboardInterrupt)):
+        add_note(f"(raised in the pipeline stage '{name}')")
 
 
 def failed_stage(exc: BaseException) -> str | None:

@@ -136,7 +136,8 @@ CASES: dict[str, tuple[Callable[[Any, Any], Path], Any]] = {
     "random bytes mp4": (lambda i, c: i.bytes_file("noise.mp4", np.random.default_rng(3).integers(
         0, 256, 30_000, dtype=np.uint8).tobytes()), "cannot be read as a video"),
     "mangled frame data": (_mangled, "concealed or corrupt"),
-    "text as mp4": (lambda i, c: i.bytes_file("talk.mp4", b"not a video, just words\n" * 20), "cannot be read as a video"),
+    "text as mp4": (lambda i, c: i.bytes_file("talk.mp4", b"not a video, just words\n" * 20),
+                    "cannot be read as a video"),
     "folder as mp4": (lambda i, c: i.folder_named("clips.mp4"), "is a folder"),
     "audio only": (_audio_only, "has no video stream"),
     "zero frames": (_zero_frames, "has no frames"),

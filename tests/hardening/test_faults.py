@@ -3,7 +3,6 @@ SIGINT / SIGTERM mid-render, an exception inside one pipeline stage, a GPU out o
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from facepaint.runtime import offline
+from facepaint.runtime import session
 
 
 def _stage_threads() -> list[str]:
@@ -214,6 +213,9 @@ class FailingEngine:
             raise self.error
         return np.zeros((320, 256, 3), np.uint8)
 
+    def close(self) -> None:
+        pass
+
 
 @pytest.mark.parametrize("error,code,words", [
     (RuntimeError("boom"), 1, ["internal error in the 'render' stage: RuntimeError: boom", "FACEPAINT_TRACEBACK=1"]),
@@ -222,7 +224,7 @@ class FailingEngine:
 ])
 def test_exception_inside_one_stage(error: BaseException, code: int, words: list[str], inputs: Any, run_cli: Any,
                                     check: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offline, "open_engine", lambda config, portrait, still=False: FailingEngine(error))
+    monkeypatch.setattr(session, "open_engine", lambda config, portrait, still=False: FailingEngine(error))
     monkeypatch.delenv("FACEPAINT_TRACEBACK", raising=False)
     out = tmp_path / "out.mp4"
     result = run_cli("--source", inputs.portrait_file(), "--driving", _long_clip(inputs, check), "--output", out)
