@@ -6,19 +6,21 @@ Every FacepaintError ends the program with one line on stderr and exit code 2, n
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
-import threading
-import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from facepaint.engine.errors import FacepaintError
+from facepaint.runtime.exits import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    OneLineParser,
+    Terminated,
+    report_unexpected,
+    sigterm_as_interrupt,
+)
 from facepaint.runtime.flags import add_engine_flags, engine_layer
-
-EXIT_USAGE = 2
-EXIT_INTERNAL = 1
 
 EXAMPLES = """examples:
   facepaint-live --source me.jpg --driving talk.mp4 --output out.mp4   render a video (audio kept)
@@ -31,24 +33,9 @@ EXAMPLES = """examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the one-line error every other failure has, instead of the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that it stops the run exactly as Ctrl-C does."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the main (render / live) command."""
-    p = _Parser(
+    p = OneLineParser(
         prog="facepaint-live",
         description="A portrait takes on the expression and head motion of a driving face.",
         epilog=EXAMPLES,
@@ -168,49 +155,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGTERM (``kill``, a service manager, a container stop) takes the same path as Ctrl-C: the
     threads stop, the temporary output file is deleted and nothing partial is left.
     """
-    previous = _install_sigterm()
     try:
-        code = run(sys.argv[1:] if argv is None else argv)
+        with sigterm_as_interrupt():
+            code = run(sys.argv[1:] if argv is None else argv)
     except FacepaintError as exc:
         print(f"facepaint-live: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except _Terminated:
+    except Terminated:
         print("facepaint-live: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("facepaint-live: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - a bug, not bad input: one line, the traceback on request
-        print(_internal_error(exc), file=sys.stderr)
-        if os.environ.get("FACEPAINT_TRACEBACK"):
-            traceback.print_exc()
-        return EXIT_INTERNAL
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug, not bad input: one line naming the stage
+        return report_unexpected(exc, "facepaint-live", sys.stderr)
     return code
-
-
-def _internal_error(exc: BaseException) -> str:
-    """One line for an unexpected exception: where it happened, what it was, what to do."""
-    from facepaint.runtime.pipeline import failed_stage
-
-    stage = failed_stage(exc)
-    where = f" in the '{stage}' stage" if stage else ""
-    text = " ".join(str(exc).split()) or "(no message)"
-    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
-        return (f"facepaint-live: error: out of memory{where} ({text[:200]}); close other programs, use a "
-                "smaller portrait or --size, or run on the CPU")
-    return (f"facepaint-live: internal error{where}: {type(exc).__name__}: {text[:300]}; this is a bug, please "
-            "report it with the command you ran (FACEPAINT_TRACEBACK=1 prints the traceback)")
-
-
-def _install_sigterm() -> Any:
-    """Turn SIGTERM into ``_Terminated`` while ``main`` runs; returns the handler to restore (None
-    where signals cannot be set: not the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 if __name__ == "__main__":  # pragma: no cover

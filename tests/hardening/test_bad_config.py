@@ -1,10 +1,4 @@
-"""Bad --config files, bad flag values and cameras that do not exist: one clean line, exit 2.
-
-The cases marked ``needs_typed_config`` need config values to be type-checked, which
-``facepaint.engine.config.build_config`` gains with issue 9 (the coordinator's refactor): until that
-is merged they are expected failures (strict: they fail loudly once they pass, so the mark is removed
-then); after it, they run as ordinary tests.
-"""
+"""Bad --config files, bad flag values and cameras that do not exist: one clean line, exit 2."""
 
 from __future__ import annotations
 
@@ -14,24 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from facepaint.engine.errors import ConfigError
-
-
-def _values_are_type_checked() -> bool:
-    from facepaint.engine.config import build_config
-    from facepaint.plugins.trackers.config import TrackerConfig
-
-    try:
-        build_config(TrackerConfig, {"smoothing": "false"})
-    except ConfigError:
-        return True
-    return False
-
-
-needs_typed_config = pytest.mark.xfail(
-    not _values_are_type_checked(), strict=True,
-    reason="config values are not type-checked until build_config gains it (issue 9, coordinator)")
 
 
 def _render(run_cli: Any, inputs: Any, out: Path, *extra: Any) -> Any:
@@ -73,14 +49,16 @@ TYPED_CASES = {
     "smoothing as a string": "[tracker]\nsmoothing = \"false\"\n",
     "a section given a number": "tracker = 5\n",
     "loop as a number": "loop = 1.5\n",
+    "crf as a float": "[encoder]\ncrf = 18.5\n",
+    "size as a string": "[virtual_camera]\nsize = \"1280x720\"\n",
 }
 
 
-@needs_typed_config
 @pytest.mark.parametrize("case", list(TYPED_CASES))
 def test_config_value_of_the_wrong_type(case: str, inputs: Any, run_cli: Any, check: Any, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    check.user_error(_render(run_cli, inputs, out, "--config", _toml(tmp_path, TYPED_CASES[case])), out)
+    line = check.user_error(_render(run_cli, inputs, out, "--config", _toml(tmp_path, TYPED_CASES[case])), out)
+    assert "must be" in line
 
 
 @pytest.mark.parametrize("what,words", [("missing", "config file not found"), ("folder", "is a folder")])
