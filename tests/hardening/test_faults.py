@@ -278,3 +278,60 @@ def test_gpu_out_of_memory_in_a_backend(tmp_path: Path) -> None:
         with pytest.raises(BackendUnavailable, match="cpu ran out of memory running 'greedy'") as info:
             backend.infer({"image": torch.zeros(1, 3, 8, 8)})
     assert "\n" not in str(info.value) and "run on the CPU" in str(info.value)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_real_gpu_out_of_memory_in_a_backend(tmp_path: Path) -> None:
+    """A module that asks the GPU for 1 TiB: the real CUDA error becomes the same one line."""
+    from facepaint.compile.weights import save_weights
+    from facepaint.engine.backends.base import BackendOptions
+    from facepaint.engine.backends.spec import ModelSpec, TensorSpec
+    from facepaint.engine.backends.torch import TorchBackend
+    from facepaint.engine.errors import BackendUnavailable
+
+    class Huge(torch.nn.Conv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.empty(2**38, device=x.device).sum()  # 1 TiB of float32
+
+    def huge() -> torch.nn.Module:
+        return Huge(3, 3, 1)
+
+    spec = ModelSpec("huge", {}, (TensorSpec("image", (1, 3, 8, 8)),), ("out",))
+    weights = save_weights(huge(), tmp_path / "h.safetensors", spec)
+    with TorchBackend(BackendOptions(device="cuda"), architectures={"huge": huge}) as backend:
+        backend.load(weights)
+        with pytest.raises(BackendUnavailable, match=r"cuda ran out of memory running 'huge', [\d.]+ of [\d.]+ GiB"):
+            backend.infer({"image": torch.zeros(1, 3, 8, 8)})
+
+
+class FailingTracker:
+    """The real tracker for the portrait (image mode); raises on the first camera frame (video mode)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> Any:
+        if timestamp_ms is not None:
+            raise ZeroDivisionError("division by zero in a landmark filter")
+        return self.real.track(image, timestamp_ms)
+
+    def reset(self) -> None:
+        self.real.reset()
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_exception_inside_one_live_stage(inputs: Any, run_cli: Any, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = session.open_tracker
+    monkeypatch.setattr(session, "open_tracker", lambda config, live: FailingTracker(real_open(config, live=live)))
+    rec = tmp_path / "rec.mp4"
+    result = run_cli("--source", inputs.portrait_file(), "--cam", inputs.driving_clip(), "--loop", "--no-vcam",
+                     "--output", rec, "--duration", "10")
+    errors = [line for line in result.lines if "internal error" in line]
+    assert result.code == 1 and "Traceback" not in result.err and len(errors) == 1, result.err
+    assert "internal error in the 'track' stage: ZeroDivisionError: division by zero" in errors[0]
+    assert not list(tmp_path.glob(".rec.mp4.*"))  # capture, infer and the recorder stopped; no partial file
+    assert _stage_threads() == []
