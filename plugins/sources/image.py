@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -43,16 +44,43 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
         raise InputError(f"{what} {path} cannot be read ({exc.strerror}); check its permissions") from None
     if not data.size:
         raise InputError(f"{what} {path} is empty (0 bytes); give a .jpg or .png file")
+    _check_pixels(declared_size(data.tobytes()[:1 << 16]), path, what)  # before decoding a bomb
     with captured_stderr() as native:  # libpng/libjpeg print to fd 2; fold that into one line
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         why = f" ({native.first_line})" if native.first_line else ""
         raise InputError(f"{what} {path} is not an image OpenCV can read{why}; give a .jpg or .png file")
-    height, width = bgr.shape[:2]
-    if height * width > MAX_PIXELS:
-        raise InputError(f"{what} {path} is too large ({width}x{height}, {height * width / 1e6:.0f} MP; at most "
-                         f"{MAX_PIXELS / 1e6:.0f} MP); downscale it, for example to 2048 px on the long side")
+    _check_pixels((bgr.shape[1], bgr.shape[0]), path, what)
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _check_pixels(size: tuple[int, int] | None, path: str | Path, what: str) -> None:
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        width, height = size
+        raise InputError(f"{what} {path} is too large ({width}x{height}, {width * height / 1e6:.0f} MP; at most "
+                         f"{MAX_PIXELS / 1e6:.0f} MP); downscale it, for example to 2048 px on the long side")
+
+
+def declared_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) as a PNG or JPEG header declares it, None for other formats or a header
+    that cannot be parsed; read before decoding so a small file cannot claim gigapixels unseen."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 33:
+        # Only a header whose checksum holds: a corrupt one is for the decoder to report as such.
+        if zlib.crc32(head[12:29]) != int.from_bytes(head[29:33], "big"):
+            return None
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    pos = 2
+    while pos + 9 <= len(head):
+        if head[pos] != 0xFF:
+            return None
+        marker, length = head[pos + 1], int.from_bytes(head[pos + 2:pos + 4], "big")
+        # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(head[pos + 7:pos + 9], "big"), int.from_bytes(head[pos + 5:pos + 7], "big")
+        pos += 2 + length
+    return None
 
 
 class ImageSource:

@@ -130,6 +130,16 @@ def _huge(inputs: Any) -> Path:
     return _cv2_write(inputs, "huge.jpg", lambda: np.zeros((12000, 12000, 3), np.uint8))
 
 
+def _png_bomb(inputs: Any) -> Path:
+    """An 8x8 PNG whose (checksummed) header claims 40000x40000: refused before anything is decoded."""
+    import zlib
+
+    data = bytearray(_encoded(np.zeros((8, 8, 3), np.uint8), ".png"))
+    data[16:24] = (40000).to_bytes(4, "big") * 2
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return inputs.bytes_file("bomb.png", bytes(data))
+
+
 def _float_tiff(inputs: Any) -> Path:
     return _cv2_write(inputs, "float.tiff", lambda: inputs.portrait()[:, :, ::-1].astype(np.float32) / 255)
 
@@ -158,7 +168,8 @@ SOURCE_CASES: dict[str, tuple[Callable[[Any], Path], Any]] = {
     "folder as jpg": (lambda i: i.folder_named("album.jpg"), "is not a file"),
     "video as source": (lambda i: i.driving_clip(), "is not an image"),
     "float32 tiff": (_float_tiff, "is not an image"),
-    "huge 12000x12000": (_huge, "too large"),
+    "huge 12000x12000": (_huge, "too large (12000x12000, 144 MP"),
+    "png bomb": (_png_bomb, "too large (40000x40000"),
     "tiny 16x16": (lambda i: _cv2_write(i, "tiny.png", lambda: np.full((16, 16, 3), 90, np.uint8)), "no face found"),
     "no face": (lambda i: _cv2_write(i, "wall.png", lambda: np.tile(
         np.linspace(0, 255, W, dtype=np.uint8)[None, :, None], (H, 1, 3))), "no face found"),
