@@ -145,6 +145,12 @@ def test_virtual_camera_goes_away(inputs: Any, run_cli: Any, tmp_path: Path, mon
     assert _stage_threads() == []
 
 
+def _default_signals() -> None:
+    """In the child: SIGINT as a terminal delivers it. A shell that runs the tests in the background
+    starts them with SIGINT ignored, which Python would then keep ignoring (as users of nohup want)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _command() -> list[str]:
     script = Path(sys.executable).with_name("facepaint-live")
     return [str(script)] if script.exists() else [sys.executable, "-m", "facepaint.runtime.cli"]
@@ -173,7 +179,7 @@ def test_signal_mid_render_leaves_nothing_partial(sig: int, code: int, word: str
         out.write_bytes(b"the previous render")
     proc = subprocess.Popen([*_command(), "--source", str(inputs.portrait_file()), "--driving",
                              str(_long_clip(inputs, check)), "--output", str(out), "--quiet", "--overwrite"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     _wait_for(".out.mp4.*.partial.mp4", tmp_path, proc)
     time.sleep(0.3)  # some frames are in the file
     proc.send_signal(sig)
@@ -190,7 +196,7 @@ def test_sigterm_mid_live_recording_finishes_it(inputs: Any, check: Any, tmp_pat
     rec = tmp_path / "rec.mp4"
     proc = subprocess.Popen([*_command(), "--source", str(inputs.portrait_file()), "--cam",
                              str(_long_clip(inputs, check)), "--loop", "--no-vcam", "--output", str(rec), "--quiet"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     _wait_for(".rec.mp4.*.partial.mp4", tmp_path, proc)
     time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
