@@ -164,14 +164,8 @@ class GeometricLandmarkTransformer:
         neutral, st, cfg = self._neutral, self.topology.stable, self.config
         s_d, r_d, t_d = umeyama(lm[st], neutral[st])
         unposed = similarity_apply(lm, s_d, r_d, t_d)
-        s_a, r_a, t_a = self._to_source
-        delta = self._gain * s_a * (unposed - neutral) @ r_a.T
-        if self._damp is not None:
-            # Only sideways and upward motion: the jaw opening (downward) keeps its full size.
-            delta[:, 0] *= self._damp
-            delta[:, 1] *= np.where(delta[:, 1] < 0.0, self._damp, 1.0)
+        delta, ratio = self._expression(face, lm, unposed)
         shape = self.source.landmarks + delta
-        ratio = eye_openness(unposed, self.topology) / self._neutral_eyes
         ratio = np.clip(ratio, 0.0, cfg.max_eye_ratio)
         self._set_lids(shape, ratio)
         pose = self._source_motion(s_d, r_d, t_d)
@@ -182,6 +176,22 @@ class GeometricLandmarkTransformer:
         shape[:, :2] += shift
         anchors[:, :2] += shift
         return TargetShape(shape, anchors, np.asarray(closure, np.float64))
+
+    def _expression(self, face: FaceTrack, lm: np.ndarray, unposed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) expression displacement in crop pixels and (2,) eye-opening ratio to the neutral.
+
+        Args:
+            face: The driving face.
+            lm: Its landmarks.
+            unposed: ``lm`` moved onto the neutral's stable points (head motion removed).
+        """
+        s_a, r_a, _ = self._to_source
+        delta = self._gain * s_a * (unposed - self._neutral) @ r_a.T
+        if self._damp is not None:
+            # Only sideways and upward motion: the jaw opening (downward) keeps its full size.
+            delta[:, 0] *= self._damp
+            delta[:, 1] *= np.where(delta[:, 1] < 0.0, self._damp, 1.0)
+        return delta, eye_openness(unposed, self.topology) / self._neutral_eyes
 
     def _expression_gain(self) -> np.ndarray:
         """(N, 1) per-landmark expression gain: ``expression`` everywhere, raised towards
