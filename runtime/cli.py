@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facepaint.engine.errors import FacepaintError
+from facepaint.engine.stages import BACKENDS, DEVICES, PRECISIONS, STAGE_KINDS
 
 EXIT_USAGE = 2
 
@@ -46,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", choices=["first-frame", "source"],
                    help="motion measured from the first driving frame (default; press c in the preview to "
                    "recalibrate) or against the source's own face (absolute; no neutral start needed)")
+    for stage, what in (("transformer", "landmark transformer"), ("reenactor", "face reenactor"),
+                        ("mixer", "background mixer")):
+        p.add_argument(f"--{stage}", choices=STAGE_KINDS, help=f"{what}: geometric (default, no weights) or neural")
+    p.add_argument("--weights", help="folder of trained weights (a `train` output) or compiled engines for the "
+                   "neural stages (default: the weights shipped in the package)")
+    p.add_argument("--backend", choices=BACKENDS, help="how the neural stages run (default torch)")
+    p.add_argument("--device", choices=DEVICES, help="where the neural stages run (default cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, help="neural compute precision (default: the model's own)")
+    p.add_argument("--allow-fp32", action="store_true", help="run fp32 where fp16 is asked for and not possible")
     p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
     p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
     p.add_argument("--loop", action="store_true", help="with --cam FILE: repeat the clip")
@@ -84,8 +94,9 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
         tracker["smoothing"] = False
     if tracker:
         layer["tracker"] = tracker
-    if args.reference:
-        layer["engine"] = {"transformer": {"reference": args.reference}}
+    engine = _engine_layer(args)
+    if engine:
+        layer["engine"] = engine
     if args.crf is not None:
         layer["encoder"] = {"crf": args.crf}
     vcam = {k: v for k, v in (("backend", args.vcam_backend), ("device", args.vcam_device)) if v}
@@ -94,6 +105,23 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
     if vcam:
         layer["virtual_camera"] = vcam
     return layer
+
+
+def _engine_layer(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``[engine]`` part of the command-line layer: stage kinds, reference, neural model."""
+    engine: dict[str, Any] = {}
+    for stage in ("transformer", "reenactor", "mixer"):
+        if getattr(args, stage):
+            engine[stage] = {"kind": getattr(args, stage)}
+    if args.reference:
+        engine.setdefault("transformer", {})["reference"] = args.reference
+    model = {key: getattr(args, key) for key in ("weights", "backend", "device", "precision")
+             if getattr(args, key) is not None}
+    if args.allow_fp32:
+        model["allow_fp32"] = True
+    if model:
+        engine["model"] = model
+    return engine
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -109,7 +137,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` and run; returns the exit code. FacepaintError propagates."""
     if argv and argv[0] == "eval":
-        from facepaint.runtime.evaluate import main as eval_main
+        from facepaint.runtime.evaluation.quality import main as eval_main
 
         return eval_main(list(argv[1:]))
     if argv and argv[0] == "compile":
@@ -117,7 +145,7 @@ def run(argv: Sequence[str]) -> int:
 
         return compile_main(list(argv[1:]))
     if argv and argv[0] == "bench":
-        from facepaint.runtime.bench import main as bench_main
+        from facepaint.runtime.evaluation.bench import main as bench_main
 
         return bench_main(list(argv[1:]))
     args = build_parser().parse_args(argv)

@@ -46,10 +46,10 @@ from typing import Any
 
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.plugins.sources.image import read_image
-from facepaint.runtime import metrics as M
-from facepaint.runtime.eval_streams import iter_frames, judge, trim_video, write_image
-from facepaint.runtime.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
-from facepaint.runtime.identity import IDENTITY_MODEL
+from facepaint.runtime.evaluation import metrics as M
+from facepaint.runtime.evaluation.streams import iter_frames, judge, trim_video, write_image
+from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
+from facepaint.runtime.evaluation.identity import IDENTITY_MODEL
 
 SCHEMA = "facepaint-eval/2"
 REPORT_KEYS = ("schema", "mode", "source", "driving", "output", "frames", "every", "max_frames",

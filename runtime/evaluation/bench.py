@@ -172,7 +172,7 @@ def bench(source: str, driving: str, device: str = "cpu", max_frames: int | None
     with tempfile.TemporaryDirectory(prefix="facepaint-bench-") as tmp:
         clip = driving
         if max_frames is not None:
-            from facepaint.runtime.evaluate import trim_video
+            from facepaint.runtime.evaluation.quality import trim_video
 
             clip = str(Path(tmp) / "driving.mp4")
             trim_video(driving, clip, max_frames)

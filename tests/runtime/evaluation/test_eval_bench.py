@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from facepaint.engine.errors import BackendUnavailable, ConfigError
-from facepaint.runtime import bench as B
+from facepaint.runtime.evaluation import bench as B
 
 _STATS = {"fps": 12.0, "latency_ms": {"p50": 80.0, "p95": 95.0}, "frames_out": 30,
           "stages": {"track": {"p50": 9.0, "p95": 12.0, "count": 30}}}
