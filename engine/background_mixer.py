@@ -1,9 +1,10 @@
 """Stage 3: the reenacted face over the source background, pasted into the full-resolution frame.
 
 ``output = M * face + (1 - M) * background``, where the background is the source crop with the
-person removed (inpainted once at prepare time) and M is the reenactor's person mask. A reenactor
-that returns no mask has already made the whole crop: the geometric warp carries the background
-with the head and keeps the crop border fixed, so its crop goes straight to the paste.
+person removed (inpainted once at prepare time) and M is the reenactor's person mask (for the
+geometric reenactor, the source's head mask carried by the warp): the head moves, the background
+does not. A reenactor that returns no mask has already made the whole crop, which goes straight
+to the paste.
 """
 
 from __future__ import annotations

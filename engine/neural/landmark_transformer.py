@@ -23,10 +23,13 @@ from torch import nn
 from facepaint.engine.errors import ConfigError
 from facepaint.engine.geometry import eye_openness, umeyama
 from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TransformerConfig
+from facepaint.engine.neural.shipped import load_module, weights_path
 from facepaint.engine.source_face import SourceFace
+from facepaint.engine.stages import ModelConfig
 from facepaint.engine.topology import IBUG68_FROM_MESH, MESH_STABLE
 from facepaint.engine.track import FaceTrack
 
+WEIGHTS_NAME = "landmark_transformer.safetensors"
 N_POINTS = 478
 N_AU = 17
 IBUG = np.asarray(IBUG68_FROM_MESH, np.int64)
@@ -124,21 +127,32 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
     lid closure and the head ring are the geometric stage's. Per-landmark mouth gain and smile
     damping are geometric tunings and are not applied here.
 
+    The net is a ~0.5 M-parameter MLP run once per frame (well under a millisecond): it runs in
+    fp32 on the CPU through torch whatever ``model.device`` and ``model.precision`` say, because a
+    device transfer would cost more than the net and fp16 only loses landmark precision.
+
     Args:
         source: The prepared source face (MediaPipe mesh topology).
         config: Transformer settings (gains, reference, blink thresholds).
-        net: A trained net in eval mode.
+        model: Where the weights are (``model.weights`` folder holding
+            ``landmark_transformer.safetensors``, or None for the shipped ones).
 
     Raises:
-        ConfigError: If the source is not tracked with the 478-point mesh.
+        ConfigError: If the source is not tracked with the 478-point mesh, or a backend other
+            than torch is asked for.
+        ModelError: If the weights are missing, damaged or do not fit.
     """
 
-    def __init__(self, source: SourceFace, config: TransformerConfig, net: LandmarkTransformerNet) -> None:
+    def __init__(self, source: SourceFace, config: TransformerConfig, model: ModelConfig) -> None:
         if source.topology.name != "mediapipe478":
             raise ConfigError(f"the neural landmark transformer needs the mediapipe478 mesh, got "
                               f"'{source.topology.name}'; use tracker 'mediapipe' or the geometric transformer")
+        if model.backend not in ("torch", "auto"):
+            raise ConfigError(f"the neural landmark transformer runs on the torch backend only, got "
+                              f"'{model.backend}'; use --backend torch or --transformer geometric")
         super().__init__(source, config)
-        self.net = net.eval()
+        net = load_net(weights_path(model.weights, WEIGHTS_NAME))
+        self.net = net
         template = net.template.double().numpy()
         s, r, t = canonical_fit(source.landmarks, template)
         # Canonical displacement -> crop pixels: the inverse of the source's canonical fit.
@@ -146,6 +160,9 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
         self._src = torch.from_numpy((s * source.landmarks @ r.T + t).astype(np.float32))[None]
         self._neutral_out = np.zeros((N_POINTS, 3))
         self._src_eyes = np.maximum(eye_openness(source.landmarks, source.topology), 1e-3)
+
+    def close(self) -> None:
+        """Nothing to release: the net lives on the CPU and goes with this object."""
 
     def calibrate(self, face: FaceTrack) -> None:
         """See ``GeometricLandmarkTransformer.calibrate``; also the net's output at the neutral."""
@@ -169,6 +186,4 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
 
 def load_net(path: str | Path) -> LandmarkTransformerNet:
     """Build the net from ``<path>`` (.safetensors) and the JSON config beside it (fp32 on CPU)."""
-    from facepaint.engine.neural.shipped import load_module
-
     return load_module(path, LandmarkTransformerNet, prefix="transformer.")

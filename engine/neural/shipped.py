@@ -46,6 +46,21 @@ def shipped_path(name: str) -> Path:
     return path
 
 
+def weights_path(folder: str | Path | None, name: str) -> Path:
+    """``<folder>/<name>``, or the shipped file ``name`` when ``folder`` is None.
+
+    Raises:
+        ModelError: If the file is not there.
+    """
+    if folder is None:
+        return shipped_path(name)
+    path = Path(folder) / name
+    if not path.is_file():
+        raise ModelError(f"no {name} in {folder}; train it with `facepaint-live train --out {folder}` "
+                         "or leave out --weights to use the shipped weights")
+    return path
+
+
 def save_weights(path: str | Path, parts: dict[str, nn.Module], configs: dict[str, dict[str, Any]],
                  training: dict[str, Any], half: bool = True) -> Path:
     """Write ``parts`` (fp16 unless ``half`` is False) and the JSON beside them; returns the JSON path."""
