@@ -167,7 +167,7 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
     verts = np.concatenate([lm[topo.warp, :2], anchors[:, :2], ring])
     tri = triangulate(verts)
     step = max(1, int(round(face_width / config.grid_cells)))
-    background, head_mask = _remove_head(crop, anchors, face_width, config)
+    background, head_mask = remove_person(crop, anchors, face_width, config)
     face_mask = soft_polygon(crop.shape[:2], cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0],
                              0.01 * face_width)
     lid, lash = _eye_colours(crop, lm, topo)
@@ -234,8 +234,25 @@ def _head_hull(anchors: np.ndarray) -> np.ndarray:
     return cv2.convexHull(np.concatenate([ring, raised]))[:, 0]
 
 
-def _remove_head(crop, anchors, face_width, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """(background with the head hull inpainted away, soft head mask reaching past it)."""
+def person_layers(crop: np.ndarray, lm: np.ndarray, topo: Topology,
+                  config: SourceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``remove_person`` of any image with the face ``lm`` (the mixer's training pairs use it)."""
+    size = (crop.shape[1], crop.shape[0])
+    face_width = _face_width(lm, topo)
+    return remove_person(crop, _head_ring(lm, topo, config.head_ring, size), face_width, config)
+
+
+def remove_person(crop: np.ndarray, anchors: np.ndarray, face_width: float,
+                  cfg: SourceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The person layers of a crop: (background with the head hull inpainted away, soft head mask
+    reaching ``HEAD_MASK_MARGIN`` face widths past the inpainted region).
+
+    Args:
+        crop: RGB uint8 image.
+        anchors: (K, 2+) head-ring points in its pixels (``head_ring``).
+        face_width: Face width in pixels.
+        cfg: Source settings (``inpaint_size``, ``face_dilate``).
+    """
     h, w = crop.shape[:2]
     hull = _head_hull(anchors)
     f = min(1.0, cfg.inpaint_size / max(h, w))

@@ -27,7 +27,7 @@ from facepaint.engine.errors import ModelError
 M = TypeVar("M", bound=nn.Module)
 
 SHIPPED_SHA256: dict[str, str] = {
-    "landmark_transformer.safetensors": "",
+    "landmark_transformer.safetensors": "95f76c9e5f95e575ad7504393786b02c96c457d48397df8740423f80481d11fc",
     "background_mixer.safetensors": "",
 }
 

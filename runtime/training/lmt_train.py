@@ -177,7 +177,7 @@ def train_landmark_transformer(cache: Path, out: Path, config: LmtTrainConfig = 
             _step(opt_n, terms["total"], config.lr, step - config.au_steps, config.steps)
         if (step + 1) % config.log_every == 0 or step + 1 == total:
             extra = validation_l1(net, val, dev) if val is not None and step >= config.au_steps else {}
-            log(step + 1, **{k: float(v) for k, v in terms.items()}, **extra)
+            log(step + 1, **{k: float(v.detach()) for k, v in terms.items()}, **extra)
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == total:
             save_checkpoint(out, step + 1, modules, opts)
     training = {"cache": str(cache), "clips": data.names, "frames": int(len(data.canon)), **asdict(config)}
