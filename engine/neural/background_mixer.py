@@ -135,11 +135,11 @@ class NeuralBackgroundMixer(GeometricBackgroundMixer):
             rgb, m = self.net(face, mask, self._bg)
             m_full = _upsampled(m, self._side)[:h, :w]
             res_full = _upsampled(rgb - composite(face, mask, self._bg), self._side)[:h, :w]
-        bg = self.source.background.astype(np.float32)
-        a = reenacted.mask[..., None]
-        base = reenacted.image.astype(np.float32) * a + bg * (1.0 - a)
-        out = (base + 255.0 * res_full) * m_full + bg * (1.0 - m_full)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        bg, a = self.source.background, reenacted.mask.astype(np.float32)
+        base = cv2.blendLinear(reenacted.image, bg, a, 1.0 - a)
+        corrected = cv2.add(base, np.ascontiguousarray(255.0 * res_full), dtype=cv2.CV_8U)
+        m_full = np.ascontiguousarray(m_full[..., 0])
+        return cv2.blendLinear(corrected, bg, m_full, 1.0 - m_full)
 
 
 def _square(img: np.ndarray, side: int) -> np.ndarray:
@@ -157,5 +157,5 @@ def _to_tensor(img: np.ndarray, size: int) -> torch.Tensor:
 
 def _upsampled(x: torch.Tensor, side: int) -> np.ndarray:
     """(1, C, s, s) -> (side, side, C) float32, bilinear."""
-    up = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-    return up[0].permute(1, 2, 0).numpy()
+    up = cv2.resize(x[0].permute(1, 2, 0).numpy(), (side, side), interpolation=cv2.INTER_LINEAR)
+    return up.reshape(side, side, -1)

@@ -73,7 +73,8 @@ def transformer_figures(cache: Path, weights: str | None = None) -> dict[str, di
     still = []
     for a, rec in enumerate(recs):
         source, box, size = _source(rec)
-        truth = crop_landmarks(rec["landmarks"], box, size)[:, IBUG, :2]
+        # The cached crop's pixels -> the prepared source's (padded) crop pixels.
+        truth = crop_landmarks(rec["landmarks"], box, size)[:, IBUG, :2] - np.asarray(source.origin)
         still.append(np.linalg.norm(source.landmarks[IBUG, :2] - truth, axis=-1).mean() / source.face_width)
         drivers = _faces(rec, range(len(rec["landmarks"])))
         other = recs[(a + 1) % len(recs)]
