@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facepaint.engine.errors import FacepaintError
-from facepaint.engine.stages import BACKENDS, DEVICES, PRECISIONS, STAGE_KINDS
+from facepaint.runtime.flags import add_engine_flags, engine_layer
 
 EXIT_USAGE = 2
 
@@ -47,15 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", choices=["first-frame", "source"],
                    help="motion measured from the first driving frame (default; press c in the preview to "
                    "recalibrate) or against the source's own face (absolute; no neutral start needed)")
-    for stage, what in (("transformer", "landmark transformer"), ("reenactor", "face reenactor"),
-                        ("mixer", "background mixer")):
-        p.add_argument(f"--{stage}", choices=STAGE_KINDS, help=f"{what}: geometric (default, no weights) or neural")
-    p.add_argument("--weights", help="folder of trained weights (a `train` output) or compiled engines for the "
-                   "neural stages (default: the weights shipped in the package)")
-    p.add_argument("--backend", choices=BACKENDS, help="how the neural stages run (default torch)")
-    p.add_argument("--device", choices=DEVICES, help="where the neural stages run (default cpu)")
-    p.add_argument("--precision", choices=PRECISIONS, help="neural compute precision (default: the model's own)")
-    p.add_argument("--allow-fp32", action="store_true", help="run fp32 where fp16 is asked for and not possible")
+    add_engine_flags(p)
     p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
     p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
     p.add_argument("--loop", action="store_true", help="with --cam FILE: repeat the clip")
@@ -94,7 +86,9 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
         tracker["smoothing"] = False
     if tracker:
         layer["tracker"] = tracker
-    engine = _engine_layer(args)
+    engine = engine_layer(args)
+    if args.reference:
+        engine.setdefault("transformer", {})["reference"] = args.reference
     if engine:
         layer["engine"] = engine
     if args.crf is not None:
@@ -105,23 +99,6 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
     if vcam:
         layer["virtual_camera"] = vcam
     return layer
-
-
-def _engine_layer(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``[engine]`` part of the command-line layer: stage kinds, reference, neural model."""
-    engine: dict[str, Any] = {}
-    for stage in ("transformer", "reenactor", "mixer"):
-        if getattr(args, stage):
-            engine[stage] = {"kind": getattr(args, stage)}
-    if args.reference:
-        engine.setdefault("transformer", {})["reference"] = args.reference
-    model = {key: getattr(args, key) for key in ("weights", "backend", "device", "precision")
-             if getattr(args, key) is not None}
-    if args.allow_fp32:
-        model["allow_fp32"] = True
-    if model:
-        engine["model"] = model
-    return engine
 
 
 def _parse_size(text: str) -> tuple[int, int]:

@@ -18,21 +18,22 @@ import json
 import statistics
 import sys
 import time
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from facepaint.engine.errors import FacepaintError
+from facepaint.plugins.base import Frame
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
-from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.config import AppConfig, build_app_config
-from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
+from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.evaluation.geometry_judge import GeometryJudge
 from facepaint.runtime.evaluation.results import RELIABLE, TARGETS
-from facepaint.runtime.offline import open_engine, open_tracker
+from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
 from facepaint.runtime.portrait import Portrait, load_portrait
+from facepaint.runtime.session import Driver, open_engine, open_tracker
 
 
 def parse_settings(items: Sequence[str]) -> dict:
@@ -62,7 +63,7 @@ class Clip:
 
     def __init__(self, path: Path, config: AppConfig, max_frames: int, geometry: GeometryJudge | None) -> None:
         step = 1000.0 / float(video_rate(str(path)))
-        tracker = open_tracker(config)
+        tracker = open_tracker(config, live=False)
         self.frames, self.faces, self.times = [], [], []
         for i, frame in enumerate(iter_frames(str(path))):
             if i >= max_frames:
@@ -83,18 +84,37 @@ class Clip:
 def render_and_judge(config: AppConfig, portrait: Portrait, clip: Clip) -> dict[str, tuple[float | None, float | None]]:
     """(r, amplitude ratio) per target signal for one pair, judged by MediaPipe on the output."""
     engine = open_engine(config, portrait)
-    smoother = CenteredSmoother()
-    order = [pair for i, face in enumerate(clip.faces) for pair in smoother.push(i, face)] + smoother.flush()
+    driver = Driver(ReplayTracker(clip.faces), engine, CenteredSmoother())
+    pairs = enumerate(zip(clip.frames, clip.times, strict=True))
+    frames = (Frame(image, i, t / 1000.0, 0.0) for i, (image, t) in pairs)
     judge = make_judge_tracker()
     judged = []
-    for i, face in order:
-        out = engine.render(clip.frames[i], face, clip.times[i] / 1000.0)
-        found = judge.track(out, clip.times[i])
+    for item in driver.run(frames):
+        found = judge.track(item.output, clip.times[item.frame.index])
         judged.append(found[0] if found else None)
     judge.close()
+    engine.close()
     out_series = M.series_from_tracks(judged)
     both = {**M.expression_metrics(out_series, clip.series)["signals"], **M.pose_metrics(out_series, clip.series)}
     return {name: (both[name]["r"], both[name]["amplitude"]) for name in TARGETS}
+
+
+class ReplayTracker:
+    """The clip's faces, tracked once, replayed in order for every portrait (the sweep renders
+    each clip onto several portraits: tracking it again each time would only repeat the result)."""
+
+    def __init__(self, faces: list) -> None:
+        self._faces = iter(faces)
+
+    def track(self, image: object, timestamp_ms: int | None = None) -> list:
+        face = next(self._faces)
+        return [] if face is None else [face]
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def meets(name: str, figures: tuple[float | None, float | None]) -> bool:
@@ -179,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "progress": False}
             config = build_app_config(base, settings)
             if clip_name not in clips:
-                clips[clip_name] = Clip(Path(config.driving), config, args.max_frames, geometry)
+                clips[clip_name] = Clip(Path(str(config.driving)), config, args.max_frames, geometry)
             if portrait not in portraits:
                 portraits[portrait] = load_portrait(config)
             row = {"portrait": portrait, "clip": clip_name, "agreement": clips[clip_name].agreement,
