@@ -13,7 +13,6 @@ from facepaint.engine.topology import Topology, get_topology
 from facepaint.engine.track import FaceTrack
 from facepaint.engine.warp import PiecewiseAffineWarp, border_ring, triangulate
 
-
 # The head mask's feather (sigma) and how far it reaches past the inpainted hull, in face widths:
 # the margin is three times the feather plus the mixer's default feather (0.015), so the mask is
 # 1 wherever the background was inpainted and a still head shows no trace of the inpainting.
@@ -262,7 +261,7 @@ def remove_person(crop: np.ndarray, anchors: np.ndarray, face_width: float,
     filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
     big = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None] > 127
     background = np.where(big, filled, crop)
-    grown = np.zeros((h, w), np.uint8)
+    grown: np.ndarray = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(grown, np.round(hull).astype(np.int32), 255)
     k = max(3, int(2 * (cfg.face_dilate + HEAD_MASK_MARGIN) * face_width) | 1)
     grown = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))

@@ -2,9 +2,9 @@
 
 ``BackgroundMixerNet`` is a small UNet at 64² (the size is in the weights' config) that reads the
 reenacted crop inside its person mask and the background, and predicts a correction of their
-plain mix and a new mask M; the output is ``M * (mix + correction) + (1 - M) * background``. It learns where the moved person's edge
-should fall and how to fill what the moved head uncovered, which the geometric mix leaves to
-the inpainting made once at prepare time.
+plain mix and a new mask M; the output is ``M * (mix + correction) + (1 - M) * background``. It
+learns where the moved person's edge should fall and how to fill what the moved head uncovered,
+which the geometric mix leaves to the inpainting made once at prepare time.
 
 At full resolution only the mask and the (smooth) correction are upsampled: the face and the
 background keep every source pixel, so the net's low resolution does not blur the face.
@@ -52,14 +52,17 @@ class BackgroundMixerNet(nn.Module):
                               f"2**levels, got {width}, {levels}, {size}")
         self.size = size
         chans = [width * 2 ** i for i in range(levels + 1)]
-        self.down = nn.ModuleList([_block(7, chans[0])] + [_block(a, b) for a, b in zip(chans[:-1], chans[1:])])
-        self.up = nn.ModuleList([_block(b + a, a) for a, b in zip(chans[:-1], chans[1:])][::-1])
+        pairs = list(zip(chans[:-1], chans[1:], strict=True))
+        self.down = nn.ModuleList([_block(7, chans[0])] + [_block(a, b) for a, b in pairs])
+        self.up = nn.ModuleList([_block(b + a, a) for a, b in pairs][::-1])
         self.out = nn.Conv2d(chans[0], 4, 3, padding=1)
         # Starts as the plain mix: no correction, mask logit from the input mask (set in forward).
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        if self.out.bias is not None:
+            nn.init.zeros_(self.out.bias)
 
-    def forward(self, face: torch.Tensor, mask: torch.Tensor, background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, face: torch.Tensor, mask: torch.Tensor,
+                background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix one batch.
 
         Args:
@@ -76,8 +79,9 @@ class BackgroundMixerNet(nn.Module):
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.avg_pool2d(x, 2))
             skips.append(x)
-        for block, skip in zip(self.up, skips[-2::-1]):
-            x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+        for block, skip in zip(self.up, skips[-2::-1], strict=True):
+            up = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([up, skip], 1))
         out = self.out(x)
         # A correction of the plain mix and a change of the input mask's logit: the untrained
         # net is about the geometric mix, and the face only counts inside its mask (in training

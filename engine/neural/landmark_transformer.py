@@ -65,13 +65,17 @@ class LandmarkTransformerNet(nn.Module):
     canonical stable points, ``mean_shape`` (478, 3) mean canonical face, ``au_scale`` (20,).
     """
 
+    template: torch.Tensor
+    mean_shape: torch.Tensor
+    au_scale: torch.Tensor
+
     def __init__(self, hidden: int = 256, layers: int = 3) -> None:
         super().__init__()
         if not 16 <= hidden <= 1024 or not 1 <= layers <= 6:
             raise ConfigError(f"hidden must be in [16, 1024] and layers in [1, 6], got {hidden}, {layers}")
         dims = [len(IBUG) * 3 + len(AU_SCALE)] + [hidden] * layers
         blocks: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
             blocks += [nn.Linear(a, b), nn.SiLU()]
         self.body = nn.Sequential(*blocks)
         self.head = nn.Linear(hidden, N_POINTS * 3)
@@ -104,6 +108,8 @@ class AURegressor(nn.Module):
     Args:
         hidden: Width of the two hidden layers.
     """
+
+    mean_shape: torch.Tensor
 
     def __init__(self, hidden: int = 128) -> None:
         super().__init__()

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from facepaint.engine.backends.provenance import sha256_file
 from facepaint.engine.errors import ModelError
+from facepaint.engine.files import sha256_file
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -40,7 +40,7 @@ def shipped_path(name: str) -> Path:
     """
     if name not in SHIPPED_SHA256:
         raise ModelError(f"no shipped weights '{name}'; shipped: {', '.join(sorted(SHIPPED_SHA256))}")
-    path = Path(str(resources.files("facepaint.engine.neural").joinpath("weights", name)))
+    path = Path(str(resources.files("facepaint.engine.neural").joinpath("weights").joinpath(name)))
     if not path.is_file():
         raise ModelError(f"shipped weights {path} are missing from this install; reinstall facepaint-live")
     return path

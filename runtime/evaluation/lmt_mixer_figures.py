@@ -23,8 +23,13 @@ import torch
 
 from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TransformerConfig
 from facepaint.engine.neural.background_mixer import composite
-from facepaint.engine.neural.landmark_transformer import IBUG, AURegressor, NeuralLandmarkTransformer, \
-    load_net, to_canonical
+from facepaint.engine.neural.landmark_transformer import (
+    IBUG,
+    AURegressor,
+    NeuralLandmarkTransformer,
+    load_net,
+    to_canonical,
+)
 from facepaint.engine.neural.shipped import load_module, weights_path
 from facepaint.engine.source_face import SourceConfig, prepare_source
 from facepaint.engine.stages import ModelConfig
@@ -139,7 +144,7 @@ def head_motion(engines: dict, frames: list, faces: list, far: np.ndarray) -> di
     out = {}
     for name, render in engines.items():
         prev, diffs, t0 = None, [], time.perf_counter()
-        for k, (frame, face) in enumerate(zip(frames, faces)):
+        for k, (frame, face) in enumerate(zip(frames, faces, strict=True)):
             img = render(frame, face, k / 25.0).astype(np.float32)
             if prev is not None:
                 diffs.append(np.abs(img - prev)[far].mean())

@@ -76,7 +76,7 @@ def build_clip_cache(clips: Path, out: Path, config: ClipCacheConfig = ClipCache
                 if record is None:
                     continue
                 tmp = path.with_suffix(".tmp.npz")
-                np.savez(tmp, **record)
+                np.savez(tmp, **record)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
                 tmp.replace(path)
             done.append(path)
     return done
@@ -110,10 +110,12 @@ def _track_clip(video: Path, tracker, config: ClipCacheConfig) -> dict[str, np.n
     if len(rows) < 2:
         return None
     lm = np.stack([r[1] for r in rows]).astype(np.float32)
-    keep = np.unique(np.linspace(0, len(rows) - 1, config.crops).round().astype(int)) if config.crops else []
+    keep: list[int] = np.unique(np.linspace(0, len(rows) - 1, config.crops).round()).astype(int).tolist()
     box = _clip_box(lm, config.margin)
-    crops = np.stack([_cut(frames[k], box, config.crop_size) for k in keep]) if len(keep) else np.zeros(
-        (0, config.crop_size, config.crop_size, 3), np.uint8)
+    side = config.crop_size
+    crops = np.zeros((len(keep), side, side, 3), np.uint8)
+    for n, k in enumerate(keep):
+        crops[n] = _cut(frames[int(k)], box, side)
     return {
         "landmarks": lm,
         "au": np.stack([r[2] for r in rows]).astype(np.float32),

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,8 @@ def open_run(out: Path, config: Any, resume: bool) -> int:
     return int(json.loads(ckpt.read_text(encoding="utf-8"))["step"]) if resume and ckpt.exists() else 0
 
 
-def save_checkpoint(out: Path, step: int, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                    extra: dict[str, Any] | None = None) -> None:
+def save_checkpoint(out: Path, step: int, modules: Mapping[str, nn.Module],
+                    optimizers: Mapping[str, torch.optim.Optimizer], extra: dict[str, Any] | None = None) -> None:
     """Write weights and optimizer moments (safetensors) and the step (JSON), each atomically."""
     from safetensors.torch import save_file
 
@@ -77,7 +78,8 @@ def save_checkpoint(out: Path, step: int, modules: dict[str, nn.Module], optimiz
     tmp.replace(out / "checkpoint.json")
 
 
-def load_checkpoint(out: Path, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+def load_checkpoint(out: Path, modules: Mapping[str, nn.Module],
+                    optimizers: Mapping[str, torch.optim.Optimizer]) -> dict:
     """Restore what ``save_checkpoint`` wrote; returns the JSON meta."""
     from safetensors.torch import load_file
 

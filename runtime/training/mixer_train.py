@@ -78,10 +78,13 @@ class MixerData:
             self.names.append(f.stem)
             size = rec["crops"].shape[1]
             lms = crop_landmarks(rec["landmarks"][rec["crop_index"]], rec["crop_box"], size)
-            for img, lm in zip(rec["crops"], lms):
+            for img, lm in zip(rec["crops"], lms, strict=True):
                 bg, mask = person_layers(img, lm.astype(np.float64), topo, cfg)
                 img, mask, bg = (cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in (img, mask, bg))
-                crops.append(img), masks.append(mask), backs.append(bg), clip.append(c)
+                crops.append(img)
+                masks.append(mask)
+                backs.append(bg)
+                clip.append(c)
         self.crops = np.stack(crops).astype(np.float32) / 255.0
         self.masks = np.stack(masks)[:, None].astype(np.float32)
         self.backs = np.stack(backs).astype(np.float32) / 255.0

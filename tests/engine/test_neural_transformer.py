@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facepaint.engine.backends.provenance import sha256_file
 from facepaint.engine.background_mixer import MixerConfig
 from facepaint.engine.errors import ModelError
+from facepaint.engine.files import sha256_file
 from facepaint.engine.geometry import mouth_openness
 from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TransformerConfig
 from facepaint.engine.neural import shipped

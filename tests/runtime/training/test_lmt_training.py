@@ -15,8 +15,13 @@ from facepaint.engine.neural.landmark_transformer import AURegressor, LandmarkTr
 from facepaint.engine.neural.shipped import load_module
 from facepaint.runtime.training.lmt_cache import ClipCacheConfig, build_clip_cache
 from facepaint.runtime.training.lmt_common import load_checkpoint, save_checkpoint
-from facepaint.runtime.training.lmt_train import LandmarkData, LmtTrainConfig, lmt_losses, mesh_edges, \
-    train_landmark_transformer
+from facepaint.runtime.training.lmt_train import (
+    LandmarkData,
+    LmtTrainConfig,
+    lmt_losses,
+    mesh_edges,
+    train_landmark_transformer,
+)
 from facepaint.runtime.training.mixer_train import MixerData, MixerTrainConfig, mixer_losses
 
 
@@ -100,7 +105,7 @@ def test_checkpoint_round_trip_restores_weights_and_moments(tmp_path):
     opt2 = torch.optim.Adam(net2.parameters(), lr=1e-3)
     meta = load_checkpoint(tmp_path, {"t": net2}, {"t": opt2})
     assert meta["step"] == 7
-    for x, y in zip(net.state_dict().values(), net2.state_dict().values()):
+    for x, y in zip(net.state_dict().values(), net2.state_dict().values(), strict=True):
         assert torch.equal(x, y)
     s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
     assert all(torch.equal(s1[k]["exp_avg_sq"], s2[k]["exp_avg_sq"]) for k in s1)
