@@ -7,13 +7,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from facepaint.runtime.training.lmt_cache import build_clip_cache
+from facepaint.runtime.training.lmt_cache import ClipCacheConfig, build_clip_cache
 from facepaint.runtime.training.lmt_train import LmtTrainConfig, train_landmark_transformer
 from facepaint.runtime.training.mixer_train import MixerTrainConfig, train_background_mixer
 
 
 def train_transformer_and_mixer(data: Path, out: Path, steps: int | None = None, resume: bool = False,
-                                device: str = "cpu", validate: Path | None = None) -> list[Path]:
+                                device: str = "cpu", validate: Path | None = None,
+                                cache_config: ClipCacheConfig = ClipCacheConfig()) -> list[Path]:
     """Train both stages on the ``*.mp4`` clips in ``data``.
 
     Args:
@@ -23,6 +24,7 @@ def train_transformer_and_mixer(data: Path, out: Path, steps: int | None = None,
         resume: Continue the runs in ``out``.
         device: ``cpu`` or ``cuda``.
         validate: Optional folder of validation clips (logged with the transformer's metrics).
+        cache_config: How the clips are sampled into the cache.
 
     Returns:
         The two weights files in ``out``.
@@ -32,11 +34,11 @@ def train_transformer_and_mixer(data: Path, out: Path, steps: int | None = None,
         ConfigError: If ``out`` holds runs with other settings, or runs and ``resume`` is False.
     """
     cache = out / "cache"
-    build_clip_cache(data, cache / "train")
+    build_clip_cache(data, cache / "train", cache_config)
     val = None
     if validate is not None:
         val = cache / "validate"
-        build_clip_cache(validate, val)
+        build_clip_cache(validate, val, cache_config)
     lmt_cfg, mix_cfg = LmtTrainConfig(device=device), MixerTrainConfig(device=device)
     if steps is not None:
         lmt_cfg = LmtTrainConfig(steps=steps, au_steps=max(1, steps // 3), device=device)
