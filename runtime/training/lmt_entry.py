@@ -14,7 +14,7 @@ from facepaint.runtime.training.mixer_train import MixerTrainConfig, train_backg
 
 def train_transformer_and_mixer(data: Path, out: Path, steps: int | None = None, resume: bool = False,
                                 device: str = "cpu", validate: Path | None = None,
-                                cache_config: ClipCacheConfig = ClipCacheConfig()) -> list[Path]:
+                                cache_config: ClipCacheConfig | None = None) -> list[Path]:
     """Train both stages on the ``*.mp4`` clips in ``data``.
 
     Args:
@@ -24,7 +24,7 @@ def train_transformer_and_mixer(data: Path, out: Path, steps: int | None = None,
         resume: Continue the runs in ``out``.
         device: ``cpu`` or ``cuda``.
         validate: Optional folder of validation clips (logged with the transformer's metrics).
-        cache_config: How the clips are sampled into the cache.
+        cache_config: How the clips are sampled into the cache (None: the defaults).
 
     Returns:
         The two weights files in ``out``.
@@ -34,6 +34,7 @@ def train_transformer_and_mixer(data: Path, out: Path, steps: int | None = None,
         ConfigError: If ``out`` holds runs with other settings, or runs and ``resume`` is False.
     """
     cache = out / "cache"
+    cache_config = cache_config or ClipCacheConfig()
     build_clip_cache(data, cache / "train", cache_config)
     val = None
     if validate is not None:
