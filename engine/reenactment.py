@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facepaint.engine.background_mixer import GeometricBackgroundMixer, MixerConfig
+from facepaint.engine.expression import ExpressionConfig, make_edit
 from facepaint.engine.face_reenactor import GeometricFaceReenactor, ReenactorConfig
 from facepaint.engine.geometry import smoothstep
 from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TargetShape, TransformerConfig
@@ -24,6 +25,7 @@ class EngineConfig:
         transformer: Landmark transformer.
         reenactor: Face reenactor.
         mixer: Background mixer.
+        expression: Expression / AU / pose edit of the source, on top of any driving motion.
         hold_s: Seconds the last motion is held after the face is lost.
         ease_s: Seconds to ease back to the source at rest after the hold.
         return_s: Seconds to blend into the live motion when the face comes back.
@@ -33,6 +35,7 @@ class EngineConfig:
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     reenactor: ReenactorConfig = field(default_factory=ReenactorConfig)
     mixer: MixerConfig = field(default_factory=MixerConfig)
+    expression: ExpressionConfig = field(default_factory=ExpressionConfig)
     hold_s: float = 0.5
     ease_s: float = 0.5
     return_s: float = 0.2
@@ -70,6 +73,23 @@ class ReenactmentEngine:
         self._lost_since: float | None = None
         self._return: tuple[float, TargetShape] | None = None
         self._blend_next = False
+        self._source_blendshapes = np.asarray(face.blendshapes, np.float64)
+        self.set_expression(config.expression)
+
+    def set_expression(self, expression: ExpressionConfig) -> None:
+        """Apply an expression / AU / pose edit from now on (an inactive one removes it).
+
+        Raises:
+            ModelError: When the expression basis cannot be loaded.
+        """
+        edit = make_edit(expression, self.source, self._source_blendshapes) if expression.active else None
+        self.expression = expression
+        self.transformer.set_edit(edit)
+        self._rest_shape = self.transformer.rest()
+
+    def calibrate(self, face: FaceTrack) -> None:
+        """Take ``face`` as the driving neutral before the first frame (``--reference auto``)."""
+        self.transformer.calibrate(face)
 
     def recalibrate(self) -> None:
         """The next driving face seen becomes the neutral (the output blends there, no jump)."""
@@ -77,8 +97,10 @@ class ReenactmentEngine:
         self._blend_next = True
 
     def rest(self) -> np.ndarray:
-        """The source at rest (a copy of the source image)."""
-        return self.source.image.copy()
+        """The source at rest: a copy of the source image, or the source with the edit applied."""
+        if self.transformer.edit is None:
+            return self.source.image.copy()
+        return self.mixer.paste(self.reenactor.render(self._rest_shape, None, None).image)
 
     def render(self, frame: np.ndarray | None, face: FaceTrack | None, t: float) -> np.ndarray:
         """One output frame.

@@ -27,6 +27,7 @@ from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
+from facepaint.runtime.reference import AutoReferenceEngine
 from facepaint.runtime.config import AppConfig
 
 # Queue between stages: one waiting frame. A second slot would only add a frame period of latency.
@@ -201,6 +202,8 @@ class LiveRun:
         camera, extra = self.parts.camera, {}
         extra["camera"] = {"fps": round(float(camera.fps), 3), "size": list(camera.size),
                            "dropped": int(getattr(camera, "dropped", 0))}
+        if isinstance(self.parts.engine, AutoReferenceEngine):
+            extra["reference"] = self.parts.engine.describe()
         for sink in self.parts.sinks:
             if hasattr(sink, "skipped"):
                 extra["vcam"] = {"device": sink.device, "fps": sink.fps, "sent": sink.sent, "skipped": sink.skipped}
@@ -306,7 +309,8 @@ def _open_engine(config: AppConfig) -> Any:
     from facepaint.runtime.portrait import load_portrait
 
     portrait = load_portrait(config)
-    return ReenactmentEngine(config.engine, portrait.image, portrait.face)
+    engine = ReenactmentEngine(config.engine, portrait.image, portrait.face)
+    return AutoReferenceEngine(engine) if config.engine.transformer.reference == "auto" else engine
 
 
 def _open_recording(config: AppConfig, fps: float, size: tuple[int, int]) -> Any:

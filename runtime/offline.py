@@ -29,6 +29,7 @@ from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFF
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.pipeline import BLOCK, Pipeline
 from facepaint.runtime.portrait import Portrait, load_portrait, read_portrait
+from facepaint.runtime.reference import Reference, find_reference
 from facepaint.runtime.stats import PipelineStats, write_stats_json
 
 QUEUE_CAPACITY = 4  # enough to overlap the stages; more only holds more frames in memory
@@ -217,8 +218,12 @@ def run_offline(config: AppConfig) -> int:
         stack.callback(tracker.close)
         portrait = load_portrait(config, tracker, image)
         tracker.reset()
-        engine = open_engine(config, portrait, still=source.frame_count == 1)
+        still = source.frame_count == 1
+        engine = open_engine(config, portrait, still=still)
         _close_later(stack, engine)
+        reference = _reference(config, tracker, limit, still)
+        if reference.face is not None:
+            engine.calibrate(reference.face)
         height, width = portrait.image.shape[:2]
         sink = load_plugin("facepaint.sinks", "file")(
             config.output, fps=getattr(source, "rate", source.fps), size=(width, height),
@@ -235,10 +240,19 @@ def run_offline(config: AppConfig) -> int:
         progress.close()
         sink.close()
     result = _result(config, job, stats, sink.written_size or (width, height), source.fps)
+    result["reference"] = reference.describe()
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     print(_summary(result), file=sys.stderr)
     return 0
+
+
+def _reference(config: AppConfig, tracker: Any, limit: int | None, still: bool) -> Reference:
+    """The driving face motion is measured from; ``auto`` looks over the clip first."""
+    if still:
+        return Reference("source")
+    with open_driving(str(config.driving)) as video:
+        return find_reference(config.engine.transformer.reference, video, tracker, limit)
 
 
 def _close_later(stack: ExitStack, obj: Any) -> None:
@@ -278,4 +292,5 @@ def _summary(result: dict[str, Any]) -> str:
                 f"{result['elapsed_s']:.1f} s, {result['frames_without_face']} without a face")
     return (f"facepaint-live: wrote {result['output']}: {n} frames {w}x{h} "
             f"at {result['output_fps']:g} fps, rendered in {result['elapsed_s']:.1f} s "
-            f"({result['fps']:.1f} fps), {result['frames_without_face']} without a face")
+            f"({result['fps']:.1f} fps), {result['frames_without_face']} without a face, "
+            f"reference: {result['reference']}")

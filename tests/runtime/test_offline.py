@@ -53,7 +53,7 @@ class FakeTracker:
         return [fake_face(w, h, 1.0 / (k + 1)) for k in range(n)]
 
     def reset(self) -> None:
-        pass
+        self.calls.append("reset")
 
     def close(self) -> None:
         self.closed += 1
@@ -62,6 +62,10 @@ class FakeTracker:
 class FakeEngine:
     def __init__(self, image: np.ndarray, face: FaceTrack, fail_at: int | None = None) -> None:
         self.image, self.face, self.fail_at, self.seen = image, face, fail_at, []
+        self.reference = None
+
+    def calibrate(self, face: FaceTrack) -> None:
+        self.reference = face
 
     def render(self, frame: np.ndarray | None, face: FaceTrack | None, t: float) -> np.ndarray:
         if self.fail_at is not None and len(self.seen) == self.fail_at:
@@ -107,11 +111,18 @@ def test_renders_every_frame_with_audio_and_stats(tmp_path, fakes, portrait_png,
     engine = fakes["engine"]
     assert [has for has, _ in engine.seen] == [True, True, False, True, True, False, True, True, True]
     assert engine.seen[3][1] == pytest.approx(3 * 61 / 1350, abs=1e-3)
-    timestamps = fakes["tracker"].calls[1:]  # [0] is the portrait, in image mode (None)
-    assert fakes["tracker"].calls[0] is None and timestamps == sorted(set(timestamps))
+    # The portrait in image mode (None), then the look-ahead of --reference auto and the render,
+    # each a stream of its own (the tracker is reset before each).
+    calls = fakes["tracker"].calls
+    reset = [i for i, c in enumerate(calls) if c == "reset"]
+    assert calls[0] is None and len(reset) == 2
+    for stream in (calls[reset[0] + 1:reset[1]], calls[reset[1] + 1:]):
+        assert len(stream) == 9 and stream == sorted(set(stream))
     data = json.loads(stats.read_text())
     assert data["frames_in"] == data["frames_out"] == data["frames_written"] == 9
     assert data["frames_without_face"] == 2 and data["dropped"] == 0
+    # Frames 0-7 lie within the calm window of a frame without a face: 8 is the calm one.
+    assert data["reference"] == "auto, frame 8" and engine.reference is not None
     assert set(data["stages"]) == {"decode", "track", "smooth", "render", "encode"}
     assert {"p50", "p95"} <= set(data["latency_ms"]) and data["fps"] > 0
     err = capsys.readouterr().err
