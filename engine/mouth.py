@@ -9,6 +9,9 @@ import numpy as np
 from facepaint.engine.geometry import box_around, mouth_openness, smoothstep, soft_polygon
 from facepaint.engine.source_face import SourceFace, mouth_region, region_stats
 
+# Brightness of a mouth interior with no driving frame, as a share of the lower face's mean colour.
+CAVITY_SHADE = 0.25
+
 
 def mouth_alpha(source: SourceFace, target: np.ndarray, gain_open: float = 0.06) -> tuple[float, float]:
     """How much to repaint the inner mouth, as (opening, closing) strengths in 0..1.
@@ -56,13 +59,16 @@ def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: 
         return
     teeth, inside = _rigid_teeth(source, target, box)
     use_driving = opened > 0.01 and frame is not None and driving is not None
-    if use_driving:
-        interior = _driving_interior(source, target, frame, driving, box)
+    # No driving frame (an expression edit of the still): a dark cavity behind the source's teeth.
+    cavity = opened > 0.01 and not use_driving
+    if use_driving or cavity:
+        interior = (_driving_interior(source, target, frame, driving, box) if use_driving
+                    else _cavity(source, teeth.shape))
         layer = teeth * inside + interior * (1.0 - inside)
         cover = np.ones_like(inside)
     else:
         layer, cover = teeth, inside
-    alpha = max(opened if use_driving else 0.0, closing)
+    alpha = max(opened if use_driving or cavity else 0.0, closing)
     mask = soft_polygon((y1 - y0, x1 - x0), inner_t, 0.015 * width + 0.5, offset=(x0, y0))
     a = (alpha * mask)[..., None] * cover
     roi = out[y0:y1, x0:x1]
@@ -114,6 +120,13 @@ def _driving_interior(source: SourceFace, target: np.ndarray, frame: np.ndarray,
     mu_d, sd_d = region_stats(frame, mouth_region(driving, topo))
     mu_s, sd_s = source.mouth_stats
     return (patch - mu_d) * (sd_s / sd_d) + mu_s
+
+
+def _cavity(source: SourceFace, shape: tuple[int, ...]) -> np.ndarray:
+    """A mouth interior with no driving frame to take it from: the lower face's colour darkened
+    to the shade of a mouth's shadowed inside (about a quarter of the skin's brightness)."""
+    mu, _ = source.mouth_stats
+    return np.broadcast_to(np.asarray(mu, np.float32) * CAVITY_SHADE, shape).astype(np.float32)
 
 
 def _affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -1,0 +1,58 @@
+"""Write docs/expressions.png: several portraits, each with every expression at two strengths.
+
+One row per portrait: the source, then each expression at ``--strengths`` (0.6 and 1.0 by
+default). The same rendering as ``facepaint-live --source P --expressions all --output sheet.png``.
+
+    python bench/expression_sheet.py
+    python bench/expression_sheet.py --portraits obama,lp_s42 --out /tmp/sheet.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from results import ROOT
+
+from facepaint.engine.expression import EXPRESSIONS
+from facepaint.engine.reenactment import ReenactmentEngine
+from facepaint.runtime.config import build_app_config
+from facepaint.runtime.expression import render_sheet
+from facepaint.runtime.portrait import load_portrait
+
+TILE_SCALE = 0.6  # tiles a little smaller than the CLI sheet's: 10 rows x 9 tiles stay one page
+
+
+def portrait_row(path: Path, strengths: Sequence[float]) -> np.ndarray:
+    """The source and each expression, one row per strength."""
+    config = build_app_config({"source": str(path), "expressions": list(EXPRESSIONS), "output": "unused.png"})
+    portrait = load_portrait(config)
+    engine = ReenactmentEngine(config.engine, portrait.image, portrait.face)
+    rows = [render_sheet(engine, portrait.image, config.engine.expression, EXPRESSIONS, (s,), columns=99)
+            for s in strengths]
+    return np.concatenate(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media")
+    p.add_argument("--portraits", default="obama,biden2,lp_s42,lp_s12,lp_s10")
+    p.add_argument("--strengths", default="0.6,1.0")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "expressions.png")
+    args = p.parse_args(argv)
+    strengths = [float(s) for s in args.strengths.split(",")]
+    rows = [portrait_row(args.media / "portraits" / f"{name}.jpg", strengths) for name in args.portraits.split(",")]
+    width = max(r.shape[1] for r in rows)
+    page = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    page = cv2.resize(page, None, fx=TILE_SCALE, fy=TILE_SCALE, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(args.out), page[:, :, ::-1])
+    print(f"wrote {args.out} ({page.shape[1]}x{page.shape[0]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
