@@ -201,3 +201,51 @@ def describe_expression(e: ExpressionConfig) -> str:
     parts += [f"{n}={'+' if add and v >= 0 else ''}{v:g}" for n, v, add in e.au]
     parts += [f"{axis} {a:g}" for axis, a in zip(POSE_AXES, e.pose) if a]
     return ", ".join(parts) or "none"
+
+
+STRENGTH_STEP = 0.1
+
+
+class ExpressionStepper:
+    """The live expression hotkeys: step through ``EXPRESSIONS``, nudge the strength, turn it off.
+
+    ``apply`` runs on the preview's (main) thread, ``take`` on the render thread; the newest
+    change wins.
+
+    Args:
+        config: The edit the run started with (``--expression`` ...).
+    """
+
+    ACTIONS = ("expression_next", "expression_prev", "strength_up", "strength_down", "expression_off")
+
+    def __init__(self, config: ExpressionConfig | None = None) -> None:
+        self.config = config or ExpressionConfig()
+        self._pending: ExpressionConfig | None = None
+
+    def apply(self, action: str | None) -> bool:
+        """Apply a hotkey action; False when ``action`` is not an expression one."""
+        if action not in self.ACTIONS:
+            return False
+        c = self.config
+        if action in ("expression_next", "expression_prev"):
+            order = (None, *EXPRESSIONS)
+            step = 1 if action == "expression_next" else -1
+            name = order[(order.index(c.expression) + step) % len(order)]
+            c = dataclasses.replace(c, expression=name)
+        elif action == "expression_off":
+            c = dataclasses.replace(c, expression=None, au=(), pose=(0.0, 0.0, 0.0))
+        else:
+            step = STRENGTH_STEP if action == "strength_up" else -STRENGTH_STEP
+            lo, hi = 0.0, 1.5
+            c = dataclasses.replace(c, strength=round(min(hi, max(lo, c.strength + step)), 2))
+        self.config = self._pending = c
+        return True
+
+    def take(self) -> ExpressionConfig | None:
+        """The edit to apply now, once per change (None: unchanged)."""
+        pending, self._pending = self._pending, None
+        return pending
+
+    def describe(self) -> str:
+        """For the HUD."""
+        return describe_expression(self.config)

@@ -27,6 +27,7 @@ from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
+from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.reference import AutoReferenceEngine
 from facepaint.runtime.config import AppConfig
 
@@ -58,11 +59,14 @@ class Controls:
         self.paused = False
         self.face = False
         self.recalibrate = threading.Event()
+        self.expression = ExpressionStepper()
 
     def apply(self, action: str | None) -> bool:
         """Apply a preview hotkey action; returns False for ``quit``."""
         if action == "quit":
             return False
+        if self.expression.apply(action):
+            return True
         if action == "recalibrate":
             self.recalibrate.set()
         elif action == "passthrough":
@@ -210,9 +214,12 @@ class LiveRun:
         return extra
 
     def _hud(self) -> HudInfo:
+        engine = self.parts.engine
+        reference = engine.describe() if isinstance(engine, AutoReferenceEngine) else ""
         return HudInfo(fps=self.stats.fps_recent, latency_ms=self.stats.recent_latency_ms,
                        dropped=self.stats.dropped, face=self.controls.face,
-                       passthrough=self.controls.passthrough, paused=self.controls.paused)
+                       passthrough=self.controls.passthrough, paused=self.controls.paused,
+                       expression=self.controls.expression.describe(), reference=reference)
 
     # ---- stage functions (each runs on its own thread) ----
 
@@ -238,6 +245,9 @@ class LiveRun:
         if self.controls.recalibrate.is_set():
             self.controls.recalibrate.clear()
             self.parts.engine.recalibrate()
+        expression = self.controls.expression.take()
+        if expression is not None:
+            self.parts.engine.set_expression(expression)
         if self.controls.passthrough:
             image = frame.image
         elif self.controls.paused and self._last_out is not None:
@@ -357,6 +367,7 @@ def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
     """
     parts = parts if parts is not None else open_parts(config)
     live = LiveRun(parts, duration=config.duration)
+    live.controls.expression = ExpressionStepper(config.engine.expression)
     try:
         live.run()
     finally:

@@ -112,6 +112,10 @@ class AutoReferenceEngine:
         """The source at rest."""
         return self.engine.rest()
 
+    def set_expression(self, expression: Any) -> None:
+        """Apply an expression edit (``ReenactmentEngine.set_expression``)."""
+        self.engine.set_expression(expression)
+
     def render(self, frame: Any, face: FaceTrack | None, t: float) -> Any:
         """Render one frame, first moving the reference to ``face`` when it is calmer."""
         if self.estimator.update(face, t):
