@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from results import ROOT
 
 from facepaint.engine.expression import EXPRESSIONS
 from facepaint.engine.reenactment import ReenactmentEngine
@@ -25,6 +24,8 @@ from facepaint.runtime.expression import render_sheet
 from facepaint.runtime.portrait import load_portrait
 
 TILE_SCALE = 0.6  # tiles a little smaller than the CLI sheet's: 10 rows x 9 tiles stay one page
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def portrait_row(path: Path, strengths: Sequence[float]) -> np.ndarray:

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from results import ROOT
 
 from facepaint.engine.geometry import similarity_apply, umeyama
 from facepaint.engine.reference import choose_reference
@@ -33,12 +32,14 @@ NAMES = BLENDSHAPE_NAMES[1:]
 RIDGE = 1.0  # per frame squared units of blendshape: keeps rarely seen channels from blowing up
 TOPOLOGY = get_topology("mediapipe478")
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def track_clip(path: Path, stride: int) -> dict[str, np.ndarray]:
     """Landmarks, blendshapes and rotation of every ``stride``-th frame with a face."""
     from facepaint.plugins.base import load_plugin
     from facepaint.plugins.trackers.config import TrackerConfig
-    from facepaint.runtime.eval_streams import iter_frames, video_rate
+    from facepaint.runtime.evaluation.streams import iter_frames, video_rate
 
     step = 1000.0 / float(video_rate(str(path)))
     tracker = load_plugin("facepaint.trackers", "mediapipe")(TrackerConfig(smoothing=False, max_faces=1))

@@ -19,20 +19,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from results import ROOT
 
 from facepaint.engine.reference import choose_reference
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
-from facepaint.runtime import metrics as M
+from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.config import build_app_config
-from facepaint.runtime.eval_streams import iter_frames, make_judge_tracker, video_rate
-from facepaint.runtime.geometry_judge import GEOMETRY_SIGNALS, GeometryJudge
-from facepaint.runtime.offline import open_engine, open_tracker
+from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
+from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_SIGNALS, GeometryJudge
+from facepaint.runtime.session import open_engine, open_tracker
 from facepaint.runtime.portrait import load_portrait
 
 SIGNALS = ("jaw", "smile", "blink", "yaw", "pitch", "roll")
 # Frames searched for the most open mouth when a clip is cut to start mid-word (2 s at 30 fps).
 OPEN_SEARCH = 60
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def open_start(faces: Sequence) -> int:
@@ -46,7 +47,7 @@ class Clip:
 
     def __init__(self, path: Path, config, frames: int, geometry: GeometryJudge) -> None:
         step = 1000.0 / float(video_rate(str(path)))
-        tracker = open_tracker(config)
+        tracker = open_tracker(config, live=False)
         self.frames, self.faces, self.times = [], [], []
         for i, rgb in enumerate(iter_frames(str(path))):
             if i >= frames + OPEN_SEARCH:

@@ -13,6 +13,7 @@ from facepaint.engine.regions import REGIONS, region_weights
 from facepaint.engine.geometry import eye_openness, similarity_apply, smoothstep, umeyama
 from facepaint.engine.reference import normalise_reference
 from facepaint.engine.source_face import SourceFace
+from facepaint.engine.stages import check_kind
 from facepaint.engine.track import FaceTrack
 
 
@@ -21,6 +22,7 @@ class TransformerConfig:
     """Landmark-transformer settings.
 
     Attributes:
+        kind: ``geometric`` (this module) or ``neural`` (FACEGAN's MLP, ``facepaint.engine.neural``).
         expression: Gain on the transferred expression displacement.
         rotation: Gain on the transferred head rotation (0 keeps the source's pose).
         translation: Gain on the transferred head translation.
@@ -52,6 +54,7 @@ class TransformerConfig:
             ``mouth``, ``pose``; all by default). Lip-sync only: ``("mouth",)``.
     """
 
+    kind: str = "geometric"
     expression: float = 1.0
     rotation: float = 1.0
     translation: float = 1.0
@@ -66,6 +69,7 @@ class TransformerConfig:
     regions: tuple[str, ...] = REGIONS
 
     def __post_init__(self) -> None:
+        check_kind("transformer", self.kind)
         object.__setattr__(self, "reference", normalise_reference(self.reference))
         regions = tuple(self.regions)
         unknown = [r for r in regions if r not in REGIONS]
@@ -118,6 +122,16 @@ class LandmarkTransformer(Protocol):
     def rest(self) -> TargetShape:
         """The source's own shape (the target at rest)."""
 
+    def reset(self) -> None:
+        """Forget the neutral: the next driving face becomes it."""
+
+    def set_edit(self, edit: ShapeEdit | None) -> None:
+        """Add ``edit`` (an expression / AU / pose change of the source) to every target and to
+        ``rest()``; None removes it."""
+
+    def close(self) -> None:
+        """Release what the stage holds (a model, device memory); later calls do nothing."""
+
 
 class GeometricLandmarkTransformer:
     """Relative motion by similarity fits on stable points, expression deltas and lid ratios.
@@ -158,6 +172,9 @@ class GeometricLandmarkTransformer:
         """Forget the neutral: the next driving face becomes it."""
         self._neutral = None
 
+    def close(self) -> None:
+        """Nothing to release (see ``LandmarkTransformer.close``)."""
+
     def calibrate(self, face: FaceTrack) -> None:
         """Take ``face`` as the driving neutral (see ``LandmarkTransformer``).
 
@@ -184,10 +201,9 @@ class GeometricLandmarkTransformer:
         lm = self._check(face)
         if self._neutral is None:
             self.calibrate(face)
-        neutral, st = self._neutral, self.topology.stable
+        (neutral, (s_a, r_a, _shift)), st = self._calibration(), self.topology.stable
         s_d, r_d, t_d = umeyama(lm[st], neutral[st])
         unposed = similarity_apply(lm, s_d, r_d, t_d)
-        s_a, r_a, t_a = self._to_source
         delta = self._gain * s_a * (unposed - neutral) @ r_a.T
         if self._damp is not None:
             # Only sideways and upward motion: the jaw opening (downward) keeps its full size.
@@ -261,6 +277,16 @@ class GeometricLandmarkTransformer:
         shift[both] = 0.5 * ((lo - a_lo) + (hi - a_hi))[both]
         return shift
 
+    def _calibration(self) -> tuple[np.ndarray, tuple[float, np.ndarray, np.ndarray]]:
+        """The driving neutral's landmarks and its similarity onto the source (set by ``calibrate``).
+
+        Raises:
+            InputError: Before any driving face was calibrated on.
+        """
+        if self._neutral is None or self._to_source is None:
+            raise InputError("the landmark transformer has no driving neutral yet; calibrate on a driving face first")
+        return self._neutral, self._to_source
+
     def _check(self, face: FaceTrack) -> np.ndarray:
         if face.topology != self.topology.name:
             raise InputError(f"driving face topology '{face.topology}' differs from the source's "
@@ -282,7 +308,7 @@ class GeometricLandmarkTransformer:
     def _source_motion(self, s_d: float, r_d: np.ndarray, t_d: np.ndarray):
         """The driving head's motion from its neutral, expressed around the source face."""
         cfg = self.config
-        s_a, r_a, t_a = self._to_source
+        neutral, (s_a, r_a, t_a) = self._calibration()
         r_rel = r_d.T
         if cfg.rotation != 1.0:
             r_rel = _scale_rotation(r_rel, cfg.rotation)
@@ -291,7 +317,7 @@ class GeometricLandmarkTransformer:
         # neutral-frame motion x -> (R_d^T (x - t_d)) / s_d, conjugated by neutral->source similarity.
         r_src = r_a @ r_rel @ r_a.T
         centre = self.source.landmarks[self.topology.stable].mean(0)
-        neutral_c = self._neutral[self.topology.stable].mean(0)
+        neutral_c = neutral[self.topology.stable].mean(0)
         moved_c = similarity_apply(neutral_c[None], 1.0 / s_d, r_d.T, -(r_d.T @ t_d) / s_d)[0]
         shift = cfg.translation * s_a * (r_a @ (moved_c - neutral_c))
 

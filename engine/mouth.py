@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facepaint.engine.geometry import box_around, mouth_openness, smoothstep, soft_polygon
+from facepaint.engine.geometry import affine_fit, box_around, mouth_openness, smoothstep, soft_polygon
 from facepaint.engine.source_face import SourceFace, mouth_region, region_stats
 
 # Brightness of a mouth interior with no driving frame, as a share of the lower face's mean colour.
@@ -58,17 +58,16 @@ def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: 
     if x1 - x0 < 3 or y1 - y0 < 3:
         return
     teeth, inside = _rigid_teeth(source, target, box)
-    use_driving = opened > 0.01 and frame is not None and driving is not None
-    # No driving frame (an expression edit of the still): a dark cavity behind the source's teeth.
-    cavity = opened > 0.01 and not use_driving
-    if use_driving or cavity:
-        interior = (_driving_interior(source, target, frame, driving, box) if use_driving
-                    else _cavity(source, teeth.shape))
+    drive = opened if opened > 0.01 else 0.0
+    if drive > 0.0:
+        # No driving frame (an expression edit of the still): a dark cavity behind the source's teeth.
+        interior = (_driving_interior(source, target, frame, driving, box)
+                    if frame is not None and driving is not None else _cavity(source, teeth.shape))
         layer = teeth * inside + interior * (1.0 - inside)
         cover = np.ones_like(inside)
     else:
         layer, cover = teeth, inside
-    alpha = max(opened if use_driving or cavity else 0.0, closing)
+    alpha = max(drive, closing)
     mask = soft_polygon((y1 - y0, x1 - x0), inner_t, 0.015 * width + 0.5, offset=(x0, y0))
     a = (alpha * mask)[..., None] * cover
     roi = out[y0:y1, x0:x1]
@@ -113,7 +112,7 @@ def _driving_interior(source: SourceFace, target: np.ndarray, frame: np.ndarray,
     topo = source.topology
     x0, y0, x1, y1 = box
     # Least-squares affine target -> driving: takes the driving opening's own proportions.
-    m = _affine_fit(target[topo.lips_inner, :2], driving[topo.lips_inner, :2])
+    m = affine_fit(target[topo.lips_inner, :2], driving[topo.lips_inner, :2])
     m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
     patch = cv2.warpAffine(frame, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
@@ -128,9 +127,3 @@ def _cavity(source: SourceFace, shape: tuple[int, ...]) -> np.ndarray:
     mu, _ = source.mouth_stats
     return np.broadcast_to(np.asarray(mu, np.float32) * CAVITY_SHADE, shape).astype(np.float32)
 
-
-def _affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares (2, 3) affine with ``dst ≈ m @ [src, 1]``."""
-    a = np.concatenate([src, np.ones((len(src), 1))], axis=1)
-    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
-    return sol.T.copy()

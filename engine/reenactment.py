@@ -4,15 +4,18 @@ handling (hold the last motion, then ease back to the source at rest; blend back
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from facepaint.engine.background_mixer import GeometricBackgroundMixer, MixerConfig
+from facepaint.engine.background_mixer import BackgroundMixer, MixerConfig
 from facepaint.engine.expression import ExpressionConfig, make_edit
-from facepaint.engine.face_reenactor import GeometricFaceReenactor, ReenactorConfig
+from facepaint.engine.face_reenactor import FaceReenactor, ReenactorConfig
 from facepaint.engine.geometry import smoothstep
-from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TargetShape, TransformerConfig
+from facepaint.engine.reference import NeutralEstimator
+from facepaint.engine.landmark_transformer import LandmarkTransformer, TargetShape, TransformerConfig
 from facepaint.engine.source_face import SourceConfig, SourceFace, prepare_source
+from facepaint.engine.stages import ModelConfig, build_stage
 from facepaint.engine.track import FaceTrack
 
 
@@ -22,9 +25,10 @@ class EngineConfig:
 
     Attributes:
         source: Source preparation (crop, warp grid, inpainting).
-        transformer: Landmark transformer.
-        reenactor: Face reenactor.
-        mixer: Background mixer.
+        transformer: Landmark transformer (its ``kind`` picks the implementation).
+        reenactor: Face reenactor (its ``kind`` picks the implementation).
+        mixer: Background mixer (its ``kind`` picks the implementation).
+        model: Weights, backend, device and precision of the neural stages.
         expression: Expression / AU / pose edit of the source, on top of any driving motion.
         hold_s: Seconds the last motion is held after the face is lost.
         ease_s: Seconds to ease back to the source at rest after the hold.
@@ -35,6 +39,7 @@ class EngineConfig:
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     reenactor: ReenactorConfig = field(default_factory=ReenactorConfig)
     mixer: MixerConfig = field(default_factory=MixerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     expression: ExpressionConfig = field(default_factory=ExpressionConfig)
     hold_s: float = 0.5
     ease_s: float = 0.5
@@ -58,14 +63,15 @@ class ReenactmentEngine:
     Raises:
         InputError: If the image is not RGB uint8.
         NoFaceError: If ``face`` is None or malformed.
+        ConfigError: If a chosen stage is not part of this install.
     """
 
     def __init__(self, config: EngineConfig, image: np.ndarray, face: FaceTrack) -> None:
         self.config = config
         self.source: SourceFace = prepare_source(image, face, config.source)
-        self.transformer = GeometricLandmarkTransformer(self.source, config.transformer)
-        self.reenactor = GeometricFaceReenactor(self.source, config.reenactor)
-        self.mixer = GeometricBackgroundMixer(self.source, config.mixer)
+        self.transformer: LandmarkTransformer = _stage("transformer", config.transformer, self.source, config.model)
+        self.reenactor: FaceReenactor = _stage("reenactor", config.reenactor, self.source, config.model)
+        self.mixer: BackgroundMixer = _stage("mixer", config.mixer, self.source, config.model)
         self._rest_shape = self.transformer.rest()
         self._live: TargetShape | None = None  # last target from a tracked face
         self._shown: TargetShape | None = None  # last target rendered
@@ -74,7 +80,26 @@ class ReenactmentEngine:
         self._return: tuple[float, TargetShape] | None = None
         self._blend_next = False
         self._source_blendshapes = np.asarray(face.blendshapes, np.float64)
+        self.expression = config.expression
         self.set_expression(config.expression)
+        self._estimator: NeutralEstimator | None = None
+
+    @property
+    def following_neutral(self) -> bool:
+        """Whether the driving neutral is being refined live (``follow_neutral``)."""
+        return self._estimator is not None
+
+    def follow_neutral(self) -> None:
+        """Live ``--reference auto``: start from the first face, move the neutral to calmer ones
+        (``NeutralEstimator``) until ``recalibrate`` pins it."""
+        self._estimator = NeutralEstimator()
+
+    def reference_state(self) -> str:
+        """How the live neutral stands, for the HUD and the exit table."""
+        if self._estimator is None:
+            return ""
+        state = "pinned by recalibrate" if self._estimator.pinned else "refined while calm"
+        return f"auto ({self._estimator.changes} changes, {state})"
 
     def set_expression(self, expression: ExpressionConfig) -> None:
         """Apply an expression / AU / pose edit from now on (an inactive one removes it).
@@ -91,16 +116,33 @@ class ReenactmentEngine:
         """Take ``face`` as the driving neutral before the first frame (``--reference auto``)."""
         self.transformer.calibrate(face)
 
+    def close(self) -> None:
+        """Release the stages (models, device memory); later calls do nothing."""
+        for stage in (self.transformer, self.reenactor, self.mixer):
+            stage.close()
+
+    def __enter__(self) -> ReenactmentEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def recalibrate(self) -> None:
-        """The next driving face seen becomes the neutral (the output blends there, no jump)."""
+        """The next driving face seen becomes the neutral (the output blends there, no jump); a
+        neutral followed live (``follow_neutral``) stays there."""
+        if self._estimator is not None:
+            self._estimator.pin()
+        self._restart_neutral()
+
+    def _restart_neutral(self) -> None:
         self.transformer.reset()
         self._blend_next = True
 
     def rest(self) -> np.ndarray:
         """The source at rest: a copy of the source image, or the source with the edit applied."""
-        if self.transformer.edit is None:
+        if not self.expression.active:
             return self.source.image.copy()
-        return self.mixer.paste(self.reenactor.render(self._rest_shape, None, None).image)
+        return self.mixer.paste(self.mixer.mix(self.reenactor.render(self._rest_shape, None, None)))
 
     def render(self, frame: np.ndarray | None, face: FaceTrack | None, t: float) -> np.ndarray:
         """One output frame.
@@ -120,9 +162,11 @@ class ReenactmentEngine:
         self._shown = target
         frame_d, lm_d = self._driving if self._driving is not None else (None, None)
         result = self.reenactor.render(target, frame_d, lm_d)
-        return self.mixer.paste(result.image)
+        return self.mixer.paste(self.mixer.mix(result))
 
     def _live_target(self, frame: np.ndarray | None, face: FaceTrack, t: float) -> TargetShape:
+        if self._estimator is not None and self._estimator.update(face, t):
+            self._restart_neutral()  # this face becomes the neutral; the step is blended away
         target = self.transformer.transform(face)
         self._live = target
         self._driving = (frame, np.asarray(face.landmarks))
@@ -151,3 +195,9 @@ class ReenactmentEngine:
         if w >= 1.0:
             return None
         return self._live.lerp(self._rest_shape, float(w))
+
+
+def _stage(name: str, config: Any, source: SourceFace, model: ModelConfig) -> Any:
+    """The implementation of stage ``name`` that ``config.kind`` names (neural ones get ``model``)."""
+    args = (source, config) if config.kind == "geometric" else (source, config, model)
+    return build_stage(name, config.kind, *args)

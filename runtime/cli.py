@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facepaint.engine.errors import FacepaintError
+from facepaint.runtime.flags import add_engine_flags, engine_layer
 from facepaint.runtime import expression
 
 EXIT_USAGE = 2
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="motion measured from the calmest, most frontal driving face (auto, default; live: "
                    "refined over the first seconds), from the first one (first), or against the source's own "
                    "face (absolute); press c in the preview to recalibrate")
+    add_engine_flags(p)
     p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
     p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
     p.add_argument("--loop", action="store_true", help="with --cam FILE: repeat the clip")
@@ -89,9 +91,15 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
         tracker["smoothing"] = False
     if tracker:
         layer["tracker"] = tracker
-    layer.update(expression.args_layer(args))
+    extra = expression.args_layer(args)
+    engine = engine_layer(args)
+    for key, value in extra.pop("engine", {}).items():
+        engine.setdefault(key, {}).update(value)
+    layer.update(extra)
     if args.reference:
-        layer.setdefault("engine", {}).setdefault("transformer", {})["reference"] = args.reference
+        engine.setdefault("transformer", {})["reference"] = args.reference
+    if engine:
+        layer["engine"] = engine
     if args.crf is not None:
         layer["encoder"] = {"crf": args.crf}
     vcam = {k: v for k, v in (("backend", args.vcam_backend), ("device", args.vcam_device)) if v}
@@ -115,7 +123,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` and run; returns the exit code. FacepaintError propagates."""
     if argv and argv[0] == "eval":
-        from facepaint.runtime.evaluate import main as eval_main
+        from facepaint.runtime.evaluation.quality import main as eval_main
 
         return eval_main(list(argv[1:]))
     if argv and argv[0] == "compile":
@@ -123,7 +131,7 @@ def run(argv: Sequence[str]) -> int:
 
         return compile_main(list(argv[1:]))
     if argv and argv[0] == "bench":
-        from facepaint.runtime.bench import main as bench_main
+        from facepaint.runtime.evaluation.bench import main as bench_main
 
         return bench_main(list(argv[1:]))
     args = build_parser().parse_args(argv)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from facepaint.engine.config import build_config
 from facepaint.engine.errors import ConfigError, InputError
@@ -14,6 +15,27 @@ from facepaint.engine.reenactment import EngineConfig
 from facepaint.plugins.sinks.file import EncoderConfig
 from facepaint.plugins.sinks.vcam import VirtualCamConfig
 from facepaint.plugins.trackers.config import TrackerConfig
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How the threaded pipelines are joined.
+
+    Attributes:
+        offline_queue: Capacity of each queue of a file render (blocking: no frame is lost). Enough
+            to overlap the stages; more only holds more frames in memory.
+        live_queue: Capacity of each queue of a live run (the oldest frame is dropped when full). One
+            waiting frame: a second slot would only add a frame period of latency.
+    """
+
+    offline_queue: int = 4
+    live_queue: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.offline_queue <= 64:
+            raise ValueError(f"offline_queue must be in [1, 64], got {self.offline_queue}")
+        if not 1 <= self.live_queue <= 8:
+            raise ValueError(f"live_queue must be in [1, 8], got {self.live_queue}")
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,7 @@ class AppConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     virtual_camera: VirtualCamConfig = field(default_factory=VirtualCamConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         if (self.driving is None) == (self.cam is None) and not self.still:

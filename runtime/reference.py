@@ -1,9 +1,9 @@
-"""``--reference auto`` in the runtime: a look-ahead pass over a driving clip, and the live wrapper.
+"""``--reference auto`` offline: a look-ahead pass over the driving clip before the render.
 
-The choosing is ``facepaint.engine.reference``; this module feeds it faces. Offline, the clip is
-decoded and tracked once before the render (every frame up to ``PREPASS_FRAMES``, then evenly
-spaced frames) and the engine is calibrated on the chosen face. Live, ``AutoReferenceEngine`` wraps
-the engine and recalibrates it whenever the estimator finds a calmer face.
+The choosing is ``facepaint.engine.reference``; this module feeds it faces. The clip is decoded
+and tracked once before the render (every frame up to ``PREPASS_FRAMES``, then evenly spaced
+frames) and the engine is calibrated on the chosen face. Live, the engine refines its own neutral
+(``ReenactmentEngine.follow_neutral``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from facepaint.engine.reference import NeutralEstimator, choose_reference
+from facepaint.engine.reference import choose_reference
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import StreamTimestamps
 
@@ -86,44 +86,3 @@ def find_reference(mode: str, video: Any, tracker: Any, limit: int | None) -> Re
     if best is None:
         return Reference(mode)
     return Reference(mode, indices[best], faces[best])
-
-
-class AutoReferenceEngine:
-    """A live engine whose neutral follows ``NeutralEstimator`` (``--reference auto`` with ``--cam``).
-
-    The recalibrate hotkey still works: the face at that moment becomes the reference and stays
-    (the user chose it), until the next press.
-
-    Args:
-        engine: The ``ReenactmentEngine`` to drive.
-        estimator: The neutral estimator (default settings when None).
-    """
-
-    def __init__(self, engine: Any, estimator: NeutralEstimator | None = None) -> None:
-        self.engine = engine
-        self.estimator = estimator or NeutralEstimator()
-
-    def recalibrate(self) -> None:
-        """The next face becomes the reference and is kept."""
-        self.estimator.pin()
-        self.engine.recalibrate()
-
-    def rest(self) -> Any:
-        """The source at rest."""
-        return self.engine.rest()
-
-    def set_expression(self, expression: Any) -> None:
-        """Apply an expression edit (``ReenactmentEngine.set_expression``)."""
-        self.engine.set_expression(expression)
-
-    def render(self, frame: Any, face: FaceTrack | None, t: float) -> Any:
-        """Render one frame, first moving the reference to ``face`` when it is calmer."""
-        if self.estimator.update(face, t):
-            # The engine calibrates on the next face it sees (this one) and blends the step away.
-            self.engine.recalibrate()
-        return self.engine.render(frame, face, t)
-
-    def describe(self) -> str:
-        """For the exit table: how often the live reference moved."""
-        state = "pinned by the hotkey" if self.estimator.pinned else "refined while calm"
-        return f"auto ({self.estimator.changes} changes, {state})"

@@ -121,7 +121,7 @@ def midword_clip(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     neutral. Written to a temporary folder, never kept."""
     import av
 
-    from facepaint.runtime.eval_streams import iter_frames, video_rate
+    from facepaint.runtime.evaluation.streams import iter_frames, video_rate
 
     src = media / "driving" / "lp_d10.mp4"
     path = tmp_path_factory.mktemp("midword") / "midword.mp4"

@@ -12,22 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facepaint.engine.track import FaceTrack
-from facepaint.runtime import offline
+from facepaint.runtime import session
 from facepaint.runtime.cli import main
-
-
-class _NoFaceTracker:
-    """Finds nothing (so the source has no face); the real tracker is not needed for this contract."""
-
-    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[FaceTrack]:
-        return []
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from fakes import NoFaceTracker
 
 
 @pytest.fixture()
@@ -38,7 +25,8 @@ def files(tmp_path: Path, audio_only_file: Path, clip_writer) -> dict[str, Path]
     text.write_text("this is not a picture")
     corrupt = tmp_path / "talk.mp4"
     corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
-    return {"portrait": portrait, "text": text, "corrupt": corrupt, "clip": clip_writer(tmp_path / "ok.mp4", [100] * 3, size=(32, 32), audio=None),
+    clip = clip_writer(tmp_path / "ok.mp4", [100] * 3, size=(32, 32), audio=None)
+    return {"portrait": portrait, "text": text, "corrupt": corrupt, "clip": clip,
             "audio": audio_only_file, "out": tmp_path / "out.mp4"}
 
 
@@ -58,7 +46,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_line_and_exit_code_2(case, files, tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(offline, "open_tracker", lambda config: _NoFaceTracker())
+    monkeypatch.setattr(session, "open_tracker", lambda config, live: NoFaceTracker())
     source, driving, output, words = CASES[case]
     src = files.get(source, tmp_path / source)
     drv = files.get(driving, tmp_path / driving)

@@ -44,10 +44,13 @@ SESSION = textwrap.dedent(
 
     class Engine:
         recalibrated = 0
+        following_neutral = False
         def render(self, frame, face, t):
             return np.full((40, 30, 3), 128, np.uint8)
         def recalibrate(self):
             self.recalibrated += 1
+        def close(self):
+            pass
 
     def type_keys(keys):
         time.sleep(1.0)
