@@ -18,10 +18,9 @@ import cv2
 import numpy as np
 
 from facepaint.engine.expression import EXPRESSIONS
-from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.runtime.config import build_app_config
 from facepaint.runtime.expression import render_sheet
-from facepaint.runtime.portrait import load_portrait
+from facepaint.runtime.session import Session
 
 TILE_SCALE = 0.6  # tiles a little smaller than the CLI sheet's: 10 rows x 9 tiles stay one page
 
@@ -31,10 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def portrait_row(path: Path, strengths: Sequence[float]) -> np.ndarray:
     """The source and each expression, one row per strength."""
     config = build_app_config({"source": str(path), "expressions": list(EXPRESSIONS), "output": "unused.png"})
-    portrait = load_portrait(config)
-    engine = ReenactmentEngine(config.engine, portrait.image, portrait.face)
-    rows = [render_sheet(engine, portrait.image, config.engine.expression, EXPRESSIONS, (s,), columns=99)
-            for s in strengths]
+    with Session(config, live=False) as session:
+        rows = [render_sheet(session.engine, session.tracker, config.engine.expression, EXPRESSIONS, (s,),
+                             columns=99) for s in strengths]
     return np.concatenate(rows)
 
 

@@ -29,7 +29,8 @@ from facepaint.engine.track import BLENDSHAPE_NAMES, FaceTrack
 VERSION = 1
 # Blendshapes the basis models: every expression channel (gaze ones included: they move the irises).
 NAMES = BLENDSHAPE_NAMES[1:]
-RIDGE = 1.0  # per frame squared units of blendshape: keeps rarely seen channels from blowing up
+RIDGE = 1.0  # in squared blendshape units summed over frames: keeps rarely seen channels from blowing up
+# float16 (about 1e-3 relative) is far finer than the fit; it halves the file in the wheel.
 TOPOLOGY = get_topology("mediapipe478")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     basis = fit(x_all, y_all).reshape(len(NAMES), -1, 3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, version=np.int64(VERSION), names=np.array(NAMES),
-                        basis=basis.astype(np.float32), template=template.astype(np.float32),
+                        basis=basis.astype(np.float16), template=template.astype(np.float32),
                         clips=np.array(keys), r2_held_out=np.float64(r2(x_ho, y_ho, check)))
     print(f"wrote {args.out} sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}")
     return 0

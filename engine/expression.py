@@ -26,7 +26,7 @@ from facepaint.engine.geometry import umeyama
 from facepaint.engine.track import BLENDSHAPE_NAMES
 
 BASIS_FILE = "expression_basis_v1.npz"
-BASIS_SHA256 = "b26caff64e1d0ff483678e07bd425ba3955c1c72b115b3ac3ccd8c97ee578d2a"
+BASIS_SHA256 = "96c33bf08c6375123dfb91a9052a161a68ffdc42a36711a987ebb520e6ba63f1"
 
 # FACS action units as MediaPipe blendshapes (a unilateral AU is one of its pair).
 AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
@@ -192,6 +192,19 @@ class ExpressionBasis:
         return s * moved @ rot.T
 
 
+def refined_channels(config: ExpressionConfig, blendshapes: np.ndarray) -> np.ndarray:
+    """(52,) bool: the channels a re-tracked edit is corrected on. Those the edit moves that carry
+    the expression (its prototype's, its AUs', and the mouth's smile and opening, which
+    ``neutral`` and every other expression remove); not the whole face, because people rest at
+    non-zero readings (brows that read lowered) that no edit should chase to zero."""
+    names = {"mouthSmileLeft", "mouthSmileRight", "jawOpen"}
+    if config.expression is not None:
+        names |= {ch for name in PROTOTYPES[config.expression] for ch in channels(name)}
+    names |= {ch for name, _, _ in config.au for ch in channels(name)}
+    moved = np.abs(blendshape_offset(config, blendshapes)) > 0.05
+    return moved & np.array([n in names for n in BLENDSHAPE_NAMES])
+
+
 def default_basis_path() -> Path:
     """The basis file shipped in the package."""
     return Path(str(resources.files("facepaint.engine") / "data" / BASIS_FILE))
@@ -226,8 +239,8 @@ def load_basis(path: str | Path | None = None, sha256: str | None = BASIS_SHA256
     return ExpressionBasis(names, basis, template, version)
 
 
-def make_edit(config: ExpressionConfig, source, blendshapes: np.ndarray,
-              basis: ExpressionBasis | None = None) -> ShapeEdit:
+def make_edit(config: ExpressionConfig, source, blendshapes: np.ndarray, basis: ExpressionBasis | None = None,
+              correction: np.ndarray | None = None) -> ShapeEdit:
     """The edit ``config`` asks of a prepared source face.
 
     Args:
@@ -235,6 +248,7 @@ def make_edit(config: ExpressionConfig, source, blendshapes: np.ndarray,
         source: The ``SourceFace`` (crop landmarks and topology).
         blendshapes: (52,) the source's own blendshapes (what ``neutral`` removes).
         basis: A loaded basis (None: loaded from ``config.basis_path`` or the package).
+        correction: (52,) blendshape offset added to the edit's own (``refined_channels``).
 
     Raises:
         ModelError: When the basis cannot be loaded.
@@ -246,5 +260,7 @@ def make_edit(config: ExpressionConfig, source, blendshapes: np.ndarray,
         raise InputError(f"expression control needs the {len(basis.template)}-point MediaPipe mesh; "
                          f"the source has {len(source.landmarks)} points: use --tracker mediapipe")
     offset = blendshape_offset(config, blendshapes)
+    if correction is not None:
+        offset = offset + correction
     moved = basis.displacement(offset, source.landmarks, source.topology.stable)
     return ShapeEdit(moved, pose_rotation(*config.pose))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.background_mixer import BackgroundMixer, MixerConfig
-from facepaint.engine.expression import ExpressionConfig, make_edit
+from facepaint.engine.expression import BASIS_SHA256, ExpressionBasis, ExpressionConfig, load_basis, make_edit
 from facepaint.engine.face_reenactor import FaceReenactor, ReenactorConfig
 from facepaint.engine.geometry import smoothstep
 from facepaint.engine.reference import NeutralEstimator
@@ -81,6 +81,7 @@ class ReenactmentEngine:
         self._blend_next = False
         self._source_blendshapes = np.asarray(face.blendshapes, np.float64)
         self.expression = config.expression
+        self._basis: ExpressionBasis | None = None
         self.set_expression(config.expression)
         self._estimator: NeutralEstimator | None = None
 
@@ -101,13 +102,26 @@ class ReenactmentEngine:
         state = "pinned by recalibrate" if self._estimator.pinned else "refined while calm"
         return f"auto ({self._estimator.changes} changes, {state})"
 
-    def set_expression(self, expression: ExpressionConfig) -> None:
+    @property
+    def source_blendshapes(self) -> np.ndarray:
+        """(52,) the source face's own blendshapes (what expression edits start from)."""
+        return self._source_blendshapes.copy()
+
+    def set_expression(self, expression: ExpressionConfig, correction: np.ndarray | None = None) -> None:
         """Apply an expression / AU / pose edit from now on (an inactive one removes it).
+
+        Args:
+            expression: The edit.
+            correction: (52,) blendshape offset added to it (``refine_expression``).
 
         Raises:
             ModelError: When the expression basis cannot be loaded.
         """
-        edit = make_edit(expression, self.source, self._source_blendshapes) if expression.active else None
+        edit = None
+        if expression.active:
+            if self._basis is None:
+                self._basis = load_basis(expression.basis_path, None if expression.basis_path else BASIS_SHA256)
+            edit = make_edit(expression, self.source, self._source_blendshapes, self._basis, correction)
         self.expression = expression
         self.transformer.set_edit(edit)
         self._rest_shape = self.transformer.rest()

@@ -19,6 +19,7 @@ from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Frame, StreamTimestamps, Tracker, load_plugin
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.runtime.config import AppConfig
+from facepaint.runtime.expression import refine_expression
 from facepaint.runtime.portrait import Portrait, load_portrait
 
 
@@ -68,6 +69,7 @@ class Session:
             self.portrait = load_portrait(config, self.tracker, image)
             self.tracker.reset()  # the portrait was tracked in image mode; the stream starts afresh
             self.engine = open_engine(config, self.portrait, still=still)
+            refine_expression(self.engine, self.tracker)  # an --expression edit, checked on the still
         except BaseException:
             self.tracker.close()
             raise
