@@ -58,6 +58,7 @@ class AppConfig:
     vcam: bool = True
     stats_json: str | None = None
     expressions: tuple[str, ...] = ()
+    background: str | None = None
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -82,7 +83,8 @@ class AppConfig:
     @property
     def still(self) -> bool:
         """True for edits of the portrait alone (no ``--driving``, no ``--cam``)."""
-        return self.driving is None and self.cam is None and (self.engine.expression.active or bool(self.expressions))
+        edit = self.engine.expression.active or bool(self.expressions) or self.background is not None
+        return self.driving is None and self.cam is None and edit
 
     @property
     def live(self) -> bool:

@@ -28,7 +28,7 @@ from facepaint.engine.regions import REGIONS
 # linear basis undershoots on faces far from its training data (Biden's neutral: smile 0.97 ->
 # 0.48 uncorrected); two rounds bring the tracker's reading to the request where the basis can.
 REFINE_STEPS = 2
-REFINE_LIMIT = 0.6
+REFINE_LIMIT = 0.4
 SHEET_TILE = 360  # contact-sheet tile height in pixels: faces large enough to judge an expression
 
 
@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--regions", help=f"parts of the driving motion to transfer, comma list of {','.join(REGIONS)}")
     g.add_argument("--expression-scale", type=float, help="gain on the driving expression, 0..2 (default 1)")
     g.add_argument("--pose-scale", type=float, help="gain on the driving head motion, 0..2 (default 1)")
+    g.add_argument("--background", help="put the person over IMAGE, a colour (#00ff00, green) or blur")
 
 
 def args_layer(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,6 +74,8 @@ def args_layer(args: argparse.Namespace) -> dict[str, Any]:
     layer: dict[str, Any] = {"engine": engine} if engine else {}
     if args.expressions:
         layer["expressions"] = parse_expressions(args.expressions)
+    if args.background:
+        layer["background"] = args.background
     return layer
 
 
@@ -211,6 +214,8 @@ def run_still(config: Any) -> int:
             out = render_sheet(session.engine, session.tracker, config.engine.expression, config.expressions)
         else:
             out = session.engine.rest()
+        if session.background is not None:
+            out = session.background.apply(out)
     with load_plugin("facepaint.sinks", "file")(config.output, size=(out.shape[1], out.shape[0])) as sink:
         sink.write(Frame(image=out, index=0, pts=0.0, captured_at=0.0))
     print(f"facepaint-live: wrote {config.output}: {describe(config)} ({out.shape[1]}x{out.shape[0]})",
@@ -220,9 +225,11 @@ def run_still(config: Any) -> int:
 
 def describe(config: Any) -> str:
     """What the still edit applied, for the summary line and the HUD."""
-    if config.expressions:
-        return f"contact sheet of {', '.join(config.expressions)}"
-    return describe_expression(config.engine.expression)
+    what = (f"contact sheet of {', '.join(config.expressions)}" if config.expressions
+            else describe_expression(config.engine.expression))
+    if not config.background:
+        return what
+    return f"background {config.background}" if what == "none" else f"{what}, background {config.background}"
 
 
 def describe_expression(e: ExpressionConfig) -> str:

@@ -29,6 +29,7 @@ from facepaint.runtime.config import AppConfig
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
+from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.session import Driver, Session, Tracked
 from facepaint.runtime.stats import write_stats_json
@@ -74,6 +75,7 @@ class LiveParts:
         sinks: Output sinks, written from the output thread (virtual camera, recording).
         preview: The preview window, pumped from the main thread (None: no window).
         size: (width, height) every output frame is letterboxed to.
+        background: ``--background`` replacement of every output frame (None: none).
     """
 
     camera: LiveSource
@@ -82,6 +84,7 @@ class LiveParts:
     sinks: list[Sink] = field(default_factory=list)
     preview: PreviewSink | None = None
     size: tuple[int, int] = (1280, 720)
+    background: BackgroundReplacer | None = None
     _closed: bool = field(default=False, init=False, repr=False)
 
     def close(self) -> None:
@@ -125,7 +128,7 @@ class LiveRun:
         self.stats = stats if stats is not None else LiveStats()
         self.capacity = capacity
         self.controls = Controls()
-        self.driver = Driver(parts.tracker, parts.engine, None)  # the tracker smooths causally
+        self.driver = Driver(parts.tracker, parts.engine, None, parts.background)  # the tracker smooths causally
         self._last_out: np.ndarray | None = None
 
     def run(self) -> dict[str, Any]:
@@ -294,7 +297,7 @@ def open_parts(config: AppConfig) -> LiveParts:
         session = stack.enter_context(Session(config, live=True))
         if config.engine.transformer.reference == "auto":
             session.engine.follow_neutral()
-        parts = LiveParts(camera, session.tracker, session.engine, sinks, preview, size)
+        parts = LiveParts(camera, session.tracker, session.engine, sinks, preview, size, session.background)
         stack.pop_all()
     return parts
 
