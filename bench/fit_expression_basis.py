@@ -76,7 +76,7 @@ def load_clips(paths: Sequence[Path], stride: int, cache: Path | None) -> dict[s
 
 def neutral_index(clip: dict[str, np.ndarray]) -> int:
     faces = [FaceTrack(lm, bs, rot, np.zeros(3), np.zeros(20), "mediapipe478", (1, 1))
-             for lm, bs, rot in zip(clip["lm"], clip["bs"], clip["rot"])]
+             for lm, bs, rot in zip(clip["lm"], clip["bs"], clip["rot"], strict=True)]
     return choose_reference(faces)
 
 

@@ -22,12 +22,12 @@ import numpy as np
 
 from facepaint.engine.reference import choose_reference
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
-from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.config import build_app_config
-from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
+from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_SIGNALS, GeometryJudge
-from facepaint.runtime.session import open_engine, open_tracker
+from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
 from facepaint.runtime.portrait import load_portrait
+from facepaint.runtime.session import open_engine, open_tracker
 
 SIGNALS = ("jaw", "smile", "blink", "yaw", "pitch", "roll")
 # Frames searched for the most open mouth when a clip is cut to start mid-word (2 s at 30 fps).

@@ -9,9 +9,9 @@ import numpy as np
 
 from facepaint.engine.errors import InputError
 from facepaint.engine.expression import ShapeEdit
-from facepaint.engine.regions import REGIONS, region_weights
 from facepaint.engine.geometry import eye_openness, similarity_apply, smoothstep, umeyama
 from facepaint.engine.reference import normalise_reference
+from facepaint.engine.regions import REGIONS, region_weights
 from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import check_kind
 from facepaint.engine.track import FaceTrack

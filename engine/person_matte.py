@@ -56,7 +56,8 @@ def person_matte(image: np.ndarray, face: FaceTrack) -> np.ndarray:
         cv2.fillPoly(seeds, [np.round(poly).astype(np.int32)], int(cv2.GC_PR_FGD))
     cv2.fillPoly(seeds, [np.round(oval).astype(np.int32)], int(cv2.GC_FGD))
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
-    cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), seeds, None, bgd, fgd, GRABCUT_ROUNDS,
+    rect = (0, 0, sw, sh)  # unused with GC_INIT_WITH_MASK; the typed binding wants a sequence
+    cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), seeds, rect, bgd, fgd, GRABCUT_ROUNDS,
                 cv2.GC_INIT_WITH_MASK)
     person = _solid(np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8))
     matte = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)

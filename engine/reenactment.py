@@ -12,8 +12,8 @@ from facepaint.engine.background_mixer import BackgroundMixer, MixerConfig
 from facepaint.engine.expression import BASIS_SHA256, ExpressionBasis, ExpressionConfig, load_basis, make_edit
 from facepaint.engine.face_reenactor import FaceReenactor, ReenactorConfig
 from facepaint.engine.geometry import smoothstep
-from facepaint.engine.reference import NeutralEstimator
 from facepaint.engine.landmark_transformer import LandmarkTransformer, TargetShape, TransformerConfig
+from facepaint.engine.reference import NeutralEstimator
 from facepaint.engine.source_face import SourceConfig, SourceFace, prepare_source
 from facepaint.engine.stages import ModelConfig, build_stage
 from facepaint.engine.track import FaceTrack

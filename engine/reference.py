@@ -174,9 +174,9 @@ class NeutralEstimator:
             self._started, self._best = t, self._recent[-1]
             self.changes += 1
             return True
-        if self.pinned or len(self._recent) < self._recent.maxlen:
+        if self.pinned or len(self._recent) < self.config.window:
             return False
-        jaw, calm = (max(values) for values in zip(*self._recent))
+        jaw, calm = (max(values) for values in zip(*self._recent, strict=True))
         margin = WARMUP_MARGIN if t - self._started <= self.config.warmup_s else self.config.margin
         closer = jaw < self._best[0] - JAW_STEP
         calmer = jaw <= self._best[0] + CLOSED_JAW[1] and calm < self._best[1] - margin

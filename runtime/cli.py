@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from facepaint.engine.errors import FacepaintError
-from facepaint.runtime.flags import add_engine_flags, engine_layer
 from facepaint.runtime import expression
+from facepaint.runtime.flags import add_engine_flags, engine_layer
 
 EXIT_USAGE = 2
 

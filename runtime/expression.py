@@ -20,8 +20,14 @@ import cv2
 import numpy as np
 
 from facepaint.engine.errors import ConfigError
-from facepaint.engine.expression import (EXPRESSIONS, POSE_AXES, ExpressionConfig, blendshape_offset,
-                                         refined_channels)
+from facepaint.engine.expression import (
+    EXPRESSIONS,
+    POSE_AXES,
+    STRENGTH_RANGE,
+    ExpressionConfig,
+    blendshape_offset,
+    refined_channels,
+)
 from facepaint.engine.regions import REGIONS
 
 # Re-track-and-correct rounds of an edit, and the largest correction (blendshape units): the
@@ -207,7 +213,8 @@ def run_still(config: Any) -> int:
     from facepaint.runtime.session import Session
 
     if output_kind(str(config.output)) != "image":
-        raise ConfigError(f"--output {config.output}: an edited still is an image; use one of {', '.join(IMAGE_SUFFIXES)}")
+        raise ConfigError(f"--output {config.output}: an edited still is an image; "
+                          f"use one of {', '.join(IMAGE_SUFFIXES)}")
     image = read_portrait(config)
     with Session(config, live=False, image=image) as session:  # refines the edit when it opens
         if config.expressions:
@@ -236,7 +243,7 @@ def describe_expression(e: ExpressionConfig) -> str:
     """``happy 1.0, AU12=0.8, yaw 10``: an edit in a few words (``none`` when inactive)."""
     parts = [f"{e.expression} {e.strength:g}"] if e.expression else []
     parts += [f"{n}={'+' if add and v >= 0 else ''}{v:g}" for n, v, add in e.au]
-    parts += [f"{axis} {a:g}" for axis, a in zip(POSE_AXES, e.pose) if a]
+    parts += [f"{axis} {a:g}" for axis, a in zip(POSE_AXES, e.pose, strict=True) if a]
     return ", ".join(parts) or "none"
 
 
@@ -266,14 +273,14 @@ class ExpressionStepper:
         c = self.config
         if action in ("expression_next", "expression_prev"):
             order = (None, *EXPRESSIONS)
-            step = 1 if action == "expression_next" else -1
-            name = order[(order.index(c.expression) + step) % len(order)]
+            move = 1 if action == "expression_next" else -1
+            name = order[(order.index(c.expression) + move) % len(order)]
             c = dataclasses.replace(c, expression=name)
         elif action == "expression_off":
             c = dataclasses.replace(c, expression=None, au=(), pose=(0.0, 0.0, 0.0))
         else:
             step = STRENGTH_STEP if action == "strength_up" else -STRENGTH_STEP
-            lo, hi = 0.0, 1.5
+            lo, hi = STRENGTH_RANGE
             c = dataclasses.replace(c, strength=round(min(hi, max(lo, c.strength + step)), 2))
         self.config = self._pending = c
         return True

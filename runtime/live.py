@@ -21,16 +21,16 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.errors import ConfigError
+from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.plugins.base import Frame, LiveSource, Sink, Tracker, load_plugin
 from facepaint.plugins.sinks.preview import HudInfo, PreviewSink
 from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.config import AppConfig
+from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
-from facepaint.engine.person_matte import BackgroundReplacer
-from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.session import Driver, Session, Tracked
 from facepaint.runtime.stats import write_stats_json
 
@@ -194,7 +194,7 @@ class LiveRun:
     def _extra(self) -> dict[str, Any]:
         from facepaint.plugins.sinks.vcam import VirtualCamSink
 
-        camera, extra = self.parts.camera, {}
+        camera, extra = self.parts.camera, dict[str, Any]()
         extra["camera"] = {"fps": round(float(camera.fps), 3), "size": list(camera.size), "dropped": camera.dropped}
         if self.parts.engine.following_neutral:
             extra["reference"] = self.parts.engine.reference_state()

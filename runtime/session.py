@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Frame, StreamTimestamps, Tracker, load_plugin
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
-from facepaint.runtime.config import AppConfig
-from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.runtime.background import open_background
+from facepaint.runtime.config import AppConfig
 from facepaint.runtime.expression import refine_expression
 from facepaint.runtime.portrait import Portrait, load_portrait
 

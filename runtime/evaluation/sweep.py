@@ -87,8 +87,9 @@ def render_and_judge(config: AppConfig, portrait: Portrait, clip: Clip) -> dict[
     engine = open_engine(config, portrait)
     if config.engine.transformer.reference == "auto":  # as the render's look-ahead does
         best = choose_reference(clip.faces)
-        if best is not None:
-            engine.calibrate(clip.faces[best])
+        face = clip.faces[best] if best is not None else None
+        if face is not None:
+            engine.calibrate(face)
     driver = Driver(ReplayTracker(clip.faces), engine, CenteredSmoother())
     pairs = enumerate(zip(clip.frames, clip.times, strict=True))
     frames = (Frame(image, i, t / 1000.0, 0.0) for i, (image, t) in pairs)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from facepaint.engine.errors import ModelError
-from facepaint.engine.expression import (EXPRESSIONS, ExpressionConfig, blendshape_offset, channels,
-                                         default_basis_path, load_basis)
+from facepaint.engine.expression import (
+    EXPRESSIONS,
+    ExpressionConfig,
+    blendshape_offset,
+    channels,
+    default_basis_path,
+    load_basis,
+)
 from facepaint.engine.track import BLENDSHAPE_NAMES
 
 SMILE = [BLENDSHAPE_NAMES.index(n) for n in ("mouthSmileLeft", "mouthSmileRight")]

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from facepaint.engine.reference import NeutralEstimator, choose_reference, neutral_score, normalise_reference
-from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.cli import run
-from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
 from facepaint.runtime.config import build_app_config
+from facepaint.runtime.evaluation import metrics as M
+from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
 
 
 def _track(path: Path) -> tuple[list, float]:
