@@ -201,3 +201,23 @@ def test_regions_mouth_keeps_the_eyes_and_brows(media, tracker) -> None:
     assert np.median(still, axis=0).max() < 0.1 and jaw_r > 0.65
     moving, _ = _drive(media, tracker, ["eyes", "brows", "mouth", "pose"])
     assert np.percentile(moving, 90, axis=0).max() > 0.3
+
+
+def test_live_hotkeys_step_and_nudge() -> None:
+    from facepaint.plugins.sinks.preview import KEYS, HudInfo
+    from facepaint.runtime.expression import ExpressionStepper
+
+    stepper = ExpressionStepper(ExpressionConfig(expression="neutral"))
+    assert not stepper.apply("pause") and stepper.take() is None
+    assert stepper.apply(KEYS[ord("e")]) and stepper.take().expression is None  # past the last: off
+    stepper.apply(KEYS[ord("e")])
+    stepper.apply(KEYS[ord("+")])
+    stepper.apply(KEYS[ord("+")])
+    assert stepper.take() == ExpressionConfig(expression="happy", strength=1.2)
+    assert stepper.take() is None  # once per change
+    stepper.apply(KEYS[ord("E")])
+    assert stepper.config.expression is None and stepper.describe() == "none"
+    stepper.apply(KEYS[ord("E")])
+    assert stepper.describe() == "neutral 1.2"
+    lines = HudInfo(face=True, expression=stepper.describe(), reference="auto (2 changes, refined while calm)").lines()
+    assert "expression: neutral 1.2" in lines and any(line.startswith("reference: auto") for line in lines)
