@@ -71,7 +71,8 @@ class Session:
             self.portrait = load_portrait(config, self.tracker, image)
             self.tracker.reset()  # the portrait was tracked in image mode; the stream starts afresh
             self.engine = open_engine(config, self.portrait, still=still)
-            refine_expression(self.engine, self.tracker)  # an --expression edit, checked on the still
+            if config.engine.expression.active:
+                refine_expression(self.engine, self.tracker)  # the edit, checked on the still
             self.background = (open_background(config.background, self.portrait.image, self.portrait.face)
                                if config.background else None)
         except BaseException:
