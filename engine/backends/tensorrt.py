@@ -109,6 +109,7 @@ class TensorRTBackend(BackendBase):
     """
 
     format_name = "tensorrt"
+    outputs_reused = True  # views of the bound output buffers (see the class docstring)
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         """Create an unloaded backend; ``options.device`` must be CUDA."""

@@ -44,7 +44,7 @@ def compute_dtype(options: BackendOptions, device: torch.device) -> torch.dtype:
     Raises:
         BackendUnavailable: If fp16 is asked for on CPU without ``allow_fp32``.
     """
-    if options.precision == "fp32":
+    if options.precision == "fp32" or (options.precision is None and device.type != "cuda"):
         return torch.float32
     if device.type == "cuda":
         return torch.float16
