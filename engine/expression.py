@@ -44,7 +44,9 @@ AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
 # FACS prototypes (issue 12): happiness AU6+AU12; surprise AU1+AU2+AU5+AU26; sadness AU1+AU4+AU15;
 # anger AU4+AU5+AU7+AU23; disgust AU9+AU15+AU16; fear AU1+AU2+AU4+AU5+AU7+AU20+AU26; contempt
 # unilateral AU12+AU14. Intensities in blendshape units (0..1), a clear but not extreme display.
-# Sadness and disgust are milder than the rest: a corner depressor past 0.5 stretches a
+# Anger's lid tightener and lip tightener are light: the basis learnt them from faces that
+# squint and press while smiling, and at 0.6 / 0.7 they put a smiling source's smile back (Obama
+# 0.60 under angry; 0.11 at 0.3 / 0.3). Sadness and disgust are milder than the rest: a corner depressor past 0.5 stretches a
 # broad-smiling source's mouth into a grimace (docs/expressions.png, first version); disgust takes
 # the upper-lip raiser (AU10) that usually comes with the nose wrinkle.
 # Happiness also narrows the eyes (AU7, with AU6 the Duchenne smile) and parts and widens the
@@ -54,7 +56,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 0.6, "AU7": 0.3, "AU12": 1.0, "AU10": 0.25, "AU20": 0.2, "AU26": 0.1},
     "sad": {"AU1": 0.6, "AU4": 0.3, "AU15": 0.5},
     "surprised": {"AU1": 0.9, "AU2": 0.8, "AU5": 0.7, "AU26": 0.5},
-    "angry": {"AU4": 0.9, "AU5": 0.3, "AU7": 0.6, "AU23": 0.7},
+    "angry": {"AU4": 0.9, "AU5": 0.3, "AU7": 0.3, "AU23": 0.3},
     "disgusted": {"AU9": 0.7, "AU10": 0.3, "AU15": 0.4, "AU16": 0.3},
     "fearful": {"AU1": 0.8, "AU2": 0.5, "AU4": 0.4, "AU5": 0.7, "AU7": 0.3, "AU20": 0.6, "AU26": 0.3},
     "contempt": {"mouthSmileLeft": 0.8, "mouthDimpleLeft": 0.8},
