@@ -46,9 +46,9 @@ AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
 # unilateral AU12+AU14. Intensities in blendshape units (0..1), a clear but not extreme display.
 # Anger's lid tightener and lip tightener are light: the basis learnt them from faces that
 # squint and press while smiling, and at 0.6 / 0.7 they put a smiling source's smile back (Obama
-# 0.60 under angry; 0.11 at 0.3 / 0.3). Sadness and disgust are milder than the rest: a corner depressor past 0.5 stretches a
-# broad-smiling source's mouth into a grimace (docs/expressions.png, first version); disgust takes
-# the upper-lip raiser (AU10) that usually comes with the nose wrinkle.
+# 0.60 under angry; 0.11 at 0.3 / 0.3). Sadness and disgust are milder than the rest: a corner
+# depressor past 0.5 stretches a broad-smiling source's mouth into a grimace (docs/expressions.png,
+# first version); disgust takes the upper-lip raiser (AU10) that usually comes with the nose wrinkle.
 # Happiness also narrows the eyes (AU7, with AU6 the Duchenne smile) and parts and widens the
 # lips a little (AU10 + AU20 + AU26: a broad smile shows the upper teeth); without them a broad
 # smiling source loses smile under ``happy``.
