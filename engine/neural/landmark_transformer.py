@@ -126,9 +126,9 @@ class AURegressor(nn.Module):
 class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
     """The geometric stage with the expression displacement predicted by ``LandmarkTransformerNet``.
 
-    With ``reference="first-frame"`` the displacement is ``net(source, au) - net(source, au at the
-    neutral)``, so the neutral driving face maps to the source exactly and only changes are
-    transferred; with ``reference="source"`` it is ``net(source, au)`` itself, which is absolute
+    With a relative reference (``auto``, ``first``) the displacement is ``net(source, au) -
+    net(source, au at the neutral)``, so the neutral driving face maps to the source exactly and
+    only changes are transferred; with ``reference="source"`` it is ``net(source, au)`` itself, which is absolute
     without copying any driving landmark (no neutral frame needed, no shape leak). Head motion,
     lid closure and the head ring are the geometric stage's. Per-landmark mouth gain and smile
     damping are geometric tunings and are not applied here.
@@ -173,10 +173,10 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
     def calibrate(self, face: FaceTrack) -> None:
         """See ``GeometricLandmarkTransformer.calibrate``; also the net's output at the neutral."""
         super().calibrate(face)
-        if self.config.reference == "first-frame":
-            self._neutral_out = self._predict(face.au)
-        else:
+        if self.config.reference == "source":
             self._neutral_out = np.zeros((N_POINTS, 3))
+        else:
+            self._neutral_out = self._predict(face.au)
 
     def _predict(self, au: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

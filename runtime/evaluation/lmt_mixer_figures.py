@@ -39,7 +39,7 @@ from facepaint.runtime.training.lmt_cache import crop_landmarks
 # Face-shape points of the 68: upper jaw, nose, eye corners (they carry identity; an expression
 # moves the chin, mouth, lids and brows).
 SHAPE = IBUG[[0, 1, 2, 3, 13, 14, 15, 16] + list(range(27, 36)) + [36, 39, 42, 45]]
-MODES = ("first-frame", "source")
+MODES = ("first", "source")
 
 
 def _faces(rec, rows, box=None, size=None) -> list[FaceTrack]:
