@@ -208,19 +208,19 @@ def test_sigterm_mid_live_recording_finishes_it(inputs: Any, check: Any, tmp_pat
 
 
 class FailingEngine:
-    """Renders frames until ``at``, then raises ``error``."""
+    """The real engine, whose ``render`` raises ``error`` from the ``at``-th frame on."""
 
-    def __init__(self, error: BaseException, at: int = 3) -> None:
-        self.error, self.at, self.count = error, at, 0
+    def __init__(self, real: Any, error: BaseException, at: int = 3) -> None:
+        self.real, self.error, self.at, self.count = real, error, at, 0
 
-    def render(self, frame: np.ndarray, face: Any, t: float) -> np.ndarray:
+    def render(self, *args: Any, **kwargs: Any) -> np.ndarray:
         self.count += 1
         if self.count >= self.at:
             raise self.error
-        return np.zeros((320, 256, 3), np.uint8)
+        return self.real.render(*args, **kwargs)
 
-    def close(self) -> None:
-        pass
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 @pytest.mark.parametrize("error,code,words", [
@@ -230,7 +230,9 @@ class FailingEngine:
 ])
 def test_exception_inside_one_stage(error: BaseException, code: int, words: list[str], inputs: Any, run_cli: Any,
                                     check: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(session, "open_engine", lambda config, portrait, still=False: FailingEngine(error))
+    real_open = session.open_engine
+    monkeypatch.setattr(session, "open_engine",
+                        lambda *args, **kwargs: FailingEngine(real_open(*args, **kwargs), error))
     monkeypatch.delenv("FACEPAINT_TRACEBACK", raising=False)
     out = tmp_path / "out.mp4"
     result = run_cli("--source", inputs.portrait_file(), "--driving", _long_clip(inputs, check), "--output", out)
