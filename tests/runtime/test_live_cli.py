@@ -196,8 +196,10 @@ def test_ctrl_c_shuts_down_cleanly_and_finalises_the_recording(tmp_path):
     import time
 
     out = tmp_path / "rec.mp4"
+    # preexec: a test run started in the background hands children SIGINT ignored; a terminal does not.
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C, str(Path(__file__).parents[1]), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline().strip() == "READY"
         time.sleep(1.5)

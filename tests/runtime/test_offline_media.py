@@ -120,8 +120,10 @@ def test_ctrl_c_in_a_real_run_leaves_nothing(short_clip, portrait, tmp_path) -> 
     if not script.exists():
         pytest.skip("console script not installed in this environment")
     out = tmp_path / "o.mp4"
+    # preexec: a test run started in the background hands children SIGINT ignored; a terminal does not.
     proc = subprocess.Popen([str(script), "--source", str(portrait), "--driving", str(short_clip),
-                             "--output", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+                             "--output", str(out), "--quiet"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".o.mp4.*")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the temporary file appears once rendering has begun
