@@ -109,3 +109,20 @@ def test_manifest_skips_only_finished_jobs_whose_output_is_there(tmp_path: Path)
     Manifest(tmp_path).record(JobResult(id="x.mp4", status="failed", output="x", error="boom"), "h1", 2)
     assert not Manifest(tmp_path).up_to_date(job, "h1")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_ray_missing_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name: str, *args: object, **kwargs: object) -> object:
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    path = _write(tmp_path / "jobs.csv", "source,driving\na.jpg,b.mp4\n")
+    assert main(["batch", str(path), "--out", str(tmp_path / "out"), "--ray", "auto", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "facepaint-live: error: --ray needs Ray: pip install 'facepaint-live[ray]'"]
