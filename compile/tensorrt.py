@@ -14,9 +14,9 @@ from facepaint.compile.config import CompileConfig
 from facepaint.engine.backends.provenance import (
     EngineHeader,
     ShapeProfile,
-    sha256_file,
     write_engine_file,
 )
+from facepaint.engine.files import sha256_file
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
 
 

@@ -94,3 +94,10 @@ def box_around(pts: np.ndarray, pad: float, limit: tuple[int, int]) -> tuple[int
     x1, y1 = np.ceil(pts[:, :2].max(0) + pad).astype(int) + 1
     w, h = limit
     return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+def affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares (2, 3) affine with ``dst ≈ m @ [src, 1]`` (a new, writable array)."""
+    a = np.concatenate([src, np.ones((len(src), 1))], axis=1)
+    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
+    return sol.T.copy()

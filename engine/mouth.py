@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facepaint.engine.geometry import box_around, mouth_openness, smoothstep, soft_polygon
+from facepaint.engine.geometry import affine_fit, box_around, mouth_openness, smoothstep, soft_polygon
 from facepaint.engine.source_face import SourceFace, mouth_region, region_stats
 
 
@@ -107,17 +107,10 @@ def _driving_interior(source: SourceFace, target: np.ndarray, frame: np.ndarray,
     topo = source.topology
     x0, y0, x1, y1 = box
     # Least-squares affine target -> driving: takes the driving opening's own proportions.
-    m = _affine_fit(target[topo.lips_inner, :2], driving[topo.lips_inner, :2])
+    m = affine_fit(target[topo.lips_inner, :2], driving[topo.lips_inner, :2])
     m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
     patch = cv2.warpAffine(frame, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     mu_d, sd_d = region_stats(frame, mouth_region(driving, topo))
     mu_s, sd_s = source.mouth_stats
     return (patch - mu_d) * (sd_s / sd_d) + mu_s
-
-
-def _affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares (2, 3) affine with ``dst ≈ m @ [src, 1]``."""
-    a = np.concatenate([src, np.ones((len(src), 1))], axis=1)
-    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
-    return sol.T.copy()

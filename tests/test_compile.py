@@ -1,4 +1,4 @@
-"""compile/: ONNX export checked against torch, the FORMATS round trip, engine cache, CLI errors."""
+"""compile/: ONNX export checked against torch, the FORMATS round trip, CLI errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from facepaint.compile.cli import main as compile_main
-from facepaint.compile.cache import BuildTarget, EngineCache, cache_key
 from facepaint.compile.config import CompileConfig
 from facepaint.compile.onnx import export_onnx
 from facepaint.compile.tensorrt import build_engine, choose_precision
@@ -107,8 +106,6 @@ def test_onnx_fp16_of_fp32_model_needs_allow_fp32(exported: tuple[Path, Path]) -
 def test_compile_config_is_strict() -> None:
     config = CompileConfig(profiles=("image=1x3x8x8:1x3x64x64:1x3x128x128",))
     assert config.profiles[0] == ShapeProfile("image", (1, 3, 8, 8), (1, 3, 64, 64), (1, 3, 128, 128))
-    with pytest.raises(ConfigError, match="absolute"):
-        CompileConfig(cache_dir="engines")
     with pytest.raises(ConfigError, match="opset"):
         CompileConfig(opset=13)
     with pytest.raises(ConfigError, match="precision"):
@@ -121,30 +118,6 @@ def test_choose_precision_never_falls_back_silently() -> None:
     assert choose_precision("fp16", has_fast_fp16=False, allow_fp32=True) == "fp32"
     with pytest.raises(BackendUnavailable, match="--allow-fp32"):
         choose_precision("fp16", has_fast_fp16=False, allow_fp32=False)
-
-
-def test_engine_cache_keys_and_reuse(tmp_path: Path, exported: tuple[Path, Path]) -> None:
-    target = BuildTarget("10.3.0", "NVIDIA GeForce RTX 4090", "8.9")
-    built: list[Path] = []
-
-    def fake_build(onnx_path: Path, out: Path, config: CompileConfig) -> Path:
-        built.append(out)
-        out.write_bytes(b"engine")
-        return out
-
-    cache = EngineCache(tmp_path / "cache")
-    fp16 = CompileConfig(cache_dir=str(tmp_path / "cache"))
-    first = cache.get_or_build(exported[1], fp16, target, fake_build)
-    assert cache.get_or_build(exported[1], fp16, target, fake_build) == first and built == [first]
-    assert first.parent == tmp_path / "cache" and first.name.startswith("warp-")
-    fp32 = CompileConfig(precision="fp32")
-    other_gpu = BuildTarget("10.3.0", "NVIDIA H100 80GB HBM3", "9.0")
-    assert cache.get_or_build(exported[1], fp32, target, fake_build) != first
-    assert cache.path_for(exported[1], other_gpu, fp16) != first
-    assert cache_key("a" * 64, target, "fp16", ()) != cache_key("b" * 64, target, "fp16", ())
-    assert EngineCache.from_config(fp16).root == tmp_path / "cache"
-    with pytest.raises(ConfigError, match="absolute"):
-        EngineCache("relative/cache")
 
 
 def test_build_engine_without_tensorrt_is_unavailable(no_tensorrt: None, exported: tuple[Path, Path],

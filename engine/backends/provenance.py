@@ -12,7 +12,6 @@ rebuilds the engine. Nothing here imports TensorRT, so the checks are testable a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import struct
 from pathlib import Path
@@ -145,15 +144,6 @@ class EngineTarget:
     precision: str
     allow_fp32: bool = False
     source_sha256: str | None = None
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Return the hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_engine_file(path: str | Path, header: EngineHeader, payload: bytes) -> Path:

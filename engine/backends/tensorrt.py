@@ -21,8 +21,8 @@ from facepaint.engine.backends.provenance import (
     ShapeProfile,
     check_header,
     read_engine_file,
-    sha256_file,
 )
+from facepaint.engine.files import sha256_file
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
 
 INSTALL = "pip install 'facepaint-live[tensorrt]'"

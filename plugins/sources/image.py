@@ -61,7 +61,9 @@ class ImageSource:
 
     rate = Fraction(25)
     fps = 25.0
+    rate = Fraction(25)
     frame_count = 1
+    audio = None
     live = False
     audio = None
 

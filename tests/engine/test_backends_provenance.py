@@ -17,9 +17,9 @@ from facepaint.engine.backends.provenance import (
     parse_profile,
     read_engine_file,
     rebuild_command,
-    sha256_file,
     write_engine_file,
 )
+from facepaint.engine.files import sha256_file
 from facepaint.engine.backends.tensorrt import (
     TensorRTBackend,
     check_shape,
