@@ -24,12 +24,20 @@ from facepaint.plugins.sinks.file import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFFIXES
 from facepaint.runtime.config import AppConfig, build_app_config
 
-# The main command's flags whose config key is nested (see runtime/cli.py args_to_layer).
+# The main command's flags whose config key is nested (runtime/cli.py args_to_layer, runtime/flags.py).
 ALIASES = {
     "reference": "engine.transformer.reference",
     "tracker": "tracker.name",
     "tracker_model": "tracker.model_path",
     "crf": "encoder.crf",
+    "transformer": "engine.transformer.kind",
+    "reenactor": "engine.reenactor.kind",
+    "mixer": "engine.mixer.kind",
+    "weights": "engine.model.weights",
+    "backend": "engine.model.backend",
+    "device": "engine.model.device",
+    "precision": "engine.model.precision",
+    "allow_fp32": "engine.model.allow_fp32",
 }
 # AppConfig keys that mean nothing for one file render inside a batch.
 NOT_PER_JOB = {"cam", "loop", "preview", "vcam", "virtual_camera", "stats_json", "progress"}

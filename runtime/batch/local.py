@@ -191,9 +191,9 @@ def worker_main(tasks: Connection, events: Connection, threads: int) -> None:
     import cv2
 
     cv2.setNumThreads(threads)  # OpenCV would start a thread per core in every worker
-    from facepaint.runtime.batch.render import WarmRenderer, run_job
+    from facepaint.runtime.batch.render import WarmSessions, run_job
 
-    warm = WarmRenderer()
+    warm = WarmSessions()
     try:
         while (task := tasks.recv()) is not None:
             job_id, config, attempt = task

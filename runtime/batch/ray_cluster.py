@@ -28,9 +28,9 @@ class RenderActor:
     def __init__(self) -> None:
         import ray
 
-        from facepaint.runtime.batch.render import WarmRenderer
+        from facepaint.runtime.batch.render import WarmSessions
 
-        self._warm = WarmRenderer()
+        self._warm = WarmSessions()
         # Restarted after its process died: the first job it runs is the one Ray retries.
         self._retrying = ray.get_runtime_context().was_current_actor_reconstructed
 

@@ -1,10 +1,9 @@
-"""One batch job rendered by a warm worker: the tracker and the prepared portrait are kept across jobs.
+"""One batch job rendered by a warm worker: ``offline.render_file`` with sessions kept across jobs.
 
-What a worker keeps warm, measured on the 2-core CPU machine (obama.jpg, 10-frame clips): the
-process with torch, OpenCV and MediaPipe imported (about 1 s), the tracker, and the tracked source
-portrait (0.4 s per source). The engine itself is built again for every job: it costs 30 ms and
-holds the state of one driving stream (its neutral face, the face-lost timers), which must not
-leak from one job into the next.
+A worker keeps the process with torch, OpenCV and MediaPipe imported (about 1 s on the 2-core
+machine), and a ``Session`` per portrait: its tracker, the tracked portrait (0.4 s) and the engine
+(its prepared source, and the weights of any neural stage). A session handed to the next job of
+the same portrait is reset first, so that job renders exactly what a single command would.
 """
 
 from __future__ import annotations
@@ -12,90 +11,48 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
 
+import numpy as np
+
 from facepaint.engine.errors import FacepaintError
-from facepaint.plugins.base import load_plugin
 from facepaint.plugins.sinks.file import partial_files
-from facepaint.plugins.trackers.smoothing import CenteredSmoother
-from facepaint.runtime import offline
 from facepaint.runtime.batch.manifest import JobResult
 from facepaint.runtime.config import AppConfig
-from facepaint.runtime.portrait import Portrait, load_portrait, read_portrait
-from facepaint.runtime.stats import PipelineStats
+from facepaint.runtime.offline import render_file
+from facepaint.runtime.session import Session
 
-PORTRAITS_KEPT = 4  # jobs come grouped by source, so a few prepared portraits cover a worker's mix
+SESSIONS_KEPT = 2  # jobs come grouped by portrait: one session in use, one spare for an interleaved job
 
 
-class WarmRenderer:
-    """A worker's tracker and prepared portraits, opened on first use and reused by later jobs."""
+class WarmSessions:
+    """A worker's open sessions, keyed by what they were built from; the oldest is closed first."""
 
     def __init__(self) -> None:
-        self._trackers: dict[Any, Any] = {}
-        self._portraits: dict[Any, Portrait] = {}
+        self._open: dict[Any, Session] = {}
 
-    def tracker(self, config: AppConfig) -> Any:
-        """The tracker for ``config.tracker``, reset for a new stream."""
-        if config.tracker not in self._trackers:
-            self._trackers[config.tracker] = offline.open_tracker(config)
-        tracker = self._trackers[config.tracker]
-        tracker.reset()
-        return tracker
-
-    def portrait(self, config: AppConfig, tracker: Any) -> Portrait:
-        """The source portrait, tracked once per (file version, face index, tracker settings)."""
-        try:
-            st = os.stat(config.source)
-        except OSError:
-            read_portrait(config)  # raises the single render's message for a missing file
-            raise
-        key = (config.source, st.st_size, st.st_mtime_ns, config.face_index, config.tracker)
-        if key not in self._portraits:
-            if len(self._portraits) >= PORTRAITS_KEPT:
-                self._portraits.pop(next(iter(self._portraits)))
-            self._portraits[key] = load_portrait(config, tracker, read_portrait(config))
-            tracker.reset()
-        return self._portraits[key]
+    def __call__(self, config: AppConfig, *, still: bool, image: np.ndarray) -> Session:
+        """The session for ``config``'s portrait (``render_file``'s ``open_session``), ready for a new stream."""
+        st = os.stat(config.source)  # render_file has just read the file
+        key = (config.source, st.st_size, st.st_mtime_ns, config.face_index, config.tracker, config.engine, still)
+        session = self._open.pop(key, None)
+        if session is None:
+            while len(self._open) >= SESSIONS_KEPT:
+                self._open.pop(next(iter(self._open))).close()
+            session = Session(config, live=False, still=still, image=image)
+        else:
+            session.tracker.reset()
+            session.engine.reset()
+        self._open[key] = session  # most recently used last
+        return session
 
     def close(self) -> None:
-        """Close every tracker (once)."""
-        while self._trackers:
-            self._trackers.popitem()[1].close()
+        """Close every session (once)."""
+        while self._open:
+            self._open.popitem()[1].close()
 
 
-def render_file(warm: WarmRenderer, config: AppConfig, on_frame: Callable[[int], None] | None) -> tuple[int, int]:
-    """Render one file with the worker's warm parts: the batch's only adapter to the offline render.
-
-    Returns:
-        Frames written, and how many of them had no face in the driving frame.
-
-    Raises:
-        FacepaintError: As the single-file render; nothing is left at the output path.
-        KeyboardInterrupt: Stopped; nothing is left at the output path.
-    """
-    kind = offline.check_paths(config)
-    with ExitStack() as stack:
-        tracker = warm.tracker(config)
-        portrait = warm.portrait(config, tracker)
-        source = offline.open_driving(str(config.driving))
-        stack.callback(source.close)
-        limit = offline.frame_limit(source, kind, config.duration)
-        engine = offline.open_engine(config, portrait, still=source.frame_count == 1)
-        height, width = portrait.image.shape[:2]
-        sink = load_plugin("facepaint.sinks", "file")(
-            config.output, fps=getattr(source, "rate", source.fps), size=(width, height),
-            encoder=config.encoder, audio=getattr(source, "audio", None))
-        stack.callback(sink.abort)  # after close() has renamed the file into place it does nothing
-        progress = _Progress(on_frame) if on_frame is not None else None
-        smoother = CenteredSmoother() if config.tracker.smoothing else None
-        job = offline.OfflineRender(tracker, engine, sink, limit=limit, progress=progress, smoother=smoother)
-        job.run(source, PipelineStats())
-        sink.close()
-    return job.frames_written, job.frames_without_face
-
-
-def run_job(warm: WarmRenderer, job_id: str, config: AppConfig, attempt: int = 1,
+def run_job(warm: WarmSessions, job_id: str, config: AppConfig, attempt: int = 1,
             on_frame: Callable[[int], None] | None = None) -> JobResult:
     """Render one job and say how it went; a failure is a result, not an exception.
 
@@ -106,15 +63,16 @@ def run_job(warm: WarmRenderer, job_id: str, config: AppConfig, attempt: int = 1
     for tmp in partial_files(str(config.output)):
         tmp.unlink(missing_ok=True)  # left by a worker killed on this job: its output is this job's alone
     try:
-        frames, faceless = render_file(warm, config, on_frame)
+        stats = render_file(config, open_session=warm, progress=_Progress(on_frame))
     except FacepaintError as exc:
         return _failed(job_id, config, str(exc), start, attempt)
     except Exception as exc:  # noqa: BLE001 - isolate the job; the message says what it was
         return _failed(job_id, config, f"{type(exc).__name__}: {exc}", start, attempt)
     wall = time.perf_counter() - start
+    frames = int(stats["frames_written"])
     return JobResult(id=job_id, status="done", output=str(config.output), frames=frames,
                      fps=frames / wall if wall > 0 else 0.0, wall_s=wall, attempts=attempt,
-                     frames_without_face=faceless)
+                     frames_without_face=int(stats["frames_without_face"]))
 
 
 def _failed(job_id: str, config: AppConfig, message: str, start: float, attempt: int) -> JobResult:
@@ -124,10 +82,11 @@ def _failed(job_id: str, config: AppConfig, message: str, start: float, attempt:
 
 
 class _Progress:
-    """The ``update(n)`` that ``OfflineRender`` calls per frame, forwarded to a callback."""
+    """The ``update(n)`` that the render calls per written frame, forwarded to a callback (or dropped)."""
 
-    def __init__(self, callback: Callable[[int], None]) -> None:
+    def __init__(self, callback: Callable[[int], None] | None) -> None:
         self._callback = callback
 
     def update(self, n: int = 1) -> None:
-        self._callback(n)
+        if self._callback is not None:
+            self._callback(n)

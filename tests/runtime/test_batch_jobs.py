@@ -32,16 +32,20 @@ def test_csv_columns_become_the_main_commands_config(tmp_path: Path) -> None:
     assert (c.face_index, c.engine.transformer.reference, c.encoder.crf) == (1, "source", 23)
     assert c.engine.transformer.expression == 0.5 and c.tracker.smoothing is False and c.progress is False
     d = second.config
+    assert d.engine.reenactor.kind == "geometric"
     assert d.driving == "/abs/face.png" and d.face_index is None and d.engine.transformer.reference == "first-frame"
 
 
 def test_jsonl_accepts_nested_settings_and_a_base_config(tmp_path: Path) -> None:
     path = _write(tmp_path / "jobs.jsonl", '{"source": "a.jpg", "driving": "b.mp4", "engine": {"hold_s": 2}}\n\n'
-                                           '{"source": "a.jpg", "driving": "c.mp4", "face-index": 0}\n')
+                                           '{"source": "a.jpg", "driving": "c.mp4", "face-index": 0, '
+                                           '"reenactor": "neural", "device": "auto"}\n')
     jobs = read_jobs(path, tmp_path, {"encoder": {"crf": 30}, "engine": {"hold_s": 1.0}})
     assert [j.line for j in jobs] == [1, 3]
     assert jobs[0].config.engine.hold_s == 2 and jobs[1].config.engine.hold_s == 1.0
     assert jobs[0].config.encoder.crf == 30 and jobs[1].config.face_index == 0
+    assert jobs[1].config.engine.reenactor.kind == "neural" and jobs[1].config.engine.model.device == "auto"
+    assert jobs[0].config.engine.reenactor.kind == "geometric"
 
 
 @pytest.mark.parametrize("name, text, expected", [
