@@ -10,7 +10,7 @@ the same run, each the way a user runs it (a child process, timed from outside):
 Also the cost of starting Ray (``ray.init`` and a first actor call, in a child process), the
 machine's load and its busiest other processes (the machine may be shared), and a cluster
 estimate on paper from the per-worker figures. Usage: ``python bench/batch.py [--frames 20]
-[--media DIR] [--skip-ray]``.
+[--rounds 2] [--media DIR] [--skip-ray]``.
 """
 
 from __future__ import annotations
@@ -101,40 +101,69 @@ def busiest_others(count: int = 6) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every mode and print the table."""
+    """Run every mode (``--rounds`` times, alternating the order against drifting load) and print the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, default=20, help="frames per driving clip (default 20)")
+    p.add_argument("--rounds", type=int, default=1, help="times each mode runs; odd rounds go in reverse order")
     p.add_argument("--media", default=str(MEDIA), help="the shared media folder")
     p.add_argument("--skip-ray", action="store_true", help="leave out the Ray runs")
     args = p.parse_args(argv)
-    total_frames = len(PORTRAITS) * len(CLIPS) * args.frames
+    jobs_n = len(PORTRAITS) * len(CLIPS)
+    total_frames = jobs_n * args.frames
     print(f"cores {len(os.sched_getaffinity(0))}, load {os.getloadavg()[0]:.1f}; busiest: {busiest_others()}")
-    rows: list[tuple[str, float, float]] = []
+    walls: dict[str, list[float]] = {}
+    loads: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         jobs = make_jobs(Path(args.media), work, args.frames)
         batch = CLI + ["batch", str(jobs), "--quiet", "--out"]
-        modes = [("loop (one command per job)", lambda: loop(jobs, work / "loop")),
-                 ("batch --workers 1", lambda: timed(batch + [str(work / "w1"), "--workers", "1"])),
-                 ("batch --workers 2", lambda: timed(batch + [str(work / "w2"), "--workers", "2"]))]
+        modes = {"loop (one command per job)": lambda out: loop(jobs, out),
+                 "batch --workers 1": lambda out: timed(batch + [str(out), "--workers", "1"]),
+                 "batch --workers 2": lambda out: timed(batch + [str(out), "--workers", "2"])}
         if not args.skip_ray:
-            modes.append(("batch --ray auto", lambda: timed(batch + [str(work / "ray"), "--ray", "auto"])))
-        for name, run in modes:
-            load = os.getloadavg()[0]
-            wall = run()
-            rows.append((name, wall, load))
+            modes["batch --ray auto"] = lambda out: timed(batch + [str(out), "--ray", "auto"])
+        for r in range(args.rounds):
+            for k, (name, run) in enumerate(modes.items() if r % 2 == 0 else reversed(modes.items())):
+                loads.setdefault(name, []).append(os.getloadavg()[0])
+                walls.setdefault(name, []).append(run(work / f"r{r}m{k}"))
         ray_start = None if args.skip_ray else subprocess.run(
             [sys.executable, "-c", RAY_START], capture_output=True, text=True).stdout.split()
-    print(f"{len(PORTRAITS) * len(CLIPS)} jobs, {total_frames} frames ({args.frames} per job)")
-    print(f"{'mode':30s} {'wall s':>7s} {'jobs/min':>9s} {'frames/s':>9s} {'load':>5s}")
-    for name, wall, load in rows:
-        print(f"{name:30s} {wall:7.1f} {60 * 12 / wall:9.1f} {total_frames / wall:9.1f} {load:5.1f}")
+    print(f"{jobs_n} jobs, {total_frames} frames ({args.frames} per job), {args.rounds} round(s); figures from the mean wall")
+    print(f"{'mode':28s} {'wall s (each round)':>22s} {'jobs/min':>9s} {'frames/s':>9s} {'load':>5s}")
+    for name, values in walls.items():
+        wall = sum(values) / len(values)
+        each = " ".join(f"{v:.1f}" for v in values)
+        print(f"{name:28s} {each:>22s} {60 * jobs_n / wall:9.1f} {total_frames / wall:9.1f} "
+              f"{sum(loads[name]) / len(loads[name]):5.1f}")
     if ray_start:
         imp, init, actor, down = ray_start
         print(f"ray: import {imp} s, ray.init (local cluster) {init} s, first actor call {actor} s, shutdown {down} s")
     print(f"after: load {os.getloadavg()[0]:.1f}; busiest: {busiest_others()}")
+    print(on_paper({name: sum(v) / len(v) for name, v in walls.items()}, total_frames))
     return 0
 
+
+def on_paper(walls: dict[str, float], frames: int, cores: int = 16, nodes: tuple[int, ...] = (1, 4, 16)) -> str:
+    """A cluster estimate from this run's figures, stated as such: not a measurement.
+
+    ``batch`` sizes itself at one worker per 2 cores, and one worker here had the 2 cores of this
+    machine (shared with other agents), so a node of ``cores`` cores runs ``cores / 2`` workers at
+    about the one-worker rate measured here; N nodes N times that, plus Ray's start once. The default
+    engine is geometric and runs on the CPU, so a GPU node counts by its cores. It assumes that
+    shared storage keeps up and that workers on separate cores do not slow each other.
+    """
+    one, ray = walls.get("batch --workers 1"), walls.get("batch --ray auto")
+    if one is None:
+        return ""
+    rate, jobs = frames / one, len(PORTRAITS) * len(CLIPS)
+    lines = [f"on paper (not measured): one worker renders {rate:.1f} frames/s ({60 * jobs / one:.1f} jobs/min) here"]
+    if ray is not None:
+        lines.append(f"  Ray's start and warm-up cost this run {ray - one:.1f} s more than the local executor (once per run)")
+    for n in nodes:
+        workers = n * cores // 2
+        lines.append(f"  {n:3d} nodes x {cores} cores: {workers:4d} workers, ~{workers * rate:,.0f} frames/s, "
+                     f"~{workers * 60 * jobs / one:,.0f} jobs/min of {frames // jobs} frames")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from facepaint.engine.errors import ConfigError, InputError
-from facepaint.runtime.batch.jobs import ALIASES, Job, read_jobs
+from facepaint.runtime.batch.jobs import Job, read_jobs
 from facepaint.runtime.batch.local import CORES_PER_WORKER, Frames, LocalExecutor, Started, default_workers
 from facepaint.runtime.batch.manifest import InputHasher, JobResult, Manifest
 
 EXIT_FAILED = 1
 
-EPILOG = f"""job file columns (CSV header, or keys of each JSON line):
+EPILOG = """job file columns (CSV header, or keys of each JSON line):
   source, driving    portrait image and driving video or image (relative to the job file's folder)
   output             output name inside --out (default <source>__<driving>.mp4, .png for an image)
-  any setting        of the main command: face_index, {', '.join(ALIASES)}, or a config key such as
-                     engine.transformer.expression or tracker.min_confidence (JSON lines may nest)
+  any setting        of the main command, by flag name (face_index, reference, crf, reenactor,
+                     device, ...) or config key (engine.transformer.expression; JSON lines may nest)
 
 exit codes: 0 all done or up to date, 1 some jobs failed (see manifest.jsonl), 2 bad job file, 130 Ctrl-C
 examples:

@@ -20,8 +20,8 @@ from facepaint.plugins.sinks.file import partial_files
 from facepaint.runtime.batch.jobs import Job
 from facepaint.runtime.batch.manifest import JobResult
 
-# One render keeps about this many cores busy (decode, track, render and encode threads overlap):
-# measured with bench/batch.py, where 2 workers on 2 cores gave no more than 1 worker did.
+# One render keeps about this many cores busy (its decode, track, render and encode threads
+# overlap): on the 2-core machine bench/batch.py measured 2 workers at 0.74x the jobs/min of 1.
 CORES_PER_WORKER = 2
 MAX_ATTEMPTS = 2  # a job whose worker died is retried once: a second death is the job's own doing
 STOP_GRACE_S = 15.0  # time a stopped worker gets to abort its render and delete its temporary file
