@@ -33,6 +33,11 @@ class CompileConfig:
     workspace_gb: float = 4.0
     profiles: tuple[ShapeProfile | str, ...] = ()
 
+    @property
+    def shape_profiles(self) -> tuple[ShapeProfile, ...]:
+        """``profiles`` parsed (strings are parsed at construction; this narrows the type)."""
+        return tuple(p for p in self.profiles if isinstance(p, ShapeProfile))
+
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"compile.precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")

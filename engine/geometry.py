@@ -59,8 +59,8 @@ def eye_openness(pts: np.ndarray, topo: Topology) -> np.ndarray:
 def mouth_openness(pts: np.ndarray, topo: Topology) -> float:
     """Inner-lip gap over inner mouth width."""
     c = topo.mouth_corners
-    width = np.linalg.norm(pts[c[0], :2] - pts[c[1], :2]) + 1e-6
-    return pair_gap(pts, topo.lip_pairs) / width
+    width = float(np.linalg.norm(pts[c[0], :2] - pts[c[1], :2])) + 1e-6
+    return float(pair_gap(pts, topo.lip_pairs) / width)
 
 
 def smoothstep(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray | float:
@@ -82,7 +82,7 @@ def soft_polygon(shape: tuple[int, int], poly: np.ndarray, blur: float, offset=(
     mask = np.zeros(shape, np.uint8)
     pts = np.round((poly[:, :2] - np.asarray(offset)) * 16).astype(np.int32)
     cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA, shift=4)
-    out = mask.astype(np.float32) * (1.0 / 255.0)
+    out: np.ndarray = mask.astype(np.float32) * (1.0 / 255.0)
     if blur > 0:
         out = cv2.GaussianBlur(out, (0, 0), blur)
     return out

@@ -55,14 +55,14 @@ def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: 
     if x1 - x0 < 3 or y1 - y0 < 3:
         return
     teeth, inside = _rigid_teeth(source, target, box)
-    use_driving = opened > 0.01 and frame is not None and driving is not None
-    if use_driving:
+    drive = opened if frame is not None and driving is not None and opened > 0.01 else 0.0
+    if frame is not None and driving is not None and drive > 0.0:
         interior = _driving_interior(source, target, frame, driving, box)
         layer = teeth * inside + interior * (1.0 - inside)
         cover = np.ones_like(inside)
     else:
         layer, cover = teeth, inside
-    alpha = max(opened if use_driving else 0.0, closing)
+    alpha = max(drive, closing)
     mask = soft_polygon((y1 - y0, x1 - x0), inner_t, 0.015 * width + 0.5, offset=(x0, y0))
     a = (alpha * mask)[..., None] * cover
     roi = out[y0:y1, x0:x1]

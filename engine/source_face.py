@@ -187,8 +187,8 @@ def _padded_crop(image: np.ndarray, lm: np.ndarray, cfg: SourceConfig):
 
 
 def _face_width(lm: np.ndarray, topo: Topology) -> float:
-    outer = np.linalg.norm(lm[topo.eye_corners[0][0], :2] - lm[topo.eye_corners[1][0], :2])
-    return float(max(outer * 2.0, 8.0))
+    outer = float(np.linalg.norm(lm[topo.eye_corners[0][0], :2] - lm[topo.eye_corners[1][0], :2]))
+    return max(outer * 2.0, 8.0)
 
 
 def _head_ring(lm: np.ndarray, topo: Topology, scale: float, size: tuple[int, int]) -> np.ndarray:
@@ -207,7 +207,7 @@ def _remove_face(crop, lm, topo, face_width, cfg) -> tuple[np.ndarray, np.ndarra
     f = min(1.0, cfg.inpaint_size / max(h, w))
     small = cv2.resize(crop, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
     hull = cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0] * f
-    mask = (soft_polygon(small.shape[:2], hull, 0) > 0.5).astype(np.uint8) * 255
+    mask: np.ndarray = (soft_polygon(small.shape[:2], hull, 0) > 0.5).astype(np.uint8) * 255
     k = max(3, int(2 * cfg.face_dilate * face_width * f) | 1)
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     filled = cv2.inpaint(small, mask, 3, cv2.INPAINT_TELEA)

@@ -40,7 +40,8 @@ def test_exactly_one_of_driving_and_cam(layer: dict) -> None:
 
 
 def test_reference_mode_is_checked() -> None:
-    assert build_app_config(BASE, {"engine": {"transformer": {"reference": "source"}}}).engine.transformer.reference == "source"
+    config = build_app_config(BASE, {"engine": {"transformer": {"reference": "source"}}})
+    assert config.engine.transformer.reference == "source"
     with pytest.raises(ConfigError, match="reference must be one of"):
         build_app_config(BASE, {"engine": {"transformer": {"reference": "neutral"}}})
 
@@ -69,7 +70,8 @@ def test_wrong_types_and_values_are_one_line_errors_naming_the_key(layer: dict, 
 
 def test_toml_types_that_fit_are_taken(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
-    toml.write_text('[engine]\nhold_s = 1\n[engine.reenactor]\nkind = "geometric"\n[virtual_camera]\nsize = [640, 480]\n')
+    toml.write_text('[engine]\nhold_s = 1\n[engine.reenactor]\nkind = "geometric"\n'
+                    '[virtual_camera]\nsize = [640, 480]\n')
     config = build_app_config(load_toml(toml), BASE)
     assert config.engine.hold_s == 1.0 and isinstance(config.engine.hold_s, float)  # an int where a float goes
     assert config.virtual_camera.size == (640, 480)  # a TOML array where a tuple goes

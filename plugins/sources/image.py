@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from facepaint.engine.errors import BackendUnavailable
 from facepaint.runtime.evaluation.identity import INSTALL_HINT, largest_face
 

@@ -19,7 +19,6 @@ from facepaint.engine.backends.provenance import (
     rebuild_command,
     write_engine_file,
 )
-from facepaint.engine.files import sha256_file
 from facepaint.engine.backends.tensorrt import (
     TensorRTBackend,
     check_shape,
@@ -31,6 +30,7 @@ from facepaint.engine.errors import (
     EngineMismatch,
     ModelError,
 )
+from facepaint.engine.files import sha256_file
 
 PROFILE = ShapeProfile("image", (1, 3, 64, 64), (1, 3, 256, 256), (2, 3, 512, 512))
 
