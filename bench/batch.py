@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 walls.setdefault(name, []).append(run(work / f"r{r}m{k}"))
         ray_start = None if args.skip_ray else subprocess.run(
             [sys.executable, "-c", RAY_START], capture_output=True, text=True).stdout.split()
-    print(f"{jobs_n} jobs, {total_frames} frames ({args.frames} per job), {args.rounds} round(s); figures from the mean wall")
+    print(f"{jobs_n} jobs, {total_frames} frames ({args.frames} per job), {args.rounds} round(s); "
+          "figures from the mean wall")
     print(f"{'mode':28s} {'wall s (each round)':>22s} {'jobs/min':>9s} {'frames/s':>9s} {'load':>5s}")
     for name, values in walls.items():
         wall = sum(values) / len(values)
@@ -158,7 +159,8 @@ def on_paper(walls: dict[str, float], frames: int, cores: int = 16, nodes: tuple
     rate, jobs = frames / one, len(PORTRAITS) * len(CLIPS)
     lines = [f"on paper (not measured): one worker renders {rate:.1f} frames/s ({60 * jobs / one:.1f} jobs/min) here"]
     if ray is not None:
-        lines.append(f"  Ray's start and warm-up cost this run {ray - one:.1f} s more than the local executor (once per run)")
+        lines.append(f"  Ray's start and warm-up cost this run {ray - one:.1f} s more than the local executor "
+                     "(once per run)")
     for n in nodes:
         workers = n * cores // 2
         lines.append(f"  {n:3d} nodes x {cores} cores: {workers:4d} workers, ~{workers * rate:,.0f} frames/s, "

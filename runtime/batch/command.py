@@ -37,9 +37,9 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``facepaint-live batch``."""
-    p = argparse.ArgumentParser(prog="facepaint-live batch", epilog=EPILOG,
-                                description="Render many portrait x driving pairs; finished jobs are skipped on a re-run.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="facepaint-live batch", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Render many portrait x driving pairs; finished jobs are skipped on a re-run.")
     p.add_argument("jobs", help="job file: .csv with a header row, or .jsonl with one object per line")
     p.add_argument("--out", required=True, help="output folder (created); holds the renders and manifest.jsonl")
     p.add_argument("--ray", metavar="auto|ADDRESS", help="run on a Ray cluster: 'auto' (the one on this machine, "

@@ -125,7 +125,7 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
             continue
         if len(row) != len(names):
             raise ConfigError(f"{path}:{reader.line_num}: {len(row)} cells, the header has {len(names)}")
-        yield reader.line_num, {n: c.strip() for n, c in zip(names, row) if c.strip()}
+        yield reader.line_num, {n: c.strip() for n, c in zip(names, row, strict=True) if c.strip()}
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -179,7 +179,7 @@ def _setting_path(name: str) -> tuple[str, ...]:
         raise ConfigError(f"column '{name}' is not a per-job setting of a batch render")
     cls: Any = AppConfig
     for depth, key in enumerate(keys):
-        fields = _fields(cls) if dataclasses.is_dataclass(cls) else {}
+        fields = _fields(cls)
         if key not in fields:
             prefix = ".".join(keys[:depth])
             known = [f"{prefix}.{k}" if prefix else k for k in fields if depth or k not in NOT_PER_JOB]
@@ -187,12 +187,16 @@ def _setting_path(name: str) -> tuple[str, ...]:
             hint = f"; did you mean '{close[0]}'?" if close else "; see 'facepaint-live batch --help'"
             raise ConfigError(f"unknown column '{name}'{hint}")
         cls = fields[key]
-    if dataclasses.is_dataclass(cls):
-        raise ConfigError(f"column '{name}' is a section; name one of its keys, such as '{name}.{next(iter(_fields(cls)))}'")
+    if _fields(cls):
+        first = next(iter(_fields(cls)))
+        raise ConfigError(f"column '{name}' is a section; name one of its keys, such as '{name}.{first}'")
     return keys
 
 
-def _fields(cls: type) -> dict[str, Any]:
+def _fields(cls: Any) -> dict[str, Any]:
+    """A config section's fields with their resolved types ({} for a value type such as int)."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        return {}
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 

@@ -8,6 +8,7 @@ of the queue once, and fails with the exit code if its second worker dies too.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -90,7 +91,7 @@ class LocalExecutor:
             while pending or any(w.job is not None for w in pool):
                 for worker in pool:
                     if worker.job is None and pending:
-                        busy = {w.source for w in pool if w.job is not None}
+                        busy = {w.job.config.source for w in pool if w.job is not None}
                         self._assign(worker, next_job(pending, worker.source, busy), 1)
                 ready = wait([w.outbox for w in pool] + [w.process.sentinel for w in pool])
                 for worker in list(pool):
@@ -198,11 +199,15 @@ def worker_main(tasks: Connection, events: Connection, threads: int) -> None:
         while (task := tasks.recv()) is not None:
             job_id, config, attempt = task
             events.send(Started(job_id))
-            events.send(run_job(warm, job_id, config, attempt, lambda n: events.send(Frames(job_id, n))))
+            events.send(run_job(warm, job_id, config, attempt, functools.partial(_send_frames, events, job_id)))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass  # stopped, or the coordinator is gone
     finally:
         warm.close()
+
+
+def _send_frames(events: Connection, job_id: str, count: int) -> None:
+    events.send(Frames(job_id, count))
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -49,18 +49,22 @@ def test_jsonl_accepts_nested_settings_and_a_base_config(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("name, text, expected", [
-    ("jobs.csv", "source,driving,face_idx\na.jpg,b.mp4,1\n", "jobs.csv:1: unknown column 'face_idx'; did you mean 'face_index'?"),
+    ("jobs.csv", "source,driving,face_idx\na.jpg,b.mp4,1\n",
+     "jobs.csv:1: unknown column 'face_idx'; did you mean 'face_index'?"),
     ("jobs.csv", "source,driving,engine.transformer.expresion\na.jpg,b.mp4,1\n",
      "jobs.csv:1: unknown column 'engine.transformer.expresion'; did you mean 'engine.transformer.expression'?"),
     ("jobs.csv", "source,driving,preview\na.jpg,b.mp4,1\n", "jobs.csv:1: column 'preview' is not a per-job setting"),
-    ("jobs.csv", "source,driving,face_index\na.jpg,b.mp4,1\na.jpg,c.mp4,two\n", "jobs.csv:3: 'face_index' must be int, got 'two'"),
+    ("jobs.csv", "source,driving,face_index\na.jpg,b.mp4,1\na.jpg,c.mp4,two\n",
+     "jobs.csv:3: 'face_index' must be int, got 'two'"),
     ("jobs.csv", "source,driving,reference\na.jpg,b.mp4,sideways\n", "jobs.csv:2: engine.transformer"),
     ("jobs.csv", "source,driving\na.jpg,b.mp4\nc.jpg,,\n", "jobs.csv:3:"),
     ("jobs.csv", "source,driving\na.jpg,b.mp4\n", None),
     ("jobs.csv", "source,driving,output\na.jpg,b.mp4,x.mp4\nc.jpg,d.mp4,x.mp4\n",
      "jobs.csv:3: output x.mp4 is also the output of line 2"),
-    ("jobs.csv", "source,driving,output\na.jpg,b.mp4,../x.mp4\n", "jobs.csv:2: output '../x.mp4' must be a file name inside --out"),
-    ("jobs.jsonl", '{"source": "a.jpg", "driving": "b.mp4"}\n{"source": "a.jpg", "driving": "c.mp4", "tracker": {"nmae": "x"}}\n',
+    ("jobs.csv", "source,driving,output\na.jpg,b.mp4,../x.mp4\n",
+     "jobs.csv:2: output '../x.mp4' must be a file name inside --out"),
+    ("jobs.jsonl", '{"source": "a.jpg", "driving": "b.mp4"}\n'
+                   '{"source": "a.jpg", "driving": "c.mp4", "tracker": {"nmae": "x"}}\n',
      "jobs.jsonl:2: unknown column 'tracker.nmae'; did you mean 'tracker.name'?"),
     ("jobs.jsonl", '{"source": "a.jpg", "driving": "b.mp4"}\n[1]\n', "jobs.jsonl:2: a line must be a JSON object"),
     ("jobs.txt", "source,driving\n", "unsupported extension '.txt'"),
@@ -88,7 +92,8 @@ def test_cli_refuses_a_bad_job_file_before_rendering(tmp_path: Path, capsys: pyt
 
 def test_input_hash_follows_content_and_settings_not_mtime(tmp_path: Path) -> None:
     src, drv = _write(tmp_path / "a.jpg", "portrait"), _write(tmp_path / "b.mp4", "clip")
-    plain, tuned = read_jobs(_write(tmp_path / "jobs.csv", "source,driving,output,crf\na.jpg,b.mp4,x.mp4,\na.jpg,b.mp4,y.mp4,20\n"), tmp_path)
+    jobs = _write(tmp_path / "jobs.csv", "source,driving,output,crf\na.jpg,b.mp4,x.mp4,\na.jpg,b.mp4,y.mp4,20\n")
+    plain, tuned = read_jobs(jobs, tmp_path)
     before = InputHasher().job(plain)
     assert before != InputHasher().job(tuned)
     os.utime(drv, (1, 1))

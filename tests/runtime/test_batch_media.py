@@ -123,7 +123,7 @@ def test_a_warm_worker_renders_what_a_single_command_renders(media_dir: Path, tm
                  "--output", str(single), "--quiet"]) == 0
     batch, alone = _frames(out / "c.mp4"), _frames(single)
     assert len(batch) == len(alone) == CLIP_FRAMES
-    assert max(np.abs(b.astype(int) - a.astype(int)).max() for b, a in zip(batch, alone)) <= 2
+    assert max(np.abs(b.astype(int) - a.astype(int)).max() for b, a in zip(batch, alone, strict=True)) <= 2
 
 
 @pytest.mark.slow
