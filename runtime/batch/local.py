@@ -1,4 +1,4 @@
-"""The local executor: worker processes on this machine, each keeping its tracker and portraits warm.
+"""The local executor: worker processes on this machine, each keeping its sessions (one per portrait) warm.
 
 Each worker is a spawned process joined to the coordinator by two one-way pipes (no shared queue
 whose lock a killed process could take with it). The coordinator waits on the pipes and on the

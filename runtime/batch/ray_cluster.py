@@ -1,4 +1,4 @@
-"""The Ray executor: the batch's jobs on Ray actors, each keeping its tracker and portraits warm.
+"""The Ray executor: the batch's jobs on Ray actors, each keeping its sessions (one per portrait) warm.
 
 ``--ray auto`` joins the cluster started on this machine by ``ray start --head`` (or the one named by
 ``RAY_ADDRESS``) and otherwise starts a one-machine cluster for the run; ``--ray ADDRESS`` joins that
@@ -23,7 +23,7 @@ KILL_WAIT_S = 10.0  # how long a stopped run waits for its killed actors to be g
 
 
 class RenderActor:
-    """One warm renderer per actor (wrapped by ``ray.remote`` when the executor starts)."""
+    """Warm sessions per actor (wrapped by ``ray.remote`` when the executor starts)."""
 
     def __init__(self) -> None:
         import ray
