@@ -1,0 +1,1 @@
+"""Neural twins of the engine stages (FACEGAN): small nets with shipped fp16 safetensors weights."""

@@ -1,0 +1,1 @@
+"""Training of the neural stages: data caches, losses and resumable training loops."""
