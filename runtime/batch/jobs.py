@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 import json
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,6 +23,7 @@ from facepaint.engine.errors import ConfigError, FacepaintError, InputError
 from facepaint.plugins.sinks.file import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFFIXES
 from facepaint.runtime.config import AppConfig, build_app_config
+from facepaint.runtime.expression import parse_au, parse_pose, parse_regions
 
 # The main command's flags whose config key is nested (runtime/cli.py args_to_layer, runtime/flags.py).
 ALIASES = {
@@ -38,9 +39,22 @@ ALIASES = {
     "device": "engine.model.device",
     "precision": "engine.model.precision",
     "allow_fp32": "engine.model.allow_fp32",
+    "expression": "engine.expression.expression",
+    "strength": "engine.expression.strength",
+    "au": "engine.expression.au",
+    "pose": "engine.expression.pose",
+    "regions": "engine.transformer.regions",
+    "expression_scale": "engine.transformer.expression",
+    "pose_scale": "engine.transformer.rotation,engine.transformer.translation",
+}
+# Settings written as text on the command line, read from a cell by the command's own parser.
+TEXT_PARSERS: dict[str, Callable[[str], Any]] = {
+    "engine.expression.au": parse_au,
+    "engine.expression.pose": parse_pose,
+    "engine.transformer.regions": parse_regions,
 }
 # AppConfig keys that mean nothing for one file render inside a batch.
-NOT_PER_JOB = {"cam", "loop", "preview", "vcam", "virtual_camera", "stats_json", "progress"}
+NOT_PER_JOB = {"cam", "loop", "preview", "vcam", "virtual_camera", "stats_json", "progress", "expressions"}
 PATH_KEYS = ("source", "driving", "output")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
@@ -117,7 +131,7 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     names = [h.strip() for h in header]
     for name in names:  # refused at the header, where the column is, rather than on every row
         try:
-            _setting_path(name)
+            _setting_paths(name)
         except ConfigError as exc:
             raise ConfigError(f"{path}:1: {exc}") from None
     for row in reader:
@@ -144,10 +158,9 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 def _job(row: Mapping[str, Any], line: int, folder: Path, out_dir: Path, base: Mapping[str, Any]) -> Job:
     layer: dict[str, Any] = {}
     for key, value in _flatten(row):
-        keys = _setting_path(key)
-        if isinstance(value, str) and keys[0] not in PATH_KEYS:
-            value = _coerce(keys, value)
-        _put(layer, keys, value)
+        for keys in _setting_paths(key):
+            typed = _coerce(keys, value) if isinstance(value, str) and keys[0] not in PATH_KEYS else value
+            _put(layer, keys, typed)
     for key in ("source", "driving"):
         if not layer.get(key):
             raise ConfigError(f"no '{key}'; every job needs a source portrait and a driving file")
@@ -167,14 +180,17 @@ def _flatten(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield name, value
 
 
-def _setting_path(name: str) -> tuple[str, ...]:
-    """The config keys a column names, checked against ``AppConfig``.
+def _setting_paths(name: str) -> list[tuple[str, ...]]:
+    """The config keys a column sets (an alias may set several), checked against ``AppConfig``.
 
     Raises:
         ConfigError: Unknown or not per-job, with the closest known column.
     """
     name = name.strip().replace("-", "_")
-    keys = tuple(ALIASES.get(name, name).split("."))
+    return [_setting_path(name, tuple(key.split("."))) for key in ALIASES.get(name, name).split(",")]
+
+
+def _setting_path(name: str, keys: tuple[str, ...]) -> tuple[str, ...]:
     if keys[0] in NOT_PER_JOB:
         raise ConfigError(f"column '{name}' is not a per-job setting of a batch render")
     cls: Any = AppConfig
@@ -209,6 +225,8 @@ def _coerce(keys: tuple[str, ...], text: str) -> Any:
     kinds = [t for t in typing.get_args(cls) if t is not type(None)] or [cls]
     kind = kinds[0]
     name = ".".join(keys)
+    if name in TEXT_PARSERS:
+        return TEXT_PARSERS[name](text)
     try:
         if kind is bool:
             if text.lower() not in _TRUE | _FALSE:

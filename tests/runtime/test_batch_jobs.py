@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from facepaint.engine.errors import ConfigError
+from facepaint.engine.landmark_transformer import TransformerConfig
 from facepaint.runtime.batch.jobs import read_jobs
 from facepaint.runtime.batch.manifest import InputHasher, JobResult, Manifest
 from facepaint.runtime.cli import main
@@ -33,7 +34,17 @@ def test_csv_columns_become_the_main_commands_config(tmp_path: Path) -> None:
     assert c.engine.transformer.expression == 0.5 and c.tracker.smoothing is False and c.progress is False
     d = second.config
     assert d.engine.reenactor.kind == "geometric"
-    assert d.driving == "/abs/face.png" and d.face_index is None and d.engine.transformer.reference == "first-frame"
+    assert d.driving == "/abs/face.png" and d.face_index is None and d.engine.transformer == TransformerConfig()
+
+
+def test_expression_columns_are_read_like_the_main_commands_flags(tmp_path: Path) -> None:
+    (job,) = read_jobs(_write(tmp_path / "jobs.csv", 'source,driving,expression,strength,au,pose,regions,pose_scale\n'
+                                                     'a.jpg,b.mp4,happy,0.5,"AU12=0.8,AU4=-0.3",yaw=10,"eyes,mouth",0.5\n'),
+                       tmp_path)
+    e, t = job.config.engine.expression, job.config.engine.transformer
+    assert (e.expression, e.strength, e.pose) == ("happy", 0.5, (10.0, 0.0, 0.0))
+    assert e.au == (("AU12", 0.8, False), ("AU4", -0.3, True))
+    assert (t.regions, t.rotation, t.translation) == (("eyes", "mouth"), 0.5, 0.5)
 
 
 def test_jsonl_accepts_nested_settings_and_a_base_config(tmp_path: Path) -> None:
@@ -54,6 +65,7 @@ def test_jsonl_accepts_nested_settings_and_a_base_config(tmp_path: Path) -> None
     ("jobs.csv", "source,driving,engine.transformer.expresion\na.jpg,b.mp4,1\n",
      "jobs.csv:1: unknown column 'engine.transformer.expresion'; did you mean 'engine.transformer.expression'?"),
     ("jobs.csv", "source,driving,preview\na.jpg,b.mp4,1\n", "jobs.csv:1: column 'preview' is not a per-job setting"),
+    ("jobs.csv", "source,driving,au\na.jpg,b.mp4,AU12\n", "jobs.csv:2: --au"),
     ("jobs.csv", "source,driving,face_index\na.jpg,b.mp4,1\na.jpg,c.mp4,two\n",
      "jobs.csv:3: 'face_index' must be int, got 'two'"),
     ("jobs.csv", "source,driving,reference\na.jpg,b.mp4,sideways\n", "jobs.csv:2: engine.transformer"),
