@@ -33,6 +33,7 @@ EXAMPLES = """examples:
   facepaint-live eval --source me.jpg --driving talk.mp4 --json r.json quality report
   facepaint-live bench --driving talk.mp4 --json bench.json            speed report
   facepaint-live compile tensorrt model.onnx --output model.engine      build a TensorRT FP16 engine
+  facepaint-live batch jobs.csv --out renders/                         many renders, resumable (batch --help)
 """
 
 
@@ -140,6 +141,10 @@ def run(argv: Sequence[str]) -> int:
         from facepaint.compile.cli import main as compile_main
 
         return compile_main(list(argv[1:]))
+    if argv and argv[0] == "batch":
+        from facepaint.runtime.batch.command import main as batch_main
+
+        return batch_main(list(argv[1:]))
     if argv and argv[0] == "bench":
         from facepaint.runtime.evaluation.bench import main as bench_main
 
