@@ -149,7 +149,9 @@ def test_ctrl_c_leaves_no_partial_file_and_a_rerun_goes_on(media_dir: Path, tmp_
     out = tmp_path / "renders"
     command = [sys.executable, "-m", "facepaint.runtime.cli", "batch", str(jobs), "--out", str(out),
                "--workers", "1", "--quiet"]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # preexec: a test run started in the background hands children SIGINT ignored; a terminal does not.
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".long.mp4.") for p in out.glob(".*")) and proc.poll() is None:
         assert time.monotonic() < deadline, "the long job never started"
