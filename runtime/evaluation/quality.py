@@ -117,7 +117,8 @@ def render(source: str, driving: str, output: str, engine: Mapping[str, Any] | N
     from facepaint.runtime.config import build_app_config
     from facepaint.runtime.offline import render_file
 
-    base = {"source": source, "driving": driving, "output": output, "progress": False}
+    # The output is a file in the caller's own temporary folder, written again on every bench round.
+    base = {"source": source, "driving": driving, "output": output, "progress": False, "overwrite": True}
     return render_file(build_app_config(base, {"engine": dict(engine or {})}))
 
 
