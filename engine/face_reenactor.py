@@ -12,6 +12,7 @@ from facepaint.engine.eyes import paint_irises, paint_lids
 from facepaint.engine.landmark_transformer import TargetShape
 from facepaint.engine.mouth import mouth_alpha, paint_mouth
 from facepaint.engine.source_face import SourceFace
+from facepaint.engine.stages import check_kind
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class ReenactorConfig:
     """Face-reenactor settings.
 
     Attributes:
+        kind: ``geometric`` (this module) or ``neural`` (the coarse-to-fine generator,
+            ``facepaint.engine.neural``).
         mouth_fill: Paint the driving mouth interior where the warp cannot (opening, or closing
             over the source's teeth).
         mouth_open_gain: Extra opening (gap over width) beyond the source's at which the fill is full.
@@ -27,6 +30,7 @@ class ReenactorConfig:
         interpolation: ``"linear"`` or ``"cubic"`` resampling of the crop.
     """
 
+    kind: str = "geometric"
     mouth_fill: bool = True
     mouth_open_gain: float = 0.06
     lid_fill: bool = True
@@ -34,6 +38,7 @@ class ReenactorConfig:
     interpolation: str = "linear"
 
     def __post_init__(self) -> None:
+        check_kind("reenactor", self.kind)
         if self.interpolation not in ("linear", "cubic"):
             raise ValueError(f"interpolation must be 'linear' or 'cubic', got '{self.interpolation}'")
         if not 0.005 <= self.mouth_open_gain <= 0.5:
@@ -46,15 +51,21 @@ class Reenacted:
 
     Attributes:
         image: RGB uint8 crop at the source crop's size.
-        map_x: Backward map x (float32, crop size): where each output pixel was sampled.
+        mask: Soft person mask (float32 in [0, 1], crop size: face and hair) for the mixer to
+            composite ``image`` over the person-removed background; None when ``image`` is already
+            the whole crop, background included (the geometric warp carries the background with the
+            head and keeps the crop border fixed, so there is nothing to composite).
+        map_x: Backward map x (float32, crop size): where each output pixel was sampled (None for
+            a reenactor that does not warp).
         map_y: Backward map y.
         mouth_alpha: Strength of the mouth fill used.
     """
 
     image: np.ndarray
-    map_x: np.ndarray
-    map_y: np.ndarray
-    mouth_alpha: float
+    mask: np.ndarray | None = None
+    map_x: np.ndarray | None = None
+    map_y: np.ndarray | None = None
+    mouth_alpha: float = 0.0
 
 
 class FaceReenactor(Protocol):
@@ -62,6 +73,9 @@ class FaceReenactor(Protocol):
 
     def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
         """Reenacted crop for ``target``; ``frame``/``driving`` (driving frame and landmarks) may be None."""
+
+    def close(self) -> None:
+        """Release what the stage holds (a model, device memory); later calls do nothing."""
 
 
 class GeometricFaceReenactor:
@@ -100,10 +114,8 @@ class GeometricFaceReenactor:
             paint_irises(out, self.source, target.landmarks)
         if self.config.lid_fill:
             paint_lids(out, self.source, target.landmarks, target.eye_closure)
-        return Reenacted(out, mx, my, alpha)
+        return Reenacted(out, None, mx, my, alpha)
 
-    def face_mask(self, result: Reenacted) -> np.ndarray:
-        """Soft face mask (float32, crop size) of a reenacted crop: the source's face mask carried
-        by the same map. Computed on request only; the geometric mix does not need it."""
-        return cv2.remap(self.source.face_mask, result.map_x, result.map_y, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT)
+    def close(self) -> None:
+        """Nothing to release (see ``FaceReenactor.close``)."""
+

@@ -10,6 +10,7 @@ import numpy as np
 from facepaint.engine.errors import InputError
 from facepaint.engine.geometry import eye_openness, similarity_apply, smoothstep, umeyama
 from facepaint.engine.source_face import SourceFace
+from facepaint.engine.stages import check_kind
 from facepaint.engine.track import FaceTrack
 
 
@@ -21,6 +22,7 @@ class TransformerConfig:
     """Landmark-transformer settings.
 
     Attributes:
+        kind: ``geometric`` (this module) or ``neural`` (FACEGAN's MLP, ``facepaint.engine.neural``).
         expression: Gain on the transferred expression displacement.
         rotation: Gain on the transferred head rotation (0 keeps the source's pose).
         translation: Gain on the transferred head translation.
@@ -48,6 +50,7 @@ class TransformerConfig:
             the driving face's shape leaking into the output.
     """
 
+    kind: str = "geometric"
     expression: float = 1.0
     rotation: float = 1.0
     translation: float = 1.0
@@ -61,6 +64,7 @@ class TransformerConfig:
     reference: str = "first-frame"
 
     def __post_init__(self) -> None:
+        check_kind("transformer", self.kind)
         if self.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got '{self.reference}'")
         for name in ("expression", "rotation", "translation", "mouth"):
@@ -109,6 +113,12 @@ class LandmarkTransformer(Protocol):
     def rest(self) -> TargetShape:
         """The source's own shape (the target at rest)."""
 
+    def reset(self) -> None:
+        """Forget the neutral: the next driving face becomes it."""
+
+    def close(self) -> None:
+        """Release what the stage holds (a model, device memory); later calls do nothing."""
+
 
 class GeometricLandmarkTransformer:
     """Relative motion by similarity fits on stable points, expression deltas and lid ratios.
@@ -136,6 +146,9 @@ class GeometricLandmarkTransformer:
     def reset(self) -> None:
         """Forget the neutral: the next driving face becomes it."""
         self._neutral = None
+
+    def close(self) -> None:
+        """Nothing to release (see ``LandmarkTransformer.close``)."""
 
     def calibrate(self, face: FaceTrack) -> None:
         """Take ``face`` as the driving neutral (see ``LandmarkTransformer``).

@@ -4,14 +4,16 @@ handling (hold the last motion, then ease back to the source at rest; blend back
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from facepaint.engine.background_mixer import GeometricBackgroundMixer, MixerConfig
-from facepaint.engine.face_reenactor import GeometricFaceReenactor, ReenactorConfig
+from facepaint.engine.background_mixer import BackgroundMixer, MixerConfig
+from facepaint.engine.face_reenactor import FaceReenactor, ReenactorConfig
 from facepaint.engine.geometry import smoothstep
-from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TargetShape, TransformerConfig
+from facepaint.engine.landmark_transformer import LandmarkTransformer, TargetShape, TransformerConfig
 from facepaint.engine.source_face import SourceConfig, SourceFace, prepare_source
+from facepaint.engine.stages import ModelConfig, build_stage
 from facepaint.engine.track import FaceTrack
 
 
@@ -21,9 +23,10 @@ class EngineConfig:
 
     Attributes:
         source: Source preparation (crop, warp grid, inpainting).
-        transformer: Landmark transformer.
-        reenactor: Face reenactor.
-        mixer: Background mixer.
+        transformer: Landmark transformer (its ``kind`` picks the implementation).
+        reenactor: Face reenactor (its ``kind`` picks the implementation).
+        mixer: Background mixer (its ``kind`` picks the implementation).
+        model: Weights, backend, device and precision of the neural stages.
         hold_s: Seconds the last motion is held after the face is lost.
         ease_s: Seconds to ease back to the source at rest after the hold.
         return_s: Seconds to blend into the live motion when the face comes back.
@@ -33,6 +36,7 @@ class EngineConfig:
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     reenactor: ReenactorConfig = field(default_factory=ReenactorConfig)
     mixer: MixerConfig = field(default_factory=MixerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     hold_s: float = 0.5
     ease_s: float = 0.5
     return_s: float = 0.2
@@ -55,14 +59,15 @@ class ReenactmentEngine:
     Raises:
         InputError: If the image is not RGB uint8.
         NoFaceError: If ``face`` is None or malformed.
+        ConfigError: If a chosen stage is not part of this install.
     """
 
     def __init__(self, config: EngineConfig, image: np.ndarray, face: FaceTrack) -> None:
         self.config = config
         self.source: SourceFace = prepare_source(image, face, config.source)
-        self.transformer = GeometricLandmarkTransformer(self.source, config.transformer)
-        self.reenactor = GeometricFaceReenactor(self.source, config.reenactor)
-        self.mixer = GeometricBackgroundMixer(self.source, config.mixer)
+        self.transformer: LandmarkTransformer = _stage("transformer", config.transformer, self.source, config.model)
+        self.reenactor: FaceReenactor = _stage("reenactor", config.reenactor, self.source, config.model)
+        self.mixer: BackgroundMixer = _stage("mixer", config.mixer, self.source, config.model)
         self._rest_shape = self.transformer.rest()
         self._live: TargetShape | None = None  # last target from a tracked face
         self._shown: TargetShape | None = None  # last target rendered
@@ -70,6 +75,17 @@ class ReenactmentEngine:
         self._lost_since: float | None = None
         self._return: tuple[float, TargetShape] | None = None
         self._blend_next = False
+
+    def close(self) -> None:
+        """Release the stages (models, device memory); later calls do nothing."""
+        for stage in (self.transformer, self.reenactor, self.mixer):
+            stage.close()
+
+    def __enter__(self) -> ReenactmentEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def recalibrate(self) -> None:
         """The next driving face seen becomes the neutral (the output blends there, no jump)."""
@@ -98,7 +114,7 @@ class ReenactmentEngine:
         self._shown = target
         frame_d, lm_d = self._driving if self._driving is not None else (None, None)
         result = self.reenactor.render(target, frame_d, lm_d)
-        return self.mixer.paste(result.image)
+        return self.mixer.paste(self.mixer.mix(result))
 
     def _live_target(self, frame: np.ndarray | None, face: FaceTrack, t: float) -> TargetShape:
         target = self.transformer.transform(face)
@@ -129,3 +145,9 @@ class ReenactmentEngine:
         if w >= 1.0:
             return None
         return self._live.lerp(self._rest_shape, float(w))
+
+
+def _stage(name: str, config: Any, source: SourceFace, model: ModelConfig) -> Any:
+    """The implementation of stage ``name`` that ``config.kind`` names (neural ones get ``model``)."""
+    args = (source, config) if config.kind == "geometric" else (source, config, model)
+    return build_stage(name, config.kind, *args)

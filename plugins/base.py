@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
@@ -69,6 +70,15 @@ class Source(Protocol):
     def __iter__(self) -> Iterator[Frame]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FileSource(Source, Protocol):
+    """A driving file (video or still). ``rate`` is the exact frame rate the output is written at;
+    ``audio`` is the audio stream the file sink copies (None: no audio)."""
+
+    rate: Fraction
+    audio: Any
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facepaint.engine.errors import FacepaintError
+from facepaint.runtime.flags import add_engine_flags, engine_layer
 
 EXIT_USAGE = 2
 
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", choices=["first-frame", "source"],
                    help="motion measured from the first driving frame (default; press c in the preview to "
                    "recalibrate) or against the source's own face (absolute; no neutral start needed)")
+    add_engine_flags(p)
     p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
     p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
     p.add_argument("--loop", action="store_true", help="with --cam FILE: repeat the clip")
@@ -85,8 +87,11 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
         tracker["smoothing"] = False
     if tracker:
         layer["tracker"] = tracker
+    engine = engine_layer(args)
     if args.reference:
-        layer["engine"] = {"transformer": {"reference": args.reference}}
+        engine.setdefault("transformer", {})["reference"] = args.reference
+    if engine:
+        layer["engine"] = engine
     if args.crf is not None:
         layer["encoder"] = {"crf": args.crf}
     vcam = {k: v for k, v in (("backend", args.vcam_backend), ("device", args.vcam_device)) if v}
@@ -110,7 +115,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` and run; returns the exit code. FacepaintError propagates."""
     if argv and argv[0] == "eval":
-        from facepaint.runtime.evaluate import main as eval_main
+        from facepaint.runtime.evaluation.quality import main as eval_main
 
         return eval_main(list(argv[1:]))
     if argv and argv[0] == "compile":
@@ -122,7 +127,7 @@ def run(argv: Sequence[str]) -> int:
 
         return train_main(list(argv[1:]))
     if argv and argv[0] == "bench":
-        from facepaint.runtime.bench import main as bench_main
+        from facepaint.runtime.evaluation.bench import main as bench_main
 
         return bench_main(list(argv[1:]))
     args = build_parser().parse_args(argv)

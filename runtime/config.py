@@ -17,6 +17,27 @@ from facepaint.plugins.trackers.config import TrackerConfig
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """How the threaded pipelines are joined.
+
+    Attributes:
+        offline_queue: Capacity of each queue of a file render (blocking: no frame is lost). Enough
+            to overlap the stages; more only holds more frames in memory.
+        live_queue: Capacity of each queue of a live run (the oldest frame is dropped when full). One
+            waiting frame: a second slot would only add a frame period of latency.
+    """
+
+    offline_queue: int = 4
+    live_queue: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.offline_queue <= 64:
+            raise ValueError(f"offline_queue must be in [1, 64], got {self.offline_queue}")
+        if not 1 <= self.live_queue <= 8:
+            raise ValueError(f"live_queue must be in [1, 8], got {self.live_queue}")
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """One run of facepaint-live.
 
@@ -38,6 +59,7 @@ class AppConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     virtual_camera: VirtualCamConfig = field(default_factory=VirtualCamConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         if (self.driving is None) == (self.cam is None):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import sys
 import threading
 import time
@@ -19,34 +18,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from facepaint.engine.errors import ConfigError, SinkError
-from facepaint.engine.track import FaceTrack
-from facepaint.plugins.base import Frame, StreamTimestamps, load_plugin
+from facepaint.engine.errors import ConfigError
+from facepaint.engine.reenactment import ReenactmentEngine
+from facepaint.plugins.base import Frame, Sink, Source, Tracker, load_plugin
 from facepaint.plugins.sinks.preview import HudInfo, PreviewSink
 from facepaint.plugins.sinks.vcam import letterbox
+from facepaint.runtime.config import AppConfig
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
-from facepaint.runtime.config import AppConfig
-
-# Queue between stages: one waiting frame. A second slot would only add a frame period of latency.
-CAPACITY = 1
+from facepaint.runtime.session import Driver, Session, Tracked
+from facepaint.runtime.stats import write_stats_json
 # How often the supervising thread wakes up when there is no preview window to pump.
 _TICK_S = 0.05
 _JOIN_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True, eq=False)
-class Tracked:
-    """A camera frame with the face found in it (None: no face)."""
-
-    frame: Frame
-    face: FaceTrack | None
-
-    @property
-    def captured_at(self) -> float:
-        """The camera frame's capture time."""
-        return self.frame.captured_at
 
 
 class Controls:
@@ -77,17 +62,17 @@ class LiveParts:
 
     Attributes:
         camera: The live source (webcam or paced file).
-        tracker: Face tracker (``track(rgb, timestamp_ms)``, ``close()``).
-        engine: ``render(frame, face, t)``, ``recalibrate()``.
+        tracker: Face tracker (causal smoothing on).
+        engine: The reenactment engine prepared for the portrait.
         sinks: Output sinks, written from the output thread (virtual camera, recording).
         preview: The preview window, pumped from the main thread (None: no window).
         size: (width, height) every output frame is letterboxed to.
     """
 
-    camera: Any
-    tracker: Any
-    engine: Any
-    sinks: list[Any] = field(default_factory=list)
+    camera: Source
+    tracker: Tracker
+    engine: ReenactmentEngine
+    sinks: list[Sink] = field(default_factory=list)
     preview: PreviewSink | None = None
     size: tuple[int, int] = (1280, 720)
     _closed: bool = field(default=False, init=False, repr=False)
@@ -105,10 +90,7 @@ class LiveParts:
         closers += [sink.close for sink in self.sinks]
         if self.preview is not None:
             closers.append(self.preview.close)
-        for obj in (self.engine, self.tracker):
-            closer = getattr(obj, "close", None)
-            if callable(closer):
-                closers.append(closer)
+        closers += [self.engine.close, self.tracker.close]
         errors = []
         for close in closers:
             try:
@@ -126,14 +108,17 @@ class LiveRun:
         parts: What to run (``open_parts`` builds them from a config).
         duration: Stop after this many seconds (None: until the stream ends, ``q`` or Ctrl-C).
         stats: Where measurements go (a new ``LiveStats`` by default).
+        capacity: Queue capacity between the stages (the oldest frame is dropped beyond it).
     """
 
-    def __init__(self, parts: LiveParts, *, duration: float | None = None, stats: LiveStats | None = None) -> None:
+    def __init__(self, parts: LiveParts, *, duration: float | None = None, stats: LiveStats | None = None,
+                 capacity: int = 1) -> None:
         self.parts = parts
         self.duration = duration
         self.stats = stats if stats is not None else LiveStats()
+        self.capacity = capacity
         self.controls = Controls()
-        self._timestamp = StreamTimestamps()
+        self.driver = Driver(parts.tracker, parts.engine, None)  # the tracker smooths causally
         self._last_out: Any = None
 
     def run(self) -> dict[str, Any]:
@@ -148,10 +133,9 @@ class LiveRun:
         """
         pipe = Pipeline("live", stats=self.stats)
         pipe.source("capture", self._capture)
-        pipe.stage("track", self._track, capacity=CAPACITY, policy=DROP_OLDEST)
-        pipe.stage("infer", self._infer, capacity=CAPACITY, policy=DROP_OLDEST)
-        pipe.stage("composite", self._composite, capacity=CAPACITY, policy=DROP_OLDEST)
-        pipe.stage("output", self._output, capacity=CAPACITY, policy=DROP_OLDEST)
+        for name, stage in (("track", self._track), ("infer", self._infer), ("composite", self._composite),
+                            ("output", self._output)):
+            pipe.stage(name, stage, capacity=self.capacity, policy=DROP_OLDEST)
         failed = True
         try:
             pipe.start()
@@ -225,10 +209,9 @@ class LiveRun:
             yield frame
 
     def _track(self, frame: Frame) -> Tracked:
-        faces = self.parts.tracker.track(frame.image, self._timestamp(frame.pts))
-        face = faces[0] if faces else None
-        self.controls.face = face is not None
-        return Tracked(frame, face)
+        item = self.driver.track(frame)
+        self.controls.face = item.face is not None
+        return item
 
     def _infer(self, item: Tracked) -> Frame:
         frame = item.frame
@@ -240,7 +223,7 @@ class LiveRun:
         elif self.controls.paused and self._last_out is not None:
             image = self._last_out
         else:
-            image = self.parts.engine.render(frame.image, item.face, frame.pts)
+            image = self.driver.render(item).output
             self._last_out = image
         return dataclasses.replace(frame, image=image)
 
@@ -255,20 +238,19 @@ class LiveRun:
         return frame
 
 
-def open_camera(config: AppConfig) -> Any:
-    """The live source for ``--cam``: a webcam (index or /dev path) or a video file paced as a camera.
+def open_camera(config: AppConfig) -> Source:
+    """The live source for ``--cam`` from the plugin registry: ``webcam`` (an index or a /dev path)
+    or ``paced`` (a video file played on its own clock, like a camera).
 
     Raises:
         SourceError: When ``--cam`` names nothing usable or the camera cannot be opened.
     """
-    from facepaint.plugins.sources.webcam import WebcamSource, is_video_file, parse_cam
+    from facepaint.plugins.sources.webcam import is_video_file, parse_cam
 
     cam = parse_cam(str(config.cam))
     if is_video_file(cam):
-        from facepaint.plugins.sources.paced import PacedFileSource
-
-        return PacedFileSource(str(cam), loop=config.loop)
-    return WebcamSource(cam)
+        return load_plugin("facepaint.sources", "paced")(str(cam), loop=config.loop)
+    return load_plugin("facepaint.sources", "webcam")(cam)
 
 
 def open_parts(config: AppConfig) -> LiveParts:
@@ -292,21 +274,10 @@ def open_parts(config: AppConfig) -> LiveParts:
             sinks.append(stack.enter_context(VirtualCamSink(config.virtual_camera, camera.fps)))
         if config.output:
             sinks.append(stack.enter_context(_open_recording(config, camera.fps, size)))
-        tracker = load_plugin("facepaint.trackers", config.tracker.name)(config.tracker)
-        stack.callback(tracker.close)
-        engine = _open_engine(config)
-        parts = LiveParts(camera, tracker, engine, sinks, preview, size)
+        session = stack.enter_context(Session(config, live=True))
+        parts = LiveParts(camera, session.tracker, session.engine, sinks, preview, size)
         stack.pop_all()
     return parts
-
-
-def _open_engine(config: AppConfig) -> Any:
-    """Prepare the source portrait once and build the engine around it."""
-    from facepaint.engine.reenactment import ReenactmentEngine
-    from facepaint.runtime.portrait import load_portrait
-
-    portrait = load_portrait(config)
-    return ReenactmentEngine(config.engine, portrait.image, portrait.face)
 
 
 def _open_recording(config: AppConfig, fps: float, size: tuple[int, int]) -> Any:
@@ -324,19 +295,6 @@ def _open_recording(config: AppConfig, fps: float, size: tuple[int, int]) -> Any
     return BackgroundSink(ClockedSink(sink, fps), "record")
 
 
-def write_stats_json(path: str, stats: dict[str, Any]) -> None:
-    """Write ``stats`` as JSON to ``path``.
-
-    Raises:
-        SinkError: When the file cannot be written.
-    """
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(stats, fh, indent=2)
-    except OSError as exc:
-        raise SinkError(f"cannot write --stats-json {path}: {exc.strerror or exc}") from None
-
-
 def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
     """The ``--cam`` command: run live, print the stats table on stderr, write ``--stats-json``.
 
@@ -352,7 +310,7 @@ def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
         KeyboardInterrupt: Ctrl-C, after a clean shutdown and the stats.
     """
     parts = parts if parts is not None else open_parts(config)
-    live = LiveRun(parts, duration=config.duration)
+    live = LiveRun(parts, duration=config.duration, capacity=config.runtime.live_queue)
     try:
         live.run()
     finally:

@@ -12,22 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facepaint.engine.track import FaceTrack
-from facepaint.runtime import offline
+from facepaint.runtime import session
 from facepaint.runtime.cli import main
-
-
-class _NoFaceTracker:
-    """Finds nothing (so the source has no face); the real tracker is not needed for this contract."""
-
-    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[FaceTrack]:
-        return []
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from fakes import NoFaceTracker
 
 
 @pytest.fixture()
@@ -58,7 +45,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_line_and_exit_code_2(case, files, tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(offline, "open_tracker", lambda config: _NoFaceTracker())
+    monkeypatch.setattr(session, "open_tracker", lambda config, live: NoFaceTracker())
     source, driving, output, words = CASES[case]
     src = files.get(source, tmp_path / source)
     drv = files.get(driving, tmp_path / driving)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,9 @@ class ImageSource:
 
     rate = Fraction(25)
     fps = 25.0
+    rate = Fraction(25)
     frame_count = 1
+    audio = None
     live = False
     audio = None
 

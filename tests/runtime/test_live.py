@@ -11,83 +11,13 @@ import pytest
 import pyvirtualcam
 
 from facepaint.engine.errors import SourceError
-from facepaint.engine.track import FaceTrack
-from facepaint.plugins.base import Frame
 from facepaint.plugins.sinks.vcam import VirtualCamConfig, VirtualCamSink
 from facepaint.plugins.sources.paced import PacedFileSource
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.hud import window_latency_ms
 from facepaint.runtime.live import LiveParts, LiveRun, run_live
-
-CAM = (64, 48)
-
-
-def face() -> FaceTrack:
-    z = np.zeros
-    return FaceTrack(z((478, 3), np.float32), z(52, np.float32), z(3, np.float32), z(3, np.float32),
-                     z(20, np.float32), "mediapipe478", CAM)
-
-
-class Clip:
-    """A non-live 25 fps clip of small frames whose pixel value is the frame number."""
-
-    def __init__(self, n: int = 50, fps: float = 25.0) -> None:
-        self.n, self.fps, self.size = n, fps, CAM
-
-    def __iter__(self):
-        for i in range(self.n):
-            yield Frame(np.full((CAM[1], CAM[0], 3), i % 250, np.uint8), i, i / self.fps, 0.0)
-
-    def close(self) -> None:
-        pass
-
-
-class FakeTracker:
-    def __init__(self, has_face=lambda i: True) -> None:
-        self.has_face, self.timestamps, self.closed = has_face, [], 0
-
-    def track(self, image, timestamp_ms=None):
-        self.timestamps.append(timestamp_ms)
-        return [face()] if self.has_face(int(image[0, 0, 0])) else []
-
-    def close(self) -> None:
-        self.closed += 1
-
-
-class FakeEngine:
-    """Renders a 30x40 (portrait-shaped) image after ``delay`` seconds; records the faces it was given."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay, self.faces, self.recalibrated = delay, [], 0
-
-    def render(self, frame, face, t):
-        time.sleep(self.delay)
-        self.faces.append(face is not None)
-        return np.full((40, 30, 3), 128, np.uint8)
-
-    def recalibrate(self) -> None:
-        self.recalibrated += 1
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.frames, self.closed = [], 0
-
-    def write(self, frame: Frame) -> None:
-        self.frames.append((time.perf_counter(), frame))
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def abort(self) -> None:
-        self.close()
-
-
-def parts(n=50, delay=0.0, tracker=None, sinks=None, loop=False, preview=None) -> LiveParts:
-    camera = PacedFileSource("clip", loop=loop, opener=lambda p: Clip(n))
-    return LiveParts(camera, tracker or FakeTracker(), FakeEngine(delay), sinks if sinks is not None else [ListSink()],
-                     preview, CAM)
-
+from fakes import CAM, Clip, FakeEngine, FakeTracker, ListSink, frame_number, paced_clip
+from fakes import live_parts as parts
 
 def live_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("facepaint-")]
@@ -111,7 +41,7 @@ def test_slow_inference_drops_frames_and_latency_stays_bounded():
 
 
 def test_frames_reach_sinks_letterboxed_and_face_loss_is_passed_on():
-    tracker = FakeTracker(has_face=lambda i: not 10 <= i < 20)
+    tracker = FakeTracker(has_face=frame_number(lambda i: not 10 <= i < 20))
     p = parts(n=30, tracker=tracker)
     stats = LiveRun(p).run()  # the clip ends: the run ends by itself
     sink = p.sinks[0]

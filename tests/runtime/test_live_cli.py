@@ -20,9 +20,7 @@ from facepaint.runtime.config import AppConfig
 from facepaint.runtime.live import open_camera, open_parts
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 
-_spec = importlib.util.spec_from_file_location("live_fakes", Path(__file__).with_name("test_live.py"))
-fakes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fakes)
+from fakes import CAM, live_parts
 
 
 def one_error_line(capsys) -> str:
@@ -142,8 +140,8 @@ def test_recording_plays_at_real_speed_when_inference_is_slow(tmp_path):
     import av
 
     out = tmp_path / "rec.mp4"
-    rec = BackgroundSink(ClockedSink(FileSink(out, fps=25, size=fakes.CAM), 25), "record")
-    parts = fakes.parts(n=25, delay=0.1, sinks=[rec])
+    rec = BackgroundSink(ClockedSink(FileSink(out, fps=25, size=CAM), 25), "record")
+    parts = live_parts(n=25, delay=0.1, sinks=[rec])
     cfg = AppConfig(source="me.jpg", cam="clip.mp4", vcam=False)
     from facepaint.runtime.live import run_live
 
@@ -173,17 +171,16 @@ def test_real_end_to_end(tmp_path, media, portrait):
 CTRL_C = """
 import json, sys, threading
 from pathlib import Path
-import importlib.util
-spec = importlib.util.spec_from_file_location("fakes", sys.argv[1])
-fakes = importlib.util.module_from_spec(spec); spec.loader.exec_module(fakes)
+sys.path.insert(0, sys.argv[1])
+from fakes import CAM, live_parts
 from facepaint.plugins.sinks.file import FileSink
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.live import run_live
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 
 out = Path(sys.argv[2])
-rec = BackgroundSink(ClockedSink(FileSink(out, fps=25, size=fakes.CAM), 25), "record")
-parts = fakes.parts(loop=True, sinks=[rec])
+rec = BackgroundSink(ClockedSink(FileSink(out, fps=25, size=CAM), 25), "record")
+parts = live_parts(loop=True, sinks=[rec])
 print("READY", flush=True)
 try:
     run_live(AppConfig(source="me.jpg", cam="clip.mp4", vcam=False), parts)
@@ -200,7 +197,7 @@ def test_ctrl_c_shuts_down_cleanly_and_finalises_the_recording(tmp_path):
     import time
 
     out = tmp_path / "rec.mp4"
-    proc = subprocess.Popen([sys.executable, "-c", CTRL_C, str(Path(__file__).with_name("test_live.py")), str(out)],
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C, str(Path(__file__).parents[1]), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "READY"

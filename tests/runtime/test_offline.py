@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from facepaint.engine.errors import ConfigError, InputError, NoFaceError
-from facepaint.engine.track import FaceTrack
-from facepaint.runtime import offline
+from facepaint.runtime import offline, session
 from facepaint.runtime.config import build_app_config
+from fakes import FakeEngine, FakeTracker, fake_face
 
 
 @pytest.fixture()
@@ -30,56 +30,17 @@ def make_clip(clip_writer):
     return make
 
 
-def fake_face(w: int, h: int, scale: float = 1.0) -> FaceTrack:
-    lm = np.zeros((478, 3), np.float32)
-    lm[:, 0] = np.linspace(w * 0.3, w * (0.3 + 0.4 * scale), 478)
-    lm[:, 1] = np.linspace(h * 0.3, h * (0.3 + 0.4 * scale), 478)
-    return FaceTrack(lm, np.zeros(52, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32),
-                     np.zeros(20, np.float32), "mediapipe478", (w, h))
-
-
-class FakeTracker:
-    """A face wherever the image is not black; ``faces`` faces in stills."""
-
-    def __init__(self, faces: int = 1) -> None:
-        self.faces, self.calls, self.closed = faces, [], 0
-
-    def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[FaceTrack]:
-        self.calls.append(timestamp_ms)
-        if image.max() < 10:
-            return []
-        h, w = image.shape[:2]
-        n = self.faces if timestamp_ms is None else 1
-        return [fake_face(w, h, 1.0 / (k + 1)) for k in range(n)]
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed += 1
-
-
-class FakeEngine:
-    def __init__(self, image: np.ndarray, face: FaceTrack, fail_at: int | None = None) -> None:
-        self.image, self.face, self.fail_at, self.seen = image, face, fail_at, []
-
-    def render(self, frame: np.ndarray | None, face: FaceTrack | None, t: float) -> np.ndarray:
-        if self.fail_at is not None and len(self.seen) == self.fail_at:
-            raise InputError("engine refused frame")
-        self.seen.append((face is not None, t))
-        return self.image.copy()
-
-
 @pytest.fixture()
 def fakes(monkeypatch: pytest.MonkeyPatch) -> dict:
     made: dict = {"tracker": FakeTracker(), "engine": None, "fail_at": None}
 
     def engine(config, portrait, still=False):
-        made["engine"] = FakeEngine(portrait.image, portrait.face, made["fail_at"])
+        made["engine"] = FakeEngine(portrait.image, fail_at=made["fail_at"])
+        made["portrait"] = portrait
         return made["engine"]
 
-    monkeypatch.setattr(offline, "open_tracker", lambda config: made["tracker"])
-    monkeypatch.setattr(offline, "open_engine", engine)
+    monkeypatch.setattr(session, "open_tracker", lambda config, live: made["tracker"])
+    monkeypatch.setattr(session, "open_engine", engine)
     return made
 
 
@@ -107,8 +68,8 @@ def test_renders_every_frame_with_audio_and_stats(tmp_path, fakes, portrait_png,
     engine = fakes["engine"]
     assert [has for has, _ in engine.seen] == [True, True, False, True, True, False, True, True, True]
     assert engine.seen[3][1] == pytest.approx(3 * 61 / 1350, abs=1e-3)
-    timestamps = fakes["tracker"].calls[1:]  # [0] is the portrait, in image mode (None)
-    assert fakes["tracker"].calls[0] is None and timestamps == sorted(set(timestamps))
+    timestamps = fakes["tracker"].timestamps[1:]  # [0] is the portrait, in image mode (None)
+    assert fakes["tracker"].timestamps[0] is None and timestamps == sorted(set(timestamps))
     data = json.loads(stats.read_text())
     assert data["frames_in"] == data["frames_out"] == data["frames_written"] == 9
     assert data["frames_without_face"] == 2 and data["dropped"] == 0
@@ -161,7 +122,7 @@ def test_face_index_and_no_face(tmp_path, fakes, portrait_png, make_clip) -> Non
     fakes["tracker"].faces = 2
     out = tmp_path / "o.mp4"
     offline.run_offline(_config(source=portrait_png, driving=clip, output=out, face_index=1))
-    assert fakes["engine"].face.area < fake_face(51, 37).area  # the second (smaller) face
+    assert fakes["portrait"].face.area < fake_face(51, 37).area  # the second (smaller) face
     out.unlink()
     with pytest.raises(InputError, match="2 faces found"):
         offline.run_offline(_config(source=portrait_png, driving=clip, output=out, face_index=2))
@@ -198,10 +159,10 @@ def test_ctrl_c_leaves_no_file(tmp_path, fakes, portrait_png, make_clip, monkeyp
 
 
 def test_output_is_checked_before_the_tracker_loads(tmp_path, portrait_png, monkeypatch, make_clip) -> None:
-    def no(config):
+    def no(config, live):
         raise AssertionError("the tracker must not load for a bad output path")
 
-    monkeypatch.setattr(offline, "open_tracker", no)
+    monkeypatch.setattr(session, "open_tracker", no)
     clip = make_clip(tmp_path / "d.mp4", frames=2)
     with pytest.raises(ConfigError, match="unsupported extension"):
         offline.run_offline(_config(source=portrait_png, driving=clip, output=tmp_path / "o.gif"))

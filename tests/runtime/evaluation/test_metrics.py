@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from facepaint.engine.track import BLENDSHAPE_NAMES, FaceTrack
-from facepaint.runtime import metrics as M
+from facepaint.runtime.evaluation import metrics as M
 
 
 def _track(jaw: float = 0.0, yaw: float = 0.0, shift: float = 0.0) -> FaceTrack:
@@ -94,7 +94,7 @@ def test_identity_summary_counts_missing() -> None:
 
 
 def test_candidate_metrics_keys_and_json_safety() -> None:
-    from facepaint.runtime.evaluate import METRIC_KEYS
+    from facepaint.runtime.evaluation.quality import METRIC_KEYS
 
     log = M.CandidateLog()
     for _ in range(5):

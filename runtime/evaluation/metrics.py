@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from facepaint.engine.track import AU_NAMES, BLENDSHAPE_NAMES, FaceTrack
-from facepaint.runtime.geometry_judge import GEOMETRY_SIGNALS
-from facepaint.runtime.identity import SAME_PERSON_THRESHOLD, cosine_similarity, descriptor_distance
+from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_SIGNALS
+from facepaint.runtime.evaluation.identity import SAME_PERSON_THRESHOLD, cosine_similarity, descriptor_distance
 
 # Signals whose motion transfer is scored (r and amplitude); each is the mean of its blendshapes.
 SIGNALS: dict[str, tuple[str, ...]] = {

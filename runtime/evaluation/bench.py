@@ -19,11 +19,12 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from facepaint.engine.errors import BackendUnavailable, ConfigError, InputError
+from facepaint.runtime.flags import add_engine_flags, engine_layer
 
 SCHEMA = "facepaint-bench/1"
 BENCH_KEYS = ("schema", "fps", "floor_fps", "ratio", "passthrough_fps", "stages", "floor_stages",
@@ -55,21 +56,31 @@ def machine_info() -> dict[str, Any]:
     return {"cpu": cpu, "cores": cores, "gpu": gpu, "platform": platform.platform()}
 
 
-def check_device(device: str) -> None:
-    """Refuse a device this machine does not have.
+def check_device(device: str, engine: Mapping[str, Any] | None = None) -> None:
+    """Refuse, before any round, a device this machine does not have or the stages cannot use.
+
+    Args:
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+        engine: The ``[engine]`` config layer of the render (its stage kinds).
 
     Raises:
-        ConfigError: On an unknown device name.
+        ConfigError: On an unknown device name, or a GPU device with only geometric stages (they
+            run on the CPU; only the neural stages use a device).
         BackendUnavailable: For ``cuda`` without a CUDA GPU (or without torch's CUDA build).
     """
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be cpu or cuda, got '{device}'")
-    if device == "cuda":
-        import torch
+    if device not in ("cpu", "cuda", "auto") and not device.startswith("cuda:"):
+        raise ConfigError(f"--device must be cpu, cuda or auto, got '{device}'")
+    if device == "cpu":
+        return
+    import torch
 
-        if not torch.cuda.is_available():
-            raise BackendUnavailable("--device cuda: no CUDA GPU is visible to torch "
-                                     f"(torch {torch.__version__}); run with --device cpu")
+    if device != "auto" and not torch.cuda.is_available():
+        raise BackendUnavailable(f"--device {device}: no CUDA GPU is visible to torch "
+                                 f"(torch {torch.__version__}); run with --device cpu")
+    kinds = {stage: (engine or {}).get(stage, {}).get("kind", "geometric") for stage in ("transformer", "reenactor", "mixer")}
+    if device != "auto" and set(kinds.values()) == {"geometric"}:
+        raise ConfigError(f"--device {device}: the geometric stages run on the CPU; add --reenactor neural "
+                          "(or another neural stage) to use the GPU, or run with --device cpu")
 
 
 def _timed_pipeline(name: str, driving: str, out_path: str,
@@ -110,34 +121,14 @@ def run_floor(driving: str, out_path: str) -> dict[str, Any]:
         tracker.close()
 
 
-def run_full(source: str, driving: str, out_path: str, stats_path: str, device: str) -> dict[str, Any]:
-    """The main command on the pair; returns its ``--stats-json`` statistics.
+def run_full(source: str, driving: str, out_path: str, engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The main command's render of the pair (the library call it makes); returns its statistics."""
+    from facepaint.runtime.evaluation.quality import render
 
-    Raises:
-        InputError: When the render fails or writes no statistics.
-    """
-    from facepaint.runtime.cli import run
-
-    argv = ["--source", source, "--driving", driving, "--output", out_path, "--quiet",
-            "--stats-json", stats_path]
-    if device != "cpu":
-        import dataclasses
-
-        from facepaint.engine.reenactment import EngineConfig
-
-        if "device" not in {f.name for f in dataclasses.fields(EngineConfig)}:
-            raise ConfigError(f"--device {device}: this engine has no device setting (it runs on the CPU); "
-                              "run with --device cpu")
-        toml = Path(stats_path).with_suffix(".toml")
-        toml.write_text(f'[engine]\ndevice = "{device}"\n')
-        argv += ["--config", str(toml)]
-    code = run(argv)
-    if code != 0 or not Path(stats_path).is_file():
-        raise InputError(f"the render of {driving} onto {source} failed (exit code {code}, no statistics)")
-    return json.loads(Path(stats_path).read_text())
+    return render(source, driving, out_path, engine)
 
 
-def bench(source: str, driving: str, device: str = "cpu", max_frames: int | None = None,
+def bench(source: str, driving: str, engine: Mapping[str, Any] | None = None, max_frames: int | None = None,
           repeat: int = 2, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure the full pipeline, its floor and a passthrough on one clip.
 
@@ -148,7 +139,7 @@ def bench(source: str, driving: str, device: str = "cpu", max_frames: int | None
     Args:
         source: Source portrait.
         driving: Driving video.
-        device: ``cpu`` or ``cuda`` (for the engine).
+        engine: The ``[engine]`` config layer of the full render (stage kinds, model device...).
         max_frames: Use only the first frames of the clip (None: all).
         repeat: Rounds of the three runs (>= 1).
         progress: Called with one-line progress messages.
@@ -162,7 +153,8 @@ def bench(source: str, driving: str, device: str = "cpu", max_frames: int | None
         BackendUnavailable: ``cuda`` without CUDA.
     """
     say = progress or (lambda _msg: None)
-    check_device(device)
+    device = str((engine or {}).get("model", {}).get("device", "cpu"))
+    check_device(device, engine)
     if repeat < 1:
         raise ConfigError(f"--repeat must be >= 1, got {repeat}")
     for path in (source, driving):
@@ -172,7 +164,7 @@ def bench(source: str, driving: str, device: str = "cpu", max_frames: int | None
     with tempfile.TemporaryDirectory(prefix="facepaint-bench-") as tmp:
         clip = driving
         if max_frames is not None:
-            from facepaint.runtime.evaluate import trim_video
+            from facepaint.runtime.evaluation.quality import trim_video
 
             clip = str(Path(tmp) / "driving.mp4")
             trim_video(driving, clip, max_frames)
@@ -182,8 +174,7 @@ def bench(source: str, driving: str, device: str = "cpu", max_frames: int | None
             say(f"round {i + 1}/{repeat}: floor (decode -> track -> encode)")
             runs["floor"].append(run_floor(clip, str(Path(tmp) / "floor.mp4")))
             say(f"round {i + 1}/{repeat}: full pipeline")
-            runs["full"].append(run_full(source, clip, str(Path(tmp) / "full.mp4"),
-                                         str(Path(tmp) / "stats.json"), device))
+            runs["full"].append(run_full(source, clip, str(Path(tmp) / "full.mp4"), engine))
     return _report(source, driving, device, runs)
 
 
@@ -214,9 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--driving", required=True, help="driving video (headline: lp_d10.mp4, 512x512, 448 frames)")
     p.add_argument("--source", required=True, help=f"source portrait (headline: {DEFAULT_SOURCE})")
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the report to this JSON file")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of the clip")
     p.add_argument("--repeat", type=int, default=2, help="rounds of the three runs; each reports its best (default 2)")
+    add_engine_flags(p)
     return p
 
 
@@ -241,7 +232,7 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     if args.max_frames is not None and args.max_frames < 2:
         raise ConfigError(f"--max-frames must be >= 2, got {args.max_frames}")
-    report = bench(args.source, args.driving, args.device, args.max_frames, args.repeat,
+    report = bench(args.source, args.driving, engine_layer(args), args.max_frames, args.repeat,
                    progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
     print("\n".join(summary_lines(report)))
     if args.json_path:

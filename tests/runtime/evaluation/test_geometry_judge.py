@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from facepaint.engine.errors import BackendUnavailable
-from facepaint.runtime.geometry_judge import GEOMETRY_SIGNALS, GeometryJudge
-from facepaint.runtime.metrics import geometry_metrics
+from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_SIGNALS, GeometryJudge
+from facepaint.runtime.evaluation.metrics import geometry_metrics
 
 # lp_d10 frames (0-based): neutral, mouth wide open, eyes shut (as MediaPipe reads them).
 NEUTRAL, OPEN_MOUTH, BLINK = 0, 100, 223

@@ -39,17 +39,18 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.plugins.sources.image import read_image
-from facepaint.runtime import metrics as M
-from facepaint.runtime.eval_streams import iter_frames, judge, trim_video, write_image
-from facepaint.runtime.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
-from facepaint.runtime.identity import IDENTITY_MODEL
+from facepaint.runtime.evaluation import metrics as M
+from facepaint.runtime.evaluation.streams import iter_frames, judge, trim_video, write_image
+from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
+from facepaint.runtime.evaluation.identity import IDENTITY_MODEL
+from facepaint.runtime.flags import add_engine_flags, engine_layer
 
 SCHEMA = "facepaint-eval/2"
 REPORT_KEYS = ("schema", "mode", "source", "driving", "output", "frames", "every", "max_frames",
@@ -101,25 +102,27 @@ class EvalConfig:
             raise ValueError("give either --source PORTRAIT with --driving VIDEO, or --self VIDEO")
 
 
-def render(source: str, driving: str, output: str, stats_json: str) -> dict | None:
-    """Render ``driving`` onto ``source`` with the main command; returns its run statistics.
+def render(source: str, driving: str, output: str, engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Render ``driving`` onto ``source`` into ``output`` as the main command does; returns its statistics.
+
+    Args:
+        source: Source portrait.
+        driving: Driving video.
+        output: Video file to write.
+        engine: An ``[engine]`` config layer (stage kinds, model); None: the defaults.
 
     Raises:
-        FacepaintError: Whatever the renderer raises.
-        InputError: When the renderer exits with a non-zero code.
+        FacepaintError: Whatever the render raises.
     """
-    from facepaint.runtime.cli import run
+    from facepaint.runtime.config import build_app_config
+    from facepaint.runtime.offline import render_file
 
-    code = run(["--source", source, "--driving", driving, "--output", output, "--quiet",
-                "--stats-json", stats_json])
-    if code != 0:
-        raise InputError(f"rendering {driving} onto {source} failed with exit code {code}")
-    path = Path(stats_json)
-    return json.loads(path.read_text()) if path.is_file() else None
+    base = {"source": source, "driving": driving, "output": output, "progress": False}
+    return render_file(build_app_config(base, {"engine": dict(engine or {})}))
 
 
 def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any | None = None,
-             geometry: Any | None = None) -> dict:
+             geometry: Any | None = None, engine: Mapping[str, Any] | None = None) -> dict:
     """Render (unless ``config.output`` is given) and score one source / driving pair.
 
     Args:
@@ -127,6 +130,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any
         progress: Called with one-line progress messages (None: silent).
         identity: An ``IdentityJudge`` to reuse across evaluations (None: one is loaded).
         geometry: A ``GeometryJudge`` to reuse across evaluations (None: one is loaded).
+        engine: The ``[engine]`` config layer of the render (stage kinds, model); None: defaults.
 
     Returns:
         The report, a JSON-ready dict with the keys of ``REPORT_KEYS``.
@@ -146,7 +150,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any
         if output is None:
             say(f"rendering {Path(config.driving).name} onto {Path(config.source or 'first frame').name}")
             output = str(Path(tmp) / "output.mp4")
-            stats = render(source, driving, output, str(Path(tmp) / "stats.json"))
+            stats = render(source, driving, output, engine)
         say(f"judging {Path(config.output or config.driving).name}, identity every {config.every} frames")
         scored = judge(read_image(source, "source portrait"), driving, output, config.every,
                        config.self_reenactment, say, identity, geometry)
@@ -196,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, default=5, metavar="K",
                    help="run the identity network and SSIM on every K-th frame (default 5)")
     p.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of the driving clip")
+    add_engine_flags(p)
     return p
 
 
@@ -261,7 +266,8 @@ def main(argv: Sequence[str]) -> int:
     """
     args = build_parser().parse_args(list(argv))
     config = config_from_args(args)
-    report = evaluate(config, progress=lambda msg: print(f"eval: {msg}", file=sys.stderr, flush=True))
+    report = evaluate(config, progress=lambda msg: print(f"eval: {msg}", file=sys.stderr, flush=True),
+                      engine=engine_layer(args))
     print("\n".join(summary_lines(report)))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))

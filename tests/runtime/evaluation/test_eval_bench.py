@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from facepaint.engine.errors import BackendUnavailable, ConfigError
-from facepaint.runtime import bench as B
+from facepaint.runtime.evaluation import bench as B
 
 _STATS = {"fps": 12.0, "latency_ms": {"p50": 80.0, "p95": 95.0}, "frames_out": 30,
           "stages": {"track": {"p50": 9.0, "p95": 12.0, "count": 30}}}
@@ -40,7 +40,7 @@ def test_machine_names_the_cpu() -> None:
 
 
 def test_device_checks() -> None:
-    with pytest.raises(ConfigError, match="cpu or cuda"):
+    with pytest.raises(ConfigError, match="cpu, cuda or auto"):
         B.check_device("tpu")
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -48,6 +48,14 @@ def test_device_checks() -> None:
     else:
         with pytest.raises(BackendUnavailable, match="--device cpu"):
             B.check_device("cuda")
+
+
+def test_cuda_with_only_geometric_stages_is_refused_before_any_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ConfigError, match="geometric stages run on the CPU"):
+        B.check_device("cuda", {})
+    B.check_device("cuda", {"reenactor": {"kind": "neural"}})  # a neural stage can use the GPU
 
 
 def test_cli_cuda_without_cuda_is_one_line(capsys: pytest.CaptureFixture, media: Path) -> None:

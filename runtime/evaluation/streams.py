@@ -1,8 +1,8 @@
 """The streams of an evaluation: reading and cutting videos, and judging them frame by frame.
 
 One pass over the driving and the output video feeds three candidates (the output and the two
-bounds of ``facepaint.runtime.evaluate``) to a tracker per stream and to the identity network;
-``facepaint.runtime.metrics`` turns what they saw into figures.
+bounds of ``facepaint.runtime.evaluation.quality``) to a tracker per stream and to the identity network;
+``facepaint.runtime.evaluation.metrics`` turns what they saw into figures.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from facepaint.engine.errors import NoFaceError
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import StreamTimestamps
 from facepaint.plugins.sinks.vcam import letterbox
-from facepaint.runtime import metrics as M
+from facepaint.runtime.evaluation import metrics as M
 
 BOUND_NAMES = M.BOUND_NAMES
 Progress = Callable[[str], None]
@@ -108,8 +108,8 @@ class _Judges:
 
     def __init__(self, stack: ExitStack, source: np.ndarray, every: int, self_mode: bool,
                  identity: Any | None, geometry: Any | None) -> None:
-        from facepaint.runtime.geometry_judge import GeometryJudge
-        from facepaint.runtime.identity import IdentityJudge
+        from facepaint.runtime.evaluation.geometry_judge import GeometryJudge
+        from facepaint.runtime.evaluation.identity import IdentityJudge
 
         self.ident = identity if identity is not None else IdentityJudge()
         self.geo = geometry if geometry is not None else GeometryJudge()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from facepaint.runtime import evaluate as E
+from facepaint.runtime.evaluation import quality as E
 from facepaint.runtime.cli import main as cli_main
 
 
@@ -16,7 +16,7 @@ def judges() -> object:
     pytest.importorskip("dlib")
     pytest.importorskip("face_recognition_models")
     pytest.importorskip("facepaint.plugins.trackers.mediapipe")
-    from facepaint.runtime.identity import IdentityJudge
+    from facepaint.runtime.evaluation.identity import IdentityJudge
 
     return IdentityJudge()
 
@@ -123,13 +123,9 @@ def test_renders_when_no_output_is_given(judges: object, media: Path) -> None:
 
 
 def _results_module() -> object:
-    import importlib.util
+    from facepaint.runtime.evaluation import results
 
-    path = Path(__file__).resolve().parents[2] / "bench" / "results.py"
-    spec = importlib.util.spec_from_file_location("facepaint_bench_results", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return results
 
 
 def test_results_page_tables(cross_report: dict) -> None:
@@ -142,13 +138,13 @@ def test_results_page_tables(cross_report: dict) -> None:
         return len(re.findall(r"(?<!\\)\|", line))  # an escaped \| sits inside a cell
 
     assert all(columns(line) == columns(lines[0]) for line in lines[2:])  # no cell lost
-    from facepaint.runtime.bench import _report
+    from facepaint.runtime.evaluation.bench import _report
 
     stats = {"fps": 30.0, "frames_out": 9, "stages": {"track": {"p50": 9.0, "p95": 12.0}}}
     speed = _report("s.jpg", "d.mp4", "cpu", {"full": [stats], "floor": [stats], "passthrough": [stats]})
     assert any("**1.00**" in line for line in results.bench_lines(speed))
     import argparse
 
-    args = argparse.Namespace(max_frames=20, every=10, media=Path("media"))
+    args = argparse.Namespace(max_frames=20, every=10, media=Path("media"), out=Path("docs") / "RESULTS.md")
     text = results.page([("a × b", cross_report)], [], [("c × d", "no face")], speed, args, 60.0)
     assert "## Cross-reenactment (1 pairs" in text and "- c × d: no face" in text and "## Speed" in text

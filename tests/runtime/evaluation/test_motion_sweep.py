@@ -1,21 +1,18 @@
-"""bench/motion_sweep.py on one real pair: the figures it prints follow the engine's settings."""
+"""The motion sweep (bench/motion_sweep.py) on one real pair: the figures it prints follow the engine's settings."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
 @pytest.fixture()
-def sweep(monkeypatch: pytest.MonkeyPatch):
+def sweep():
     pytest.importorskip("dlib")
-    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling results.py
-    return importlib.import_module("motion_sweep")
+    from facepaint.runtime.evaluation import sweep as module
+
+    return module
 
 
 def test_settings_parse_to_the_engine_table(sweep) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from facepaint.engine.errors import BackendUnavailable
-from facepaint.runtime.identity import INSTALL_HINT, largest_face
+from facepaint.runtime.evaluation.identity import INSTALL_HINT, largest_face
 
 GEOMETRY_SIGNALS = ("jaw", "blink", "smile", "yaw", "pitch", "roll")
 GEOMETRY_MODEL = "dlib shape_predictor_68_face_landmarks, HOG detector, continuous geometry"

@@ -1,0 +1,157 @@
+"""One source portrait ready to be driven: the tracker, the portrait tracked with it, and the engine.
+
+``Session`` opens the three together and closes them together, for every mode (offline render,
+live, eval, bench, the motion sweep, batch). ``Driver`` is the one per-frame composition of the
+stages: track → (offline: centred smoothing) → render. The offline and live pipelines run its
+methods on their own threads; ``Driver.run`` runs them in order on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from facepaint.engine.reenactment import ReenactmentEngine
+from facepaint.engine.track import FaceTrack
+from facepaint.plugins.base import Frame, StreamTimestamps, Tracker, load_plugin
+from facepaint.plugins.trackers.smoothing import CenteredSmoother
+from facepaint.runtime.config import AppConfig
+from facepaint.runtime.portrait import Portrait, load_portrait
+
+
+def open_tracker(config: AppConfig, *, live: bool) -> Tracker:
+    """The tracker plugin named by ``config.tracker``.
+
+    A file render turns the tracker's own causal smoothing off: it smooths with
+    ``CenteredSmoother`` instead, which looks ahead and so does not make the output trail the face.
+    """
+    tracker_config = config.tracker if live else dataclasses.replace(config.tracker, smoothing=False)
+    return load_plugin("facepaint.trackers", config.tracker.name)(tracker_config)
+
+
+def open_engine(config: AppConfig, portrait: Portrait, *, still: bool = False) -> ReenactmentEngine:
+    """The reenactment engine prepared for ``portrait``, its stages built from ``config.engine``.
+
+    A still driving image has no neutral frame to measure motion from, so it is always read
+    against the source's own face (``reference="source"``); videos use the configured reference.
+    """
+    engine_config = config.engine
+    if still:
+        transformer = dataclasses.replace(engine_config.transformer, reference="source")
+        engine_config = dataclasses.replace(engine_config, transformer=transformer)
+    return ReenactmentEngine(engine_config, portrait.image, portrait.face)
+
+
+class Session:
+    """Tracker, portrait and engine for one source; a context manager that closes all three once.
+
+    Args:
+        config: The run's configuration (source, face index, tracker, engine).
+        live: Live mode: the tracker smooths causally; otherwise smoothing is left to ``Driver``.
+        still: The driving input is a single image (see ``open_engine``).
+        image: The portrait already read (None: read it here).
+
+    Raises:
+        FacepaintError: The portrait cannot be read or has no face, or a stage cannot be built;
+            whatever was opened is closed first.
+    """
+
+    def __init__(self, config: AppConfig, *, live: bool, still: bool = False,
+                 image: np.ndarray | None = None) -> None:
+        self.config = config
+        self.live = live
+        self.tracker = open_tracker(config, live=live)
+        try:
+            self.portrait = load_portrait(config, self.tracker, image)
+            self.tracker.reset()  # the portrait was tracked in image mode; the stream starts afresh
+            self.engine = open_engine(config, self.portrait, still=still)
+        except BaseException:
+            self.tracker.close()
+            raise
+        self._closed = False
+
+    def driver(self) -> Driver:
+        """A new per-frame driver over this session's tracker and engine."""
+        smooth = not self.live and self.config.tracker.smoothing
+        return Driver(self.tracker, self.engine, CenteredSmoother() if smooth else None)
+
+    def close(self) -> None:
+        """Close the engine and the tracker once; later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.engine.close()
+        finally:
+            self.tracker.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, eq=False)
+class Tracked:
+    """A driving frame, the face found in it (None: no face) and, once rendered, the output."""
+
+    frame: Frame
+    face: FaceTrack | None = None
+    output: np.ndarray | None = None
+
+    @property
+    def captured_at(self) -> float:
+        """When the driving frame was captured or decoded: latency is measured from it."""
+        return self.frame.captured_at
+
+
+class Driver:
+    """track → smooth → render for one driving stream.
+
+    Args:
+        tracker: The session's tracker, in video mode.
+        engine: The session's engine.
+        smoother: Centred smoothing of the tracked faces (offline), or None (live: the tracker
+            smooths causally; or smoothing turned off).
+    """
+
+    def __init__(self, tracker: Tracker, engine: ReenactmentEngine, smoother: CenteredSmoother | None) -> None:
+        self.tracker, self.engine, self.smoother = tracker, engine, smoother
+        self.frames_without_face = 0
+        self._timestamp = StreamTimestamps()
+
+    def track(self, frame: Frame) -> Tracked:
+        """Track the largest face; the timestamp comes from pts and is kept strictly increasing
+        (MediaPipe's video mode refuses a timestamp that does not grow)."""
+        faces = self.tracker.track(frame.image, self._timestamp(frame.pts))
+        if not faces:
+            self.frames_without_face += 1
+        return Tracked(frame, faces[0] if faces else None)
+
+    def smooth(self, item: Tracked) -> list[Tracked]:
+        """The frames whose centred smoothing window is complete (all of them without a smoother)."""
+        if self.smoother is None:
+            return [item]
+        return [Tracked(t.frame, face) for t, face in self.smoother.push(item, item.face)]
+
+    def flush(self) -> list[Tracked]:
+        """The frames still held by the smoothing window at the end of the stream."""
+        if self.smoother is None:
+            return []
+        return [Tracked(t.frame, face) for t, face in self.smoother.flush()]
+
+    def render(self, item: Tracked) -> Tracked:
+        """Reenact the portrait with the tracked face (None: the engine holds its last pose)."""
+        return Tracked(item.frame, item.face, self.engine.render(item.frame.image, item.face, item.frame.pts))
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Tracked]:
+        """Every frame rendered, in order, on the caller's thread (no pipeline, no encoding)."""
+        for frame in frames:
+            for item in self.smooth(self.track(frame)):
+                yield self.render(item)
+        for item in self.flush():
+            yield self.render(item)
