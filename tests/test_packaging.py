@@ -41,3 +41,10 @@ def test_every_listed_package_imports() -> None:
 
     for name in sorted(_declared()):
         importlib.import_module(name)
+
+
+def test_shipped_neural_weights_are_package_data() -> None:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    files = data["tool"]["setuptools"]["package-data"]["facepaint.engine.neural"]
+    for name in files:
+        assert (ROOT / "engine" / "neural" / name).is_file(), name

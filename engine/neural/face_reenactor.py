@@ -24,6 +24,7 @@ from facepaint.engine.neural.align import align_matrix, align_params, apply_affi
 from facepaint.engine.neural.inputs import CoarseWarp, heatmaps, to_tensor_layout
 from facepaint.engine.neural.model_files import load_generator
 from facepaint.engine.source_face import SourceFace
+from facepaint.engine.stages import ModelConfig
 
 _EDGE = 0.06  # the correction fades out over this fraction of the square at its border
 
@@ -34,24 +35,24 @@ class NeuralFaceReenactor:
     Args:
         source: The prepared source face (MediaPipe topology).
         config: Reenactor settings (``interpolation`` is used by the full-resolution warp).
-        model: Weights and device (``weights``: a folder or None for the shipped weights;
-            ``device``: ``cpu`` or ``cuda``); None: shipped weights on the CPU.
+        model: Weights folder (None: the shipped weights), backend (torch only), device and
+            precision; None: the ``ModelConfig`` defaults.
 
     Raises:
-        ConfigError: When the source was tracked with another landmark layout.
+        ConfigError: When the source was tracked with another landmark layout, or the backend,
+            device or precision asked for cannot run this stage.
         ModelError: When the weights are missing or fail their checksum.
     """
 
-    def __init__(self, source: SourceFace, config: ReenactorConfig, model: object | None = None) -> None:
+    def __init__(self, source: SourceFace, config: ReenactorConfig, model: ModelConfig | None = None) -> None:
         if source.topology.name != "mediapipe478":
             raise ConfigError("the neural reenactor needs the MediaPipe tracker's 478 landmarks; "
-                              "use --tracker mediapipe or the geometric reenactor")
+                              "use --tracker mediapipe or --reenactor geometric")
+        model = model or ModelConfig()
         self.source = source
         self.config = config
-        device = getattr(model, "device", "cpu") or "cpu"
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
-        self.gen = load_generator(getattr(model, "weights", None), str(self.device))
+        self.device, self.dtype = _placement(model)
+        self.gen = load_generator(model.weights, str(self.device)).to(self.dtype)
         size = self.gen.config.size
         self.size = size
         self.matrix = align_matrix(align_params(source.landmarks), size)
@@ -69,7 +70,8 @@ class NeuralFaceReenactor:
         ``landmarks`` given in source crop pixels; faces float32 RGB 0..255."""
         lm = apply_affine(self.matrix, landmarks)
         coarse = self._coarse.render(lm)
-        x = torch.from_numpy(to_tensor_layout(self.square, coarse, heatmaps(lm, self.size))[None]).to(self.device)
+        x = torch.from_numpy(to_tensor_layout(self.square, coarse, heatmaps(lm, self.size))[None])
+        x = x.to(self.device, self.dtype)
         with torch.inference_mode():
             face, logits, _ = self.gen(x)
             person = 1.0 - torch.softmax(logits.float(), 1)[:, 0]
@@ -84,6 +86,32 @@ class NeuralFaceReenactor:
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         back = cv2.warpAffine(delta, self.matrix, self._crop_size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
         image = np.clip(base.image.astype(np.float32) + back + 0.5, 0, 255).astype(np.uint8)
-        self.last_mask = cv2.warpAffine(person * self._edge, self.matrix, self._crop_size, flags=flags,
-                                        borderMode=cv2.BORDER_CONSTANT)
-        return Reenacted(image, base.map_x, base.map_y, 0.0)
+        # The crop keeps its (warped) background, as the geometric reenactor's does: no mask for
+        # the mixer. The predicted person mask is kept for a mixer that wants it.
+        self.person_mask = cv2.warpAffine(person * self._edge, self.matrix, self._crop_size, flags=flags,
+                                          borderMode=cv2.BORDER_CONSTANT)
+        return Reenacted(image, None, base.map_x, base.map_y, 0.0)
+
+    def close(self) -> None:
+        """Drop the generator (device memory); later renders fail."""
+        self.gen = None
+
+
+def _placement(model: ModelConfig) -> tuple[torch.device, torch.dtype]:
+    """(device, dtype) for ``model``, or ConfigError for what this stage cannot do."""
+    if model.backend not in ("torch", "auto"):
+        raise ConfigError(f"the neural reenactor runs on the torch backend only, not '{model.backend}'; "
+                          "use --backend torch")
+    name = model.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available; use --device cpu")
+    device = torch.device(name)
+    if model.precision == "fp16":
+        if device.type == "cuda":
+            return device, torch.float16
+        if not model.allow_fp32:
+            raise ConfigError("fp16 on the CPU is not supported by the neural reenactor; use --precision fp32 "
+                              "or add --allow-fp32")
+    return device, torch.float32

@@ -1,9 +1,12 @@
 """CoarseToFineGenerator: pix2pixHD's global generator, small, with encoder skips.
 
-It takes the ``inputs`` tensor (source crop, coarse warp, target heatmaps) and predicts an image
-and a blend: ``face = coarse + alpha * (image - coarse)``, so where the warp is right the net
-leaves it alone (alpha near 0) and where a warp cannot be right (mouth interior, teeth, closed
-lids, uncovered background) it paints. A second head predicts face / hair / background logits.
+It takes the ``inputs`` tensor (source crop, coarse warp, target heatmaps) and predicts a
+correction of the coarse warp: ``face = coarse + residual``, with the residual head initialised to
+zero, so training starts from the warp and the net learns to paint where a warp cannot be right
+(mouth interior, teeth, closed lids, uncovered background). A predicted blend
+(``coarse + alpha * (image - coarse)``) was tried first and dropped: its sigmoid saturated at
+alpha = 0 within 25 steps of an overfitting probe (the warp is the better guess almost everywhere at first),
+after which nothing trained. A second head predicts face / hair / background logits.
 pix2pixHD's local enhancer (a 2x branch) is not built: the engine adds the generator's
 correction to the full-resolution warp instead (``face_reenactor``).
 """
@@ -31,14 +34,12 @@ class GeneratorConfig:
         width: Channels of the first level (doubling per level).
         levels: Down-sampling levels.
         blocks: Residual blocks at the bottom.
-        alpha_bias: Initial blend logit (negative: start close to the coarse warp).
     """
 
     size: int = 128
     width: int = 16
     levels: int = 3
     blocks: int = 4
-    alpha_bias: float = -2.0
 
     def __post_init__(self) -> None:
         if self.size % (2 ** self.levels) or not 8 <= self.width <= 128 or not 1 <= self.levels <= 5:
@@ -65,8 +66,8 @@ class _ResBlock(nn.Module):
 
 
 class CoarseToFineGenerator(nn.Module):
-    """Generator: (B, IN_CHANNELS, S, S) -> face RGB (B, 3, S, S) in [-1, 1], seg logits (B, 3, S, S),
-    blend (B, 1, S, S).
+    """Generator: (B, IN_CHANNELS, S, S) -> face RGB (B, 3, S, S) (about [-1, 1]; clip for display),
+    seg logits (B, 3, S, S), residual (B, 3, S, S).
 
     Args:
         config: Architecture.
@@ -86,9 +87,10 @@ class CoarseToFineGenerator(nn.Module):
             for i in reversed(range(config.levels))
         )
         self.fuse = nn.ModuleList(_conv(chans[i] * 2, chans[i]) for i in reversed(range(config.levels)))
-        self.head = nn.Conv2d(w, 3 + 1 + len(SEG_CLASSES), 3, 1, 1)
+        self.head = nn.Conv2d(w, 3 + len(SEG_CLASSES), 3, 1, 1)
         with torch.no_grad():
-            self.head.bias[3].fill_(config.alpha_bias)
+            self.head.weight[:3].zero_()
+            self.head.bias[:3].zero_()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """See the class docstring."""
@@ -102,10 +104,8 @@ class CoarseToFineGenerator(nn.Module):
         for up, fuse in zip(self.up, self.fuse):
             h = fuse(torch.cat([up(h), skips.pop()], 1))
         out = self.head(h)
-        image = torch.tanh(out[:, :3])
-        alpha = torch.sigmoid(out[:, 3:4])
-        face = coarse + alpha * (image - coarse)
-        return face, out[:, 4:], alpha
+        residual = out[:, :3]
+        return coarse + residual, out[:, 3:], residual
 
 
 def parameter_count(module: nn.Module) -> int:

@@ -128,7 +128,7 @@ class Trainer:
         x, target, seg, weight = self._tensors(batch)
         use_gan = self.disc is not None and self.step >= self.cfg.gan_start
         with torch.autocast(self.device.type, enabled=self.amp):
-            face, logits, alpha = self.gen(x)
+            face, logits, residual = self.gen(x)
             losses = {"l1": (weight * (face - target).abs()).mean(), "seg": F.cross_entropy(logits.float(), seg)}
             if self.perc is not None:
                 losses["perceptual"] = self.perc(face, target)
@@ -150,7 +150,7 @@ class Trainer:
         self.step += 1
         out = {k: float(v.detach()) for k, v in losses.items()}
         out["total"] = float(total.detach())
-        out["alpha"] = float(alpha.mean())
+        out["residual"] = float(residual.detach().abs().mean())
         return out
 
     # -- the loop ------------------------------------------------------------------------------
