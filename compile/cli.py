@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         fmt = format_named(args.format)
+        if fmt.source is None or fmt.exporter is None:
+            parser.error(f"{fmt.name} is the format compile reads, not one it writes")
         source = format_named(fmt.source)
         if args.source.suffix.lower() != source.suffix:
             parser.error(f"{fmt.name} is built from {source.name} ({source.suffix}) files, got '{args.source}'")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from facepaint.engine.backends.base import PRECISIONS
 from facepaint.engine.backends.provenance import ShapeProfile, parse_profile
@@ -25,7 +24,6 @@ class CompileConfig:
         atol: Largest accepted |onnxruntime - torch| when checking an export.
         workspace_gb: TensorRT builder workspace limit in GiB.
         profiles: Optimization profiles (``ShapeProfile`` or ``NAME=MIN:OPT:MAX`` strings).
-        cache_dir: Absolute engine cache folder, or ``None`` for no cache.
     """
 
     precision: str = "fp16"
@@ -33,8 +31,12 @@ class CompileConfig:
     opset: int = 18
     atol: float = 1e-4
     workspace_gb: float = 4.0
-    profiles: tuple[ShapeProfile, ...] = ()
-    cache_dir: str | None = None
+    profiles: tuple[ShapeProfile | str, ...] = ()
+
+    @property
+    def shape_profiles(self) -> tuple[ShapeProfile, ...]:
+        """``profiles`` parsed (strings are parsed at construction; this narrows the type)."""
+        return tuple(p for p in self.profiles if isinstance(p, ShapeProfile))
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -46,6 +48,3 @@ class CompileConfig:
                               f"got {self.atol}, {self.workspace_gb}")
         profiles = tuple(parse_profile(p) if isinstance(p, str) else p for p in self.profiles)
         object.__setattr__(self, "profiles", profiles)
-        if self.cache_dir is not None and not Path(self.cache_dir).expanduser().is_absolute():
-            raise ConfigError(f"compile.cache_dir must be an absolute path (never relative to the current "
-                              f"directory), got '{self.cache_dir}'")

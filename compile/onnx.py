@@ -153,6 +153,8 @@ def export_weights(source: str | Path, out_path: str | Path, config: CompileConf
     spec = read_spec(source)
     with TorchBackend() as backend:
         backend.load(source)
+        if backend.module is None:
+            raise ModelError(f"no module was loaded from '{source}'")
         dynamic = {t.name: t.dynamic_axes() for t in spec.inputs if t.dynamic_axes()}
         result = export_onnx(backend.module, example_inputs(spec), out_path, output_names=spec.outputs,
                              opset=config.opset, dynamic_axes=dynamic, atol=config.atol)

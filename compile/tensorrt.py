@@ -14,10 +14,10 @@ from facepaint.compile.config import CompileConfig
 from facepaint.engine.backends.provenance import (
     EngineHeader,
     ShapeProfile,
-    sha256_file,
     write_engine_file,
 )
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
+from facepaint.engine.files import sha256_file
 
 
 def choose_precision(precision: str, has_fast_fp16: bool, allow_fp32: bool) -> str:
@@ -134,6 +134,6 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str 
 def export_engine(source: str | Path, out_path: str | Path, config: CompileConfig | None = None) -> Path:
     """The ``tensorrt`` row's exporter: ``model.onnx`` to ``model.engine`` (see ``build_engine``)."""
     config = config or CompileConfig()
-    build_engine(source, out_path, precision=config.precision, profiles=config.profiles,
+    build_engine(source, out_path, precision=config.precision, profiles=config.shape_profiles,
                  allow_fp32=config.allow_fp32, workspace_gb=config.workspace_gb)
     return Path(out_path)

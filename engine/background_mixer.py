@@ -68,7 +68,7 @@ class GeometricBackgroundMixer:
         if reenacted.mask is None:
             return reenacted.image
         sigma = self.config.feather * self.source.face_width
-        m = reenacted.mask.astype(np.float32)
+        m: np.ndarray = reenacted.mask.astype(np.float32)
         if sigma > 0:
             m = cv2.GaussianBlur(m, (0, 0), sigma)
         m = m[..., None]

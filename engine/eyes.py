@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facepaint.engine.geometry import box_around, soft_polygon
+from facepaint.engine.geometry import affine_fit, box_around, soft_polygon
 from facepaint.engine.source_face import SourceFace
 
 
@@ -79,7 +79,7 @@ def paint_irises(out: np.ndarray, source: SourceFace, target: np.ndarray) -> Non
         if r_s < 1.0:
             continue
         eye = topo.eyes[k]
-        m = _affine_fit(src[eye, :2], target[eye, :2])
+        m = affine_fit(src[eye, :2], target[eye, :2])
         c_w = m[:, :2] @ src[topo.irises[k][0], :2] + m[:, 2]  # where the warp left the iris
         c_t = target[topo.irises[k][0], :2]
         if np.linalg.norm(c_t - c_w) < 0.3:
@@ -114,10 +114,3 @@ def _iris_span_map(xs: np.ndarray, lo: float, hi: float, c_from: float, c_to: fl
     weight = np.where(xs < c_to - r, (xs - lo) / max(c_to - r - lo, 1e-3),
                       np.where(xs > c_to + r, (hi - xs) / max(hi - c_to - r, 1e-3), 1.0))
     return src, np.clip(weight, 0.0, 1.0)
-
-
-def _affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares (2, 3) affine with ``dst ≈ m @ [src, 1]``."""
-    a = np.concatenate([src, np.ones((len(src), 1))], axis=1)
-    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
-    return sol.T

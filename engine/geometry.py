@@ -59,8 +59,8 @@ def eye_openness(pts: np.ndarray, topo: Topology) -> np.ndarray:
 def mouth_openness(pts: np.ndarray, topo: Topology) -> float:
     """Inner-lip gap over inner mouth width."""
     c = topo.mouth_corners
-    width = np.linalg.norm(pts[c[0], :2] - pts[c[1], :2]) + 1e-6
-    return pair_gap(pts, topo.lip_pairs) / width
+    width = float(np.linalg.norm(pts[c[0], :2] - pts[c[1], :2])) + 1e-6
+    return float(pair_gap(pts, topo.lip_pairs) / width)
 
 
 def smoothstep(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray | float:
@@ -82,7 +82,7 @@ def soft_polygon(shape: tuple[int, int], poly: np.ndarray, blur: float, offset=(
     mask = np.zeros(shape, np.uint8)
     pts = np.round((poly[:, :2] - np.asarray(offset)) * 16).astype(np.int32)
     cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA, shift=4)
-    out = mask.astype(np.float32) * (1.0 / 255.0)
+    out: np.ndarray = mask.astype(np.float32) * (1.0 / 255.0)
     if blur > 0:
         out = cv2.GaussianBlur(out, (0, 0), blur)
     return out
@@ -94,3 +94,10 @@ def box_around(pts: np.ndarray, pad: float, limit: tuple[int, int]) -> tuple[int
     x1, y1 = np.ceil(pts[:, :2].max(0) + pad).astype(int) + 1
     w, h = limit
     return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+def affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares (2, 3) affine with ``dst ≈ m @ [src, 1]`` (a new, writable array)."""
+    a = np.concatenate([src, np.ones((len(src), 1))], axis=1)
+    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
+    return sol.T.copy()

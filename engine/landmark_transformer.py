@@ -13,7 +13,6 @@ from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import check_kind
 from facepaint.engine.track import FaceTrack
 
-
 REFERENCES = ("first-frame", "source")
 
 
@@ -174,10 +173,9 @@ class GeometricLandmarkTransformer:
         lm = self._check(face)
         if self._neutral is None:
             self.calibrate(face)
-        neutral, st, cfg = self._neutral, self.topology.stable, self.config
+        (neutral, (s_a, r_a, _shift)), st, cfg = self._calibration(), self.topology.stable, self.config
         s_d, r_d, t_d = umeyama(lm[st], neutral[st])
         unposed = similarity_apply(lm, s_d, r_d, t_d)
-        s_a, r_a, t_a = self._to_source
         delta = self._gain * s_a * (unposed - neutral) @ r_a.T
         if self._damp is not None:
             # Only sideways and upward motion: the jaw opening (downward) keeps its full size.
@@ -233,6 +231,16 @@ class GeometricLandmarkTransformer:
         shift[both] = 0.5 * ((lo - a_lo) + (hi - a_hi))[both]
         return shift
 
+    def _calibration(self) -> tuple[np.ndarray, tuple[float, np.ndarray, np.ndarray]]:
+        """The driving neutral's landmarks and its similarity onto the source (set by ``calibrate``).
+
+        Raises:
+            InputError: Before any driving face was calibrated on.
+        """
+        if self._neutral is None or self._to_source is None:
+            raise InputError("the landmark transformer has no driving neutral yet; calibrate on a driving face first")
+        return self._neutral, self._to_source
+
     def _check(self, face: FaceTrack) -> np.ndarray:
         if face.topology != self.topology.name:
             raise InputError(f"driving face topology '{face.topology}' differs from the source's "
@@ -254,7 +262,7 @@ class GeometricLandmarkTransformer:
     def _source_motion(self, s_d: float, r_d: np.ndarray, t_d: np.ndarray):
         """The driving head's motion from its neutral, expressed around the source face."""
         cfg = self.config
-        s_a, r_a, t_a = self._to_source
+        neutral, (s_a, r_a, t_a) = self._calibration()
         r_rel = r_d.T
         if cfg.rotation != 1.0:
             r_rel = _scale_rotation(r_rel, cfg.rotation)
@@ -263,7 +271,7 @@ class GeometricLandmarkTransformer:
         # neutral-frame motion x -> (R_d^T (x - t_d)) / s_d, conjugated by neutral->source similarity.
         r_src = r_a @ r_rel @ r_a.T
         centre = self.source.landmarks[self.topology.stable].mean(0)
-        neutral_c = self._neutral[self.topology.stable].mean(0)
+        neutral_c = neutral[self.topology.stable].mean(0)
         moved_c = similarity_apply(neutral_c[None], 1.0 / s_d, r_d.T, -(r_d.T @ t_d) / s_d)[0]
         shift = cfg.translation * s_a * (r_a @ (moved_c - neutral_c))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facepaint.engine.geometry import box_around, mouth_openness, smoothstep, soft_polygon
+from facepaint.engine.geometry import affine_fit, box_around, mouth_openness, smoothstep, soft_polygon
 from facepaint.engine.source_face import SourceFace, mouth_region, region_stats
 
 
@@ -55,14 +55,14 @@ def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: 
     if x1 - x0 < 3 or y1 - y0 < 3:
         return
     teeth, inside = _rigid_teeth(source, target, box)
-    use_driving = opened > 0.01 and frame is not None and driving is not None
-    if use_driving:
+    drive = opened if frame is not None and driving is not None and opened > 0.01 else 0.0
+    if frame is not None and driving is not None and drive > 0.0:
         interior = _driving_interior(source, target, frame, driving, box)
         layer = teeth * inside + interior * (1.0 - inside)
         cover = np.ones_like(inside)
     else:
         layer, cover = teeth, inside
-    alpha = max(opened if use_driving else 0.0, closing)
+    alpha = max(drive, closing)
     mask = soft_polygon((y1 - y0, x1 - x0), inner_t, 0.015 * width + 0.5, offset=(x0, y0))
     a = (alpha * mask)[..., None] * cover
     roi = out[y0:y1, x0:x1]
@@ -107,17 +107,10 @@ def _driving_interior(source: SourceFace, target: np.ndarray, frame: np.ndarray,
     topo = source.topology
     x0, y0, x1, y1 = box
     # Least-squares affine target -> driving: takes the driving opening's own proportions.
-    m = _affine_fit(target[topo.lips_inner, :2], driving[topo.lips_inner, :2])
+    m = affine_fit(target[topo.lips_inner, :2], driving[topo.lips_inner, :2])
     m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
     patch = cv2.warpAffine(frame, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     mu_d, sd_d = region_stats(frame, mouth_region(driving, topo))
     mu_s, sd_s = source.mouth_stats
     return (patch - mu_d) * (sd_s / sd_d) + mu_s
-
-
-def _affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares (2, 3) affine with ``dst ≈ m @ [src, 1]``."""
-    a = np.concatenate([src, np.ones((len(src), 1))], axis=1)
-    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
-    return sol.T.copy()

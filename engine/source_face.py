@@ -68,7 +68,6 @@ class SourceFace:
         warp: Backward-warp rasteriser over ``triangles`` at crop size.
         background: Crop with the face inpainted away.
         face_mask: Soft face mask (float32 in [0, 1]).
-        canonical: (N, 3) identity shape: landmarks centred, unrotated and scaled to unit face width.
         face_width: Face width in pixels (outer eye corners distance times 2).
         eye_open: Lid gap over eye width per eye.
         mouth_open: Inner-lip gap over mouth width.
@@ -93,7 +92,6 @@ class SourceFace:
     warp: PiecewiseAffineWarp
     background: np.ndarray
     face_mask: np.ndarray
-    canonical: np.ndarray
     face_width: float
     eye_open: np.ndarray
     mouth_open: float
@@ -156,7 +154,7 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
     return SourceFace(
         image=image, topology=topo, box=box, pad=pad, crop=crop, landmarks=lm, anchors=anchors, ring=ring,
         triangles=tri, warp=PiecewiseAffineWarp(tri, size, step), background=background,
-        face_mask=face_mask, canonical=_canonical(lm, face, face_width), face_width=face_width,
+        face_mask=face_mask, face_width=face_width,
         eye_open=eye_openness(lm, topo), mouth_open=mouth_openness(lm, topo),
         lid_colour=lid, lash_colour=lash, mouth_stats=region_stats(crop, mouth_region(lm, topo)),
         mouth_mask=soft_polygon((size[1], size[0]), lm[topo.lips_inner, :2], 0.004 * face_width),
@@ -189,8 +187,8 @@ def _padded_crop(image: np.ndarray, lm: np.ndarray, cfg: SourceConfig):
 
 
 def _face_width(lm: np.ndarray, topo: Topology) -> float:
-    outer = np.linalg.norm(lm[topo.eye_corners[0][0], :2] - lm[topo.eye_corners[1][0], :2])
-    return float(max(outer * 2.0, 8.0))
+    outer = float(np.linalg.norm(lm[topo.eye_corners[0][0], :2] - lm[topo.eye_corners[1][0], :2]))
+    return max(outer * 2.0, 8.0)
 
 
 def _head_ring(lm: np.ndarray, topo: Topology, scale: float, size: tuple[int, int]) -> np.ndarray:
@@ -209,7 +207,7 @@ def _remove_face(crop, lm, topo, face_width, cfg) -> tuple[np.ndarray, np.ndarra
     f = min(1.0, cfg.inpaint_size / max(h, w))
     small = cv2.resize(crop, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
     hull = cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0] * f
-    mask = (soft_polygon(small.shape[:2], hull, 0) > 0.5).astype(np.uint8) * 255
+    mask: np.ndarray = (soft_polygon(small.shape[:2], hull, 0) > 0.5).astype(np.uint8) * 255
     k = max(3, int(2 * cfg.face_dilate * face_width * f) | 1)
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     filled = cv2.inpaint(small, mask, 3, cv2.INPAINT_TELEA)
@@ -290,13 +288,3 @@ def region_stats(img: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.nd
     if len(px) < 4:
         return np.full(3, 128, np.float32), np.full(3, 40, np.float32)
     return px.mean(0), px.std(0) + 1.0
-
-
-def _canonical(lm: np.ndarray, face: FaceTrack, face_width: float) -> np.ndarray:
-    yaw, pitch, roll = np.radians(np.asarray(face.rotation, np.float64))
-    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
-    centred = lm - lm.mean(0)
-    return (centred @ (rz @ rx @ ry)) / face_width

@@ -106,7 +106,7 @@ class PiecewiseAffineWarp:
             keep = keep[np.argsort(-depth[self.triangles[keep]].mean(1), kind="stable")]
         keep = keep[np.argsort(area[keep] > 0, kind="stable")]
         fill = cv2.fillConvexPoly
-        for i, poly in zip((keep + 1).tolist(), fixed[keep]):
+        for i, poly in zip((keep + 1).tolist(), fixed[keep], strict=True):
             fill(ids, poly, i, cv2.LINE_8, 4)
         return ids
 

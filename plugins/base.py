@@ -73,6 +73,14 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class LiveSource(Source, Protocol):
+    """A camera, or a file paced like one. ``dropped`` counts the frames it overwrote because the
+    reader was not ready (a camera never waits)."""
+
+    dropped: int
+
+
+@runtime_checkable
 class FileSource(Source, Protocol):
     """A driving file (video or still). ``rate`` is the exact frame rate the output is written at;
     ``audio`` is the audio stream the file sink copies (None: no audio)."""

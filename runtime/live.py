@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from facepaint.engine.errors import ConfigError
 from facepaint.engine.reenactment import ReenactmentEngine
-from facepaint.plugins.base import Frame, Sink, Source, Tracker, load_plugin
+from facepaint.plugins.base import Frame, LiveSource, Sink, Tracker, load_plugin
 from facepaint.plugins.sinks.preview import HudInfo, PreviewSink
 from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.config import AppConfig
@@ -29,6 +31,7 @@ from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
 from facepaint.runtime.session import Driver, Session, Tracked
 from facepaint.runtime.stats import write_stats_json
+
 # How often the supervising thread wakes up when there is no preview window to pump.
 _TICK_S = 0.05
 _JOIN_TIMEOUT_S = 5.0
@@ -69,7 +72,7 @@ class LiveParts:
         size: (width, height) every output frame is letterboxed to.
     """
 
-    camera: Source
+    camera: LiveSource
     tracker: Tracker
     engine: ReenactmentEngine
     sinks: list[Sink] = field(default_factory=list)
@@ -119,7 +122,7 @@ class LiveRun:
         self.capacity = capacity
         self.controls = Controls()
         self.driver = Driver(parts.tracker, parts.engine, None)  # the tracker smooths causally
-        self._last_out: Any = None
+        self._last_out: np.ndarray | None = None
 
     def run(self) -> dict[str, Any]:
         """Run until the stream ends, the duration passes, ``q``/window close, or an error.
@@ -182,11 +185,12 @@ class LiveRun:
         return error
 
     def _extra(self) -> dict[str, Any]:
+        from facepaint.plugins.sinks.vcam import VirtualCamSink
+
         camera, extra = self.parts.camera, {}
-        extra["camera"] = {"fps": round(float(camera.fps), 3), "size": list(camera.size),
-                           "dropped": int(getattr(camera, "dropped", 0))}
+        extra["camera"] = {"fps": round(float(camera.fps), 3), "size": list(camera.size), "dropped": camera.dropped}
         for sink in self.parts.sinks:
-            if hasattr(sink, "skipped"):
+            if isinstance(sink, VirtualCamSink):
                 extra["vcam"] = {"device": sink.device, "fps": sink.fps, "sent": sink.sent, "skipped": sink.skipped}
         return extra
 
@@ -202,7 +206,7 @@ class LiveRun:
         camera = self.parts.camera
         seen = 0
         for frame in camera:
-            dropped = int(getattr(camera, "dropped", 0))
+            dropped = camera.dropped
             if dropped > seen:
                 self.stats.record_drop("camera", dropped - seen)
                 seen = dropped
@@ -238,7 +242,7 @@ class LiveRun:
         return frame
 
 
-def open_camera(config: AppConfig) -> Source:
+def open_camera(config: AppConfig) -> LiveSource:
     """The live source for ``--cam`` from the plugin registry: ``webcam`` (an index or a /dev path)
     or ``paced`` (a video file played on its own clock, like a camera).
 
@@ -265,22 +269,23 @@ def open_parts(config: AppConfig) -> LiveParts:
         # Cheap checks that users most often fail (no display, no camera, no loopback device) come
         # before the tracker and engine, which take seconds to load.
         preview = stack.enter_context(PreviewSink()) if config.preview else None
-        camera = stack.enter_context(open_camera(config))
-        size = tuple(config.virtual_camera.size)
-        sinks: list[Any] = []
+        camera = open_camera(config)
+        stack.callback(camera.close)
+        size = (config.virtual_camera.size[0], config.virtual_camera.size[1])
+        sinks: list[Sink] = []
         if config.vcam:
             from facepaint.plugins.sinks.vcam import VirtualCamSink
 
             sinks.append(stack.enter_context(VirtualCamSink(config.virtual_camera, camera.fps)))
         if config.output:
-            sinks.append(stack.enter_context(_open_recording(config, camera.fps, size)))
+            sinks.append(stack.enter_context(_open_recording(config.output, config, camera.fps, size)))
         session = stack.enter_context(Session(config, live=True))
         parts = LiveParts(camera, session.tracker, session.engine, sinks, preview, size)
         stack.pop_all()
     return parts
 
 
-def _open_recording(config: AppConfig, fps: float, size: tuple[int, int]) -> Any:
+def _open_recording(output: str, config: AppConfig, fps: float, size: tuple[int, int]) -> BackgroundSink:
     """The ``--output`` recording of what the virtual camera shows, on the camera's clock.
 
     Raises:
@@ -288,10 +293,10 @@ def _open_recording(config: AppConfig, fps: float, size: tuple[int, int]) -> Any
     """
     from facepaint.plugins.sinks.file import FileSink
 
-    sink = FileSink(config.output, fps=fps, size=size, encoder=config.encoder)
+    sink = FileSink(output, fps=fps, size=size, encoder=config.encoder)
     if sink.kind != "video":
         sink.abort()
-        raise ConfigError(f"--output {config.output}: with --cam the recording is a video; use .mp4, .mkv or .mov")
+        raise ConfigError(f"--output {output}: with --cam the recording is a video; use .mp4, .mkv or .mov")
     return BackgroundSink(ClockedSink(sink, fps), "record")
 
 

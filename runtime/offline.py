@@ -25,8 +25,9 @@ from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFF
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.pipeline import BLOCK, Pipeline
 from facepaint.runtime.portrait import read_portrait
-from facepaint.runtime.session import Driver, Session, Tracked
+from facepaint.runtime.session import Driver, Rendered, Session
 from facepaint.runtime.stats import PipelineStats, write_stats_json
+
 
 def open_driving(path: str) -> FileSource:
     """The driving source: ``ImageSource`` for still images (by extension), else ``VideoSource``.
@@ -102,7 +103,7 @@ class OfflineRender:
                 return
             yield frame
 
-    def encode(self, item: Tracked) -> None:
+    def encode(self, item: Rendered) -> None:
         """Write one output frame with the driving frame's index and timing."""
         f = item.frame
         self.sink.write(Frame(image=item.output, index=f.index, pts=f.pts, captured_at=f.captured_at))

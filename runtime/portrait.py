@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from facepaint.engine.errors import InputError, NoFaceError
 from facepaint.engine.track import FaceTrack
-from facepaint.plugins.base import load_plugin
+from facepaint.plugins.base import Tracker, load_plugin
 from facepaint.plugins.sources.image import read_image
 from facepaint.runtime.config import AppConfig
 
@@ -68,7 +68,7 @@ def read_portrait(config: AppConfig) -> np.ndarray:
     return read_image(config.source, "source portrait")
 
 
-def load_portrait(config: AppConfig, tracker: Any | None = None, image: np.ndarray | None = None) -> Portrait:
+def load_portrait(config: AppConfig, tracker: Tracker | None = None, image: np.ndarray | None = None) -> Portrait:
     """Read ``config.source``, track it as a still and pick ``config.face_index``.
 
     Args:
@@ -85,13 +85,10 @@ def load_portrait(config: AppConfig, tracker: Any | None = None, image: np.ndarr
     """
     if image is None:
         image = read_portrait(config)
-    own = tracker is None
-    if own:
-        tracker = load_plugin("facepaint.trackers", config.tracker.name)(config.tracker)
-    try:
+    if tracker is None:
+        with contextlib.closing(load_plugin("facepaint.trackers", config.tracker.name)(config.tracker)) as own:
+            faces = list(own.track(image, None))
+    else:
         faces = list(tracker.track(image, None))
-    finally:
-        if own:
-            tracker.close()
     face, index = pick_face(faces, config.face_index, config.source)
     return Portrait(path=config.source, image=image, face=face, faces=tuple(faces), face_index=index)

@@ -97,16 +97,22 @@ class Session:
 
 @dataclass(frozen=True, eq=False)
 class Tracked:
-    """A driving frame, the face found in it (None: no face) and, once rendered, the output."""
+    """A driving frame and the face found in it (None: no face)."""
 
     frame: Frame
-    face: FaceTrack | None = None
-    output: np.ndarray | None = None
+    face: FaceTrack | None
 
     @property
     def captured_at(self) -> float:
         """When the driving frame was captured or decoded: latency is measured from it."""
         return self.frame.captured_at
+
+
+@dataclass(frozen=True, eq=False)
+class Rendered(Tracked):
+    """A tracked driving frame and the output frame rendered from it."""
+
+    output: np.ndarray
 
 
 class Driver:
@@ -144,11 +150,11 @@ class Driver:
             return []
         return [Tracked(t.frame, face) for t, face in self.smoother.flush()]
 
-    def render(self, item: Tracked) -> Tracked:
+    def render(self, item: Tracked) -> Rendered:
         """Reenact the portrait with the tracked face (None: the engine holds its last pose)."""
-        return Tracked(item.frame, item.face, self.engine.render(item.frame.image, item.face, item.frame.pts))
+        return Rendered(item.frame, item.face, self.engine.render(item.frame.image, item.face, item.frame.pts))
 
-    def run(self, frames: Iterable[Frame]) -> Iterator[Tracked]:
+    def run(self, frames: Iterable[Frame]) -> Iterator[Rendered]:
         """Every frame rendered, in order, on the caller's thread (no pipeline, no encoding)."""
         for frame in frames:
             for item in self.smooth(self.track(frame)):

@@ -144,3 +144,28 @@ def live_parts(n: int = 50, delay: float = 0.0, tracker: FakeTracker | None = No
 
     return LiveParts(paced_clip(n, loop=loop), tracker or FakeTracker(), FakeEngine(delay=delay),
                      sinks if sinks is not None else [ListSink()], preview, CAM)
+
+
+class RecordingBackend:
+    """A pyvirtualcam backend that keeps what it is sent (the documented Backend interface)."""
+
+    instances: list[RecordingBackend] = []
+
+    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw) -> None:
+        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
+        self.name = device or "/dev/video-rec"
+        self.frames: list[np.ndarray] = []
+        self.closed = 0
+        RecordingBackend.instances.append(self)
+
+    def send(self, frame: np.ndarray) -> None:
+        self.frames.append(frame.copy())
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def device(self) -> str:
+        return self.name
+
+    def native_fourcc(self) -> int | None:
+        return None

@@ -25,7 +25,8 @@ def files(tmp_path: Path, audio_only_file: Path, clip_writer) -> dict[str, Path]
     text.write_text("this is not a picture")
     corrupt = tmp_path / "talk.mp4"
     corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
-    return {"portrait": portrait, "text": text, "corrupt": corrupt, "clip": clip_writer(tmp_path / "ok.mp4", [100] * 3, size=(32, 32), audio=None),
+    clip = clip_writer(tmp_path / "ok.mp4", [100] * 3, size=(32, 32), audio=None)
+    return {"portrait": portrait, "text": text, "corrupt": corrupt, "clip": clip,
             "audio": audio_only_file, "out": tmp_path / "out.mp4"}
 
 

@@ -1,4 +1,4 @@
-"""compile/: ONNX export checked against torch, the FORMATS round trip, engine cache, CLI errors."""
+"""compile/: ONNX export checked against torch, the FORMATS round trip, CLI errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from facepaint.compile.cli import main as compile_main
-from facepaint.compile.cache import BuildTarget, EngineCache, cache_key
 from facepaint.compile.config import CompileConfig
 from facepaint.compile.onnx import export_onnx
 from facepaint.compile.tensorrt import build_engine, choose_precision
@@ -107,8 +106,6 @@ def test_onnx_fp16_of_fp32_model_needs_allow_fp32(exported: tuple[Path, Path]) -
 def test_compile_config_is_strict() -> None:
     config = CompileConfig(profiles=("image=1x3x8x8:1x3x64x64:1x3x128x128",))
     assert config.profiles[0] == ShapeProfile("image", (1, 3, 8, 8), (1, 3, 64, 64), (1, 3, 128, 128))
-    with pytest.raises(ConfigError, match="absolute"):
-        CompileConfig(cache_dir="engines")
     with pytest.raises(ConfigError, match="opset"):
         CompileConfig(opset=13)
     with pytest.raises(ConfigError, match="precision"):
@@ -121,30 +118,6 @@ def test_choose_precision_never_falls_back_silently() -> None:
     assert choose_precision("fp16", has_fast_fp16=False, allow_fp32=True) == "fp32"
     with pytest.raises(BackendUnavailable, match="--allow-fp32"):
         choose_precision("fp16", has_fast_fp16=False, allow_fp32=False)
-
-
-def test_engine_cache_keys_and_reuse(tmp_path: Path, exported: tuple[Path, Path]) -> None:
-    target = BuildTarget("10.3.0", "NVIDIA GeForce RTX 4090", "8.9")
-    built: list[Path] = []
-
-    def fake_build(onnx_path: Path, out: Path, config: CompileConfig) -> Path:
-        built.append(out)
-        out.write_bytes(b"engine")
-        return out
-
-    cache = EngineCache(tmp_path / "cache")
-    fp16 = CompileConfig(cache_dir=str(tmp_path / "cache"))
-    first = cache.get_or_build(exported[1], fp16, target, fake_build)
-    assert cache.get_or_build(exported[1], fp16, target, fake_build) == first and built == [first]
-    assert first.parent == tmp_path / "cache" and first.name.startswith("warp-")
-    fp32 = CompileConfig(precision="fp32")
-    other_gpu = BuildTarget("10.3.0", "NVIDIA H100 80GB HBM3", "9.0")
-    assert cache.get_or_build(exported[1], fp32, target, fake_build) != first
-    assert cache.path_for(exported[1], other_gpu, fp16) != first
-    assert cache_key("a" * 64, target, "fp16", ()) != cache_key("b" * 64, target, "fp16", ())
-    assert EngineCache.from_config(fp16).root == tmp_path / "cache"
-    with pytest.raises(ConfigError, match="absolute"):
-        EngineCache("relative/cache")
 
 
 def test_build_engine_without_tensorrt_is_unavailable(no_tensorrt: None, exported: tuple[Path, Path],
@@ -181,3 +154,83 @@ def test_tensorrt_engine_matches_torch(exported: tuple[Path, Path], astronaut: n
         assert (got.float().cpu() - want).abs().max().item() < atol
         with pytest.raises(ConfigError, match="outside the engine profile"):
             trt.infer({k: v.cuda() for k, v in face_inputs(astronaut, 300).items()})
+
+
+@pytest.mark.parametrize("which", ["torch", "onnx"])
+def test_cpu_backends_hand_over_fresh_cpu_outputs(exported: tuple[Path, Path], which: str) -> None:
+    """The output contract: torch and onnxruntime outputs belong to the caller (a second infer
+    leaves the first result alone) and live on the CPU; only TensorRT reuses its buffers."""
+    from facepaint.engine.backends.tensorrt import TensorRTBackend
+
+    path = exported[0] if which == "torch" else exported[1]
+    image, grid = torch.rand(1, 3, 30, 36), torch.rand(1, 48, 40, 2) * 30
+    with backend_for(path) as backend:
+        assert backend.output_device == "cpu" and backend.outputs_reused is False
+        first = backend.infer({"image": image, "backward_map": grid})["warped"]
+        kept = first.clone()
+        backend.infer({"image": torch.rand(1, 3, 30, 36), "backward_map": grid})
+        torch.testing.assert_close(first, kept)
+        assert first.device.type == "cpu" and first.dtype == torch.float32
+    assert TensorRTBackend.outputs_reused is True
+
+
+def test_precision_comes_from_the_engine_header_and_a_given_one_only_checks_it() -> None:
+    from facepaint.engine.backends.provenance import EngineHeader, EngineTarget, mismatches
+
+    header = EngineHeader(tensorrt="10.9", gpu_name="H100", compute_capability="9.0", precision="fp16",
+                          profiles=(), source="warp.onnx", source_sha256="a" * 64)
+    here = {"tensorrt": "10.9", "gpu_name": "H100", "compute_capability": "9.0"}
+    assert mismatches(header, EngineTarget(**here, precision=None)) == []  # default: the engine's own
+    assert mismatches(header, EngineTarget(**here, precision="fp16")) == []
+    assert mismatches(header, EngineTarget(**here, precision="fp32")) == ["precision: built as fp16, asked for fp32"]
+
+
+def _only(tmp_path: Path, *files: Path) -> Path:
+    """A folder holding copies of ``files`` (a weights folder as --weights DIR names it)."""
+    for f in files:
+        shutil.copy(f, tmp_path / f.name)
+        if f.suffix == ".safetensors":
+            shutil.copy(f.with_suffix(".json"), tmp_path / f.with_suffix(".json").name)
+    return tmp_path
+
+
+def test_auto_picks_onnxruntime_on_cpu_and_says_what_it_passed_over(exported: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    from facepaint.engine.backends.choose import open_model
+
+    (tmp_path / "both").mkdir()
+    chosen = open_model("warp", _only(tmp_path / "both", *exported), "auto", "auto")
+    with chosen.backend:
+        assert (chosen.name, chosen.device, chosen.passed_over) == ("onnxruntime", "cpu", ())
+    (tmp_path / "torch").mkdir()
+    chosen = open_model("warp", _only(tmp_path / "torch", exported[0]), "auto", "cpu")
+    with chosen.backend:
+        assert chosen.name == "torch" and chosen.passed_over == ("onnxruntime: no warp.onnx",)
+        assert chosen.describe() == "warp: torch on cpu (auto; onnxruntime: no warp.onnx)"
+
+
+def test_named_backends_never_fall_back_and_name_their_extra(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    from facepaint.engine.backends.choose import open_model
+
+    folder = _only(tmp_path, *exported)
+    with pytest.raises(ModelError, match="warp.engine, which does not exist"):
+        open_model("warp", folder, "tensorrt", "cuda")
+    (folder / "warp.engine").write_bytes(b"not an engine")
+    with pytest.raises(BackendUnavailable, match=r"TensorRT is not installed.*facepaint-live\[tensorrt\]"):
+        open_model("warp", folder, "tensorrt", "cuda")
+    with pytest.raises(BackendUnavailable, match=r"facepaint-live\[rtx\]"):
+        open_model("warp", folder, "tensorrt-rtx", "cuda")
+    with pytest.raises(ConfigError, match="tensorrt-rtx runs on an NVIDIA RTX GPU"):
+        open_model("warp", folder, "tensorrt-rtx", "cpu")
+    with pytest.raises(BackendUnavailable, match="auto found no way to run gen.*onnxruntime: no gen.onnx; torch"):
+        open_model("gen", folder, "auto", "cpu")
+
+
+def test_fp16_warm_up_guard_names_fp32() -> None:
+    from facepaint.engine.backends.choose import check_warm_up
+
+    check_warm_up({"rgb": torch.rand(1, 3, 8, 8)}, "fp16", "generator")
+    with pytest.raises(BackendUnavailable, match="NaN or infinite.*--precision fp32"):
+        check_warm_up({"rgb": torch.full((1, 3, 8, 8), float("nan"))}, "fp16", "generator")
+    with pytest.raises(BackendUnavailable, match="all-black image.*--precision fp32"):
+        check_warm_up({"rgb": torch.zeros(1, 3, 8, 8)}, None, "generator")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED = {"engine": "facepaint.engine", "compile": "facepaint.compile", "runtime": "facepaint.runtime",

@@ -113,18 +113,20 @@ class BackendOptions:
     Attributes:
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32`` or ``fp16`` (compute precision; inputs and outputs stay as documented by
-            each backend).
+            each backend), or None for the model file's own: a TensorRT engine's header, an ONNX
+            model's stored types, and for torch weights fp16 on CUDA and fp32 on the CPU (where
+            torch has no fast fp16 kernels). A value given only checks the file's.
         allow_fp32: Run in fp32 when fp16 is asked for and not possible, instead of failing.
     """
 
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str | None = None
     allow_fp32: bool = False
 
     def __post_init__(self) -> None:
         if not _DEVICE.match(self.device):
             raise ConfigError(f"backend device must be cpu, cuda or cuda:N, got '{self.device}'")
-        if self.precision not in PRECISIONS:
+        if self.precision is not None and self.precision not in PRECISIONS:
             raise ConfigError(f"backend precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
 
     @property
@@ -139,7 +141,18 @@ class Backend(Protocol):
 
     ``load`` is called once before ``infer``; ``close`` releases the model and runs its body once,
     however often it is called. A backend is a context manager that closes on exit.
+
+    Outputs: ``infer`` returns float32 (or the model's integer) tensors on ``output_device``. Where
+    ``outputs_reused`` is True (TensorRT) they are views of buffers the backend owns and the next
+    ``infer`` overwrites: copy (``.clone()``) what must outlive it. Otherwise the caller owns them.
+    onnxruntime always returns CPU tensors, whatever device it runs on.
     """
+
+    outputs_reused: bool
+
+    @property
+    def output_device(self) -> str:
+        """Where ``infer``'s outputs live (``cpu`` or ``cuda:N``)."""
 
     def load(self, path: str | Path) -> None:
         """Load the model file at ``path``."""
@@ -163,6 +176,7 @@ class BackendBase:
     """
 
     format_name: ClassVar[str] = ""
+    outputs_reused: ClassVar[bool] = False
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         self.options = options or BackendOptions()
@@ -170,6 +184,11 @@ class BackendBase:
         self.output_names: tuple[str, ...] = ()
         self._loaded = False
         self._closed = False
+
+    @property
+    def output_device(self) -> str:
+        """Where ``infer``'s outputs live: the compute device unless a backend says otherwise."""
+        return self.options.device
 
     def close(self) -> None:
         """Release the model once; later calls do nothing."""
@@ -210,14 +229,14 @@ class BackendBase:
             raise ModelError(f"{type(self).__name__} is {state}; create a new backend for another model")
 
 
-def backend_for(path: str | Path, device: str = "cpu", *, precision: str = "fp32",
+def backend_for(path: str | Path, device: str = "cpu", *, precision: str | None = None,
                 allow_fp32: bool = False) -> Backend:
     """Create the backend that matches ``path``'s suffix and load the model.
 
     Args:
         path: Model file (``.safetensors`` with a ``.json`` beside it, ``.onnx`` or ``.engine``).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``fp32`` or ``fp16``.
+        precision: ``fp32`` or ``fp16`` to check the file against, or None for the file's own.
         allow_fp32: Run fp32 where fp16 is asked for and not possible.
 
     Returns:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from facepaint.engine.backends.spec import ModelSpec, TensorSpec
-from torch import nn
 
 
 class BackwardWarp(nn.Module):

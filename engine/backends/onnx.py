@@ -78,14 +78,9 @@ class OnnxBackend(BackendBase):
         """
         ort = import_onnxruntime()
         self._check_not_loaded()
-        providers = providers_for(self.options, ort.get_available_providers())
         if not Path(path).is_file():
             raise ModelError(f"ONNX model '{path}' does not exist")
-        try:
-            session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-            raise ModelError(f"onnxruntime cannot load '{path}': {exc}") from None
-        wanted = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+        session, wanted = self._session(ort, path)
         if wanted not in session.get_providers():
             raise BackendUnavailable(f"onnxruntime did not start {wanted} for '{path}' "
                                      f"(session runs on {session.get_providers()}); check the CUDA/cuDNN install")
@@ -96,6 +91,20 @@ class OnnxBackend(BackendBase):
         self.output_names = tuple(o.name for o in session.get_outputs())
         self._loaded = True
 
+    def _session(self, ort: Any, path: str | Path) -> tuple[Any, str]:
+        """The inference session on the options' provider, and that provider's name.
+
+        Raises:
+            BackendUnavailable: If the provider is missing.
+            ModelError: If onnxruntime cannot load the file.
+        """
+        providers = providers_for(self.options, ort.get_available_providers())
+        try:
+            session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            raise ModelError(f"onnxruntime cannot load '{path}': {exc}") from None
+        return session, providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+
     def _check_precision(self, path: str | Path) -> None:
         if self.options.precision != "fp16" or self.options.allow_fp32:
             return
@@ -103,6 +112,11 @@ class OnnxBackend(BackendBase):
             raise BackendUnavailable(
                 f"fp16 asked for, but '{path}' is an fp32 ONNX model (onnxruntime runs the stored "
                 "precision); export an fp16 model, use precision='fp32', or pass allow_fp32=True")
+
+    @property
+    def output_device(self) -> str:
+        """onnxruntime hands its outputs back in host memory, whatever provider ran the model."""
+        return "cpu"
 
     def infer(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run the session on named tensors.

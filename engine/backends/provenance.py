@@ -12,7 +12,6 @@ rebuilds the engine. Nothing here imports TensorRT, so the checks are testable a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import struct
 from pathlib import Path
@@ -134,7 +133,8 @@ class EngineTarget:
         tensorrt: Installed TensorRT version.
         gpu_name: GPU that will run the engine.
         compute_capability: Its ``"major.minor"``.
-        precision: Requested precision.
+        precision: Requested precision, or None to take the engine's own (the header is the truth;
+            a caller's value only checks it).
         allow_fp32: Accept an fp32 engine when fp16 is requested.
         source_sha256: Hash of the source the engine must come from, or ``None`` not to check it.
     """
@@ -142,18 +142,9 @@ class EngineTarget:
     tensorrt: str
     gpu_name: str
     compute_capability: str
-    precision: str
+    precision: str | None
     allow_fp32: bool = False
     source_sha256: str | None = None
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Return the hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_engine_file(path: str | Path, header: EngineHeader, payload: bytes) -> Path:
@@ -207,7 +198,7 @@ def mismatches(header: EngineHeader, target: EngineTarget) -> list[str]:
              ("compute capability", header.compute_capability, target.compute_capability))
     found += [f"{what}: built for {built}, here {here}" for what, built, here in pairs if built != here]
     fp32_allowed = target.allow_fp32 and target.precision == "fp16" and header.precision == "fp32"
-    if header.precision != target.precision and not fp32_allowed:
+    if target.precision is not None and header.precision != target.precision and not fp32_allowed:
         found.append(f"precision: built as {header.precision}, asked for {target.precision}")
     if target.source_sha256 is not None and target.source_sha256 != header.source_sha256:
         found.append(f"source {header.source}: built from sha256 {header.source_sha256[:12]}, "

@@ -17,13 +17,14 @@ import torch
 
 from facepaint.engine.backends.base import BackendBase, BackendOptions
 from facepaint.engine.backends.provenance import (
+    EngineHeader,
     EngineTarget,
     ShapeProfile,
     check_header,
     read_engine_file,
-    sha256_file,
 )
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
+from facepaint.engine.files import sha256_file
 
 INSTALL = "pip install 'facepaint-live[tensorrt]'"
 
@@ -69,13 +70,14 @@ def torch_dtype(trt: Any, dtype: Any) -> torch.dtype:
     raise ModelError(f"engine uses TensorRT type {dtype}, which has no torch equivalent")
 
 
-def check_shape(name: str, shape: tuple[int, ...], profile: ShapeProfile) -> None:
-    """Refuse a shape outside the engine's optimization profile.
+def check_shape(name: str, shape: tuple[int, ...], profile: ShapeProfile | None) -> None:
+    """Refuse a shape outside the engine's optimization profile (None: a static input, whose
+    shape the engine itself checks).
 
     Raises:
         ConfigError: With the profile's bounds and how to rebuild for the new shape.
     """
-    if not profile.contains(shape):
+    if profile is not None and not profile.contains(shape):
         raise ConfigError(f"input '{name}' has shape {shape}, outside the engine profile "
                           f"min {profile.min} .. max {profile.max}; rebuild the engine with --profile "
                           f"{name}=MIN:OPT:MAX covering it")
@@ -107,11 +109,12 @@ class TensorRTBackend(BackendBase):
     """
 
     format_name = "tensorrt"
+    outputs_reused = True  # views of the bound output buffers (see the class docstring)
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         """Create an unloaded backend; ``options.device`` must be CUDA."""
         super().__init__(options)
-        self.header = None
+        self.header: EngineHeader | None = None
         self._engine: Any = None
         self._context: Any = None
         self._inputs: dict[str, _Binding] = {}

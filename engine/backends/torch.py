@@ -11,11 +11,11 @@ from types import MappingProxyType
 from typing import Any
 
 import torch
+from torch import nn
 
 from facepaint.engine.backends.base import BackendBase, BackendOptions, load_object
 from facepaint.engine.backends.spec import ModelSpec, read_spec
 from facepaint.engine.errors import BackendUnavailable, ModelError
-from torch import nn
 
 # Values are "module:factory" strings so that listing the architectures imports none of them.
 ARCHITECTURES: Mapping[str, str] = MappingProxyType({
@@ -44,7 +44,7 @@ def compute_dtype(options: BackendOptions, device: torch.device) -> torch.dtype:
     Raises:
         BackendUnavailable: If fp16 is asked for on CPU without ``allow_fp32``.
     """
-    if options.precision == "fp32":
+    if options.precision == "fp32" or (options.precision is None and device.type != "cuda"):
         return torch.float32
     if device.type == "cuda":
         return torch.float16
@@ -132,6 +132,8 @@ class TorchBackend(BackendBase):
             ConfigError: If the input names differ from the model's.
         """
         self._check_ready(inputs)
+        if self.module is None:  # _check_ready refuses a closed or unloaded backend first
+            raise ModelError(f"{type(self).__name__} has no model: call load(path) before infer()")
         args = [self._prepare(inputs[name]) for name in self.input_names]
         with torch.inference_mode():
             result = self.module(*args)

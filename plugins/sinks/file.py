@@ -208,8 +208,11 @@ class _VideoWriter:
         except (av.FFmpegError, OSError) as exc:
             raise SinkError(f"cannot create a video in {tmp.parent} ({exc}); check the folder's permissions") from None
         try:
-            self._stream = self._out.add_stream(encoder.codec, rate=rate,
-                                                options={"crf": str(encoder.crf), "preset": encoder.preset})
+            stream = self._out.add_stream(encoder.codec, rate=rate,
+                                          options={"crf": str(encoder.crf), "preset": encoder.preset})
+            if not isinstance(stream, av.VideoStream):
+                raise ValueError(f"{encoder.codec} is not a video codec")
+            self._stream = stream
             self._stream.width, self._stream.height = even_size(size)
             self._stream.pix_fmt = "yuv420p"
             self._stream.thread_type = "AUTO"
@@ -277,7 +280,10 @@ class _AudioTrack:
         if self._copy:
             self._dst = out.add_stream_from_template(self._src)
         else:
-            self._dst = out.add_stream("aac", rate=info.sample_rate or 44100)
+            dst = out.add_stream("aac", rate=info.sample_rate or 44100)
+            if not isinstance(dst, av.AudioStream) or not isinstance(self._src, av.AudioStream):
+                raise SinkError(f"cannot re-encode the audio of {info.path} as AAC")
+            self._dst = dst
             # Some decoders report an unordered layout ("1 channels") that the AAC encoder refuses.
             channels = info.channels or self._src.layout.nb_channels
             self._dst.layout = {1: "mono", 2: "stereo"}.get(channels, self._src.layout.name)
@@ -286,7 +292,9 @@ class _AudioTrack:
         self._out = out
         # Keep the original sync: the audio is shifted by where the video stream started.
         video = self._in.streams.video[0] if self._in.streams.video else None
-        self._offset = float(video.start_time * video.time_base) if video and video.start_time else 0.0
+        self._offset = 0.0
+        if video is not None and video.start_time and video.time_base is not None:
+            self._offset = float(video.start_time * video.time_base)
         self._packets = self._in.demux(self._src)
         self._pending: Any = None
         self._ended = False

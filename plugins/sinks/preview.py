@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,13 +73,13 @@ def draw_hud(image: np.ndarray, info: HudInfo) -> np.ndarray:
     return out
 
 
-def display_available(platform: str | None = None, environ: dict[str, str] | None = None) -> bool:
+def display_available(platform: str | None = None, environ: Mapping[str, str] | None = None) -> bool:
     """False where a window cannot be shown: Linux/BSD without an X11 or Wayland display."""
     platform = platform or sys.platform
-    environ = os.environ if environ is None else environ
+    env = os.environ if environ is None else environ
     if platform.startswith(("win", "darwin")):
         return True
-    return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
 class PreviewSink:

@@ -118,7 +118,7 @@ class VirtualCamSink:
         Raises:
             SinkError: When no virtual camera can be opened (the message says how to get one).
         """
-        self.size = tuple(config.size)
+        self.size = (config.size[0], config.size[1])
         self.fps = float(config.fps or fps)
         self.sent = 0
         self.skipped = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path

@@ -82,10 +82,13 @@ class WebcamSource:
         frame_count: Always None (a camera has no end).
         live: Always True.
         retries: How many times the camera was reopened after a failed read.
+        dropped: Always 0: frames the camera driver discards while the reader is busy are not
+            visible through OpenCV (the live pipeline counts its own drops).
     """
 
     frame_count: int | None = None
     live = True
+    dropped = 0
 
     def __init__(
         self,

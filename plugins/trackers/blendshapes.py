@@ -112,7 +112,7 @@ def _ramp(x: np.ndarray | float, key: str) -> np.ndarray:
     return np.clip((np.asarray(x, np.float64) - lo) / (hi - lo), 0.0, 1.0)
 
 
-def _face_frame(points: np.ndarray) -> np.ndarray:
+def face_frame(points: np.ndarray) -> np.ndarray:
     """68 points rotated so the outer eye corners are level, in inter-ocular units, y down."""
     p = np.asarray(points, np.float64)[:, :2]
     eye_line = p[45] - p[36]
@@ -141,7 +141,7 @@ def blendshapes_from_ibug68(points: np.ndarray) -> np.ndarray:
     Returns:
         (52,) float32 in ``BLENDSHAPE_NAMES`` order.
     """
-    q = _face_frame(points)
+    q = face_frame(points)
     mouth_mid = (q[62, 1] + q[66, 1]) / 2.0
     width = _ramp(q[54, 0] - q[48, 0], "width")
     values = {

@@ -8,8 +8,6 @@ is imported only when the first landmarker is created, so listing plugins stays 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import importlib.metadata
 import os
 import sys
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.errors import BackendUnavailable, FacepaintError, InputError, ModelError
+from facepaint.engine.files import sha256_file
 from facepaint.engine.track import BLENDSHAPE_NAMES, FaceTrack
 from facepaint.plugins.trackers.blendshapes import angles_from_rotation, au_vector
 from facepaint.plugins.trackers.config import TrackerConfig
@@ -37,16 +36,6 @@ _FACE_SIZE_CM = 15.0
 _BLENDSHAPE_INDEX = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
 
 
-@functools.lru_cache(maxsize=8)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a file, cached per (path, size, mtime) so each model is hashed once per process."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_model(path: Path, sha256: str = MODEL_SHA256) -> Path:
     """Return ``path`` if it is a file whose sha256 is ``sha256``.
 
@@ -55,8 +44,7 @@ def verify_model(path: Path, sha256: str = MODEL_SHA256) -> Path:
     """
     if not path.is_file():
         raise ModelError(f"face landmarker model not found at {path}; {_MODEL_FIX}")
-    stat = path.stat()
-    actual = _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+    actual = sha256_file(path)
     if actual != sha256:
         raise ModelError(
             f"face landmarker model {path} has sha256 {actual[:16]}..., expected {sha256[:16]}...; {_MODEL_FIX}"

@@ -77,8 +77,9 @@ def check_device(device: str, engine: Mapping[str, Any] | None = None) -> None:
     if device != "auto" and not torch.cuda.is_available():
         raise BackendUnavailable(f"--device {device}: no CUDA GPU is visible to torch "
                                  f"(torch {torch.__version__}); run with --device cpu")
-    kinds = {stage: (engine or {}).get(stage, {}).get("kind", "geometric") for stage in ("transformer", "reenactor", "mixer")}
-    if device != "auto" and set(kinds.values()) == {"geometric"}:
+    stages = ("transformer", "reenactor", "mixer")
+    kinds = {(engine or {}).get(stage, {}).get("kind", "geometric") for stage in stages}
+    if device != "auto" and kinds == {"geometric"}:
         raise ConfigError(f"--device {device}: the geometric stages run on the CPU; add --reenactor neural "
                           "(or another neural stage) to use the GPU, or run with --device cpu")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from facepaint.engine.errors import BackendUnavailable
 from facepaint.runtime.evaluation.identity import INSTALL_HINT, largest_face
 
@@ -86,14 +87,11 @@ class GeometryJudge:
 
 def geometry_signals(points: np.ndarray, width: int, height: int) -> np.ndarray:
     """(6,) ``GEOMETRY_SIGNALS`` of one face's 68 iBUG landmarks (pixels) in a frame of that size."""
-    from facepaint.plugins.trackers.blendshapes import eye_aspect_ratio
+    from facepaint.plugins.trackers.blendshapes import eye_aspect_ratio, face_frame
     from facepaint.plugins.trackers.fan import head_pose
 
     p = np.asarray(points, np.float64)[:, :2]
-    eye_line = p[45] - p[36]
-    iod = max(float(np.hypot(*eye_line)), 1e-6)
-    c, s = eye_line / iod
-    q = (p - p[27]) @ np.array([[c, s], [-s, c]]).T / iod  # eyes level, y down, inter-ocular units
+    q = face_frame(p)  # eyes level, y down, inter-ocular units
     mouth_mid = (q[62, 1] + q[66, 1]) / 2.0
     corners = (2.0 * mouth_mid - q[48, 1] - q[54, 1]) / 2.0
     width_ = q[54, 0] - q[48, 0]

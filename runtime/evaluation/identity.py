@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from facepaint.engine.errors import BackendUnavailable
 
 IDENTITY_MODEL = ("dlib_face_recognition_resnet_model_v1, HOG detector, 5-point alignment "

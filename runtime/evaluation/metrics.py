@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from facepaint.engine.track import AU_NAMES, BLENDSHAPE_NAMES, FaceTrack
 from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_SIGNALS
 from facepaint.runtime.evaluation.identity import SAME_PERSON_THRESHOLD, cosine_similarity, descriptor_distance
@@ -320,9 +321,9 @@ class CandidateLog:
         """The second judge's signals in the next frame (None: no face found)."""
         self.geometry.append(signals)
 
-    def add_identity(self, descriptor: np.ndarray | None, source: np.ndarray) -> None:
-        """A judged frame's descriptor (None: dlib found no face) against the source's."""
-        if descriptor is None:
+    def add_identity(self, descriptor: np.ndarray | None, source: np.ndarray | None) -> None:
+        """A judged frame's descriptor against the source's (either None: dlib found no face)."""
+        if descriptor is None or source is None:
             self.distances.append(None)
             self.similarities.append(None)
             return
@@ -356,8 +357,8 @@ def candidate_metrics(log: CandidateLog, driving: TrackSeries, real: TrackSeries
         landmark_metrics(series, drv, absolute=False)
     image = None
     if log.l1:
-        image = {"l1": finite(np.mean(log.l1)), "psnr": finite(np.mean(log.psnr)),
-                 "ssim": finite(np.mean(log.ssim)) if log.ssim else None, "ssim_frames": len(log.ssim)}
+        image = {"l1": finite(float(np.mean(log.l1))), "psnr": finite(float(np.mean(log.psnr))),
+                 "ssim": finite(float(np.mean(log.ssim))) if log.ssim else None, "ssim_frames": len(log.ssim)}
     return {"frames": n, "faces_missing": int((~series.found).sum()),
             "identity": identity_summary(log.distances, log.similarities),
             "expression": expression_metrics(series, drv), "pose": pose_metrics(series, drv),

@@ -47,9 +47,9 @@ from typing import Any
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.plugins.sources.image import read_image
 from facepaint.runtime.evaluation import metrics as M
-from facepaint.runtime.evaluation.streams import iter_frames, judge, trim_video, write_image
 from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
 from facepaint.runtime.evaluation.identity import IDENTITY_MODEL
+from facepaint.runtime.evaluation.streams import iter_frames, judge, trim_video, write_image
 from facepaint.runtime.flags import add_engine_flags, engine_layer
 
 SCHEMA = "facepaint-eval/2"
@@ -224,7 +224,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 
 def summary_lines(report: dict) -> list[str]:
     """A short human-readable table of a report: output beside its two bounds."""
-    rows = [("identity AED (median, <0.6 same)", ("identity", "aed_median")),
+    rows: list[tuple[str, tuple[str, ...]]] = [("identity AED (median, <0.6 same)", ("identity", "aed_median")),
             ("expression ED (blendshapes)", ("expression", "ed_blendshapes"))]
     rows += [(f"{s} r / amplitude", ("expression", "signals", s)) for s in M.SIGNALS]
     rows += [(f"{a} MAE deg / r", ("pose", a)) for a in M.ANGLES]
@@ -242,7 +242,7 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def _cell(metrics: dict, path: Sequence[str]) -> str:
-    value = metrics
+    value: Any = metrics
     for key in path:
         value = value.get(key) if isinstance(value, dict) else None
     if isinstance(value, dict):

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from facepaint.engine.errors import FacepaintError
 from facepaint.runtime.evaluation.bench import bench, machine_info
-from facepaint.runtime.evaluation.quality import EvalConfig, evaluate
 from facepaint.runtime.evaluation.geometry_judge import GeometryJudge
 from facepaint.runtime.evaluation.identity import IdentityJudge
+from facepaint.runtime.evaluation.quality import EvalConfig, evaluate
 
 HEADLINE = ("portraits/lp_s42.jpg", "driving/lp_d10.mp4")
 # (column title, path into a candidate's metrics, digits)
@@ -113,7 +113,9 @@ def sweep(media: Path, max_frames: int, every: int, say: Callable[[str], None]) 
                                                 max_frames=max_frames)) for c in clips for p in portraits]
     jobs += [(f"{c.stem} (self)", EvalConfig(driving=str(c), every=every, max_frames=max_frames,
                                              self_reenactment=True)) for c in clips]
-    cross, selfs, failures = [], [], []
+    cross: list[tuple[str, dict]] = []
+    selfs: list[tuple[str, dict]] = []
+    failures: list[tuple[str, str]] = []
     started = time.perf_counter()
     identity = IdentityJudge()  # loaded once: ~1 s a time on this CPU
     geometry = GeometryJudge()  # ~4 s to load the 68-point model

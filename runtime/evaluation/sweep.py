@@ -18,20 +18,20 @@ import json
 import statistics
 import sys
 import time
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from facepaint.engine.errors import FacepaintError
+from facepaint.plugins.base import Frame
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
-from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.config import AppConfig, build_app_config
-from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
+from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.evaluation.geometry_judge import GeometryJudge
 from facepaint.runtime.evaluation.results import RELIABLE, TARGETS
-from facepaint.plugins.base import Frame
+from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
 from facepaint.runtime.portrait import Portrait, load_portrait
 from facepaint.runtime.session import Driver, open_engine, open_tracker
 
@@ -85,7 +85,8 @@ def render_and_judge(config: AppConfig, portrait: Portrait, clip: Clip) -> dict[
     """(r, amplitude ratio) per target signal for one pair, judged by MediaPipe on the output."""
     engine = open_engine(config, portrait)
     driver = Driver(ReplayTracker(clip.faces), engine, CenteredSmoother())
-    frames = (Frame(image, i, t / 1000.0, 0.0) for i, (image, t) in enumerate(zip(clip.frames, clip.times)))
+    pairs = enumerate(zip(clip.frames, clip.times, strict=True))
+    frames = (Frame(image, i, t / 1000.0, 0.0) for i, (image, t) in pairs)
     judge = make_judge_tracker()
     judged = []
     for item in driver.run(frames):
@@ -198,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "progress": False}
             config = build_app_config(base, settings)
             if clip_name not in clips:
-                clips[clip_name] = Clip(Path(config.driving), config, args.max_frames, geometry)
+                clips[clip_name] = Clip(Path(str(config.driving)), config, args.max_frames, geometry)
             if portrait not in portraits:
                 portraits[portrait] = load_portrait(config)
             row = {"portrait": portrait, "clip": clip_name, "agreement": clips[clip_name].agreement,

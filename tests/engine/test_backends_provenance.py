@@ -17,7 +17,6 @@ from facepaint.engine.backends.provenance import (
     parse_profile,
     read_engine_file,
     rebuild_command,
-    sha256_file,
     write_engine_file,
 )
 from facepaint.engine.backends.tensorrt import (
@@ -31,6 +30,7 @@ from facepaint.engine.errors import (
     EngineMismatch,
     ModelError,
 )
+from facepaint.engine.files import sha256_file
 
 PROFILE = ShapeProfile("image", (1, 3, 64, 64), (1, 3, 256, 256), (2, 3, 512, 512))
 

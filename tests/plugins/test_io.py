@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_video_source_decodes_rgb_frames_with_timing(tmp_path: Path, make_clip) 
     assert frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
     assert frames[3].pts == pytest.approx(3 * 61 / 1350, abs=1e-3)
     assert abs(int(frames[5].image.mean()) - 100) <= 3
-    assert all(b.captured_at >= a.captured_at for a, b in zip(frames, frames[1:]))
+    assert all(b.captured_at >= a.captured_at for a, b in itertools.pairwise(frames))
 
 
 def test_video_source_without_audio(tmp_path: Path, make_clip) -> None:

@@ -98,7 +98,7 @@ def test_stream_follower_timestamps_misses_and_reset() -> None:
     assert follower.check_timestamp(0) == 0
 
 
-def _face_at(value: float) -> "FaceTrack":
+def _face_at(value: float) -> FaceTrack:
     from facepaint.engine.track import FaceTrack
 
     return FaceTrack(landmarks=np.full((478, 3), value, np.float32), blendshapes=np.full(52, value / 100, np.float32),

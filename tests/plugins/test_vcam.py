@@ -13,31 +13,7 @@ from pyvirtualcam.util import decode_fourcc
 from facepaint.engine.errors import SinkError
 from facepaint.plugins.base import Frame
 from facepaint.plugins.sinks.vcam import VirtualCamConfig, VirtualCamSink, letterbox, missing_vcam_hint
-
-
-class RecordingBackend:
-    """A pyvirtualcam backend that keeps what it is sent (the documented Backend interface)."""
-
-    instances: list[RecordingBackend] = []
-
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw) -> None:
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self.name = device or "/dev/video-rec"
-        self.frames: list[np.ndarray] = []
-        self.closed = 0
-        RecordingBackend.instances.append(self)
-
-    def send(self, frame: np.ndarray) -> None:
-        self.frames.append(frame.copy())
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def device(self) -> str:
-        return self.name
-
-    def native_fourcc(self) -> int | None:
-        return None
+from fakes import RecordingBackend
 
 
 @pytest.fixture()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -70,7 +71,7 @@ def test_loop_repeats_with_monotonic_pts_and_close_stops_a_wait():
         if len(frames) == 8:
             break
     assert [int(f.image[0, 0, 0]) for f in frames] == [0, 1, 2, 0, 1, 2, 0, 1]
-    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
+    assert all(b.pts > a.pts for a, b in itertools.pairwise(frames))
     assert FakeClip.opened >= 3
     slow = PacedFileSource("clip", opener=lambda p: FakeClip(3, 1.0))  # 1 s between frames
     it = iter(slow)

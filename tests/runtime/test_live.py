@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -16,8 +17,9 @@ from facepaint.plugins.sources.paced import PacedFileSource
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.hud import window_latency_ms
 from facepaint.runtime.live import LiveParts, LiveRun, run_live
-from fakes import CAM, Clip, FakeEngine, FakeTracker, ListSink, frame_number, paced_clip
+from fakes import CAM, Clip, FakeEngine, FakeTracker, ListSink, frame_number
 from fakes import live_parts as parts
+
 
 def live_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("facepaint-")]
@@ -51,7 +53,7 @@ def test_frames_reach_sinks_letterboxed_and_face_loss_is_passed_on():
     assert image[:, :, 0].max() == 128 and image[0, 0, 0] == 0
     assert False in p.engine.faces and p.engine.faces[-1] is True  # lost, then found again
     ts = tracker.timestamps
-    assert all(b > a for a, b in zip(ts, ts[1:]))
+    assert all(b > a for a, b in itertools.pairwise(ts))
 
 
 def test_vcam_receives_frames_paced_at_camera_fps():

@@ -19,7 +19,6 @@ from facepaint.runtime.cli import main
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.live import open_camera, open_parts
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
-
 from fakes import CAM, live_parts
 
 

@@ -48,6 +48,8 @@ SESSION = textwrap.dedent(
             return np.full((40, 30, 3), 128, np.uint8)
         def recalibrate(self):
             self.recalibrated += 1
+        def close(self):
+            pass
 
     def type_keys(keys):
         time.sleep(1.0)

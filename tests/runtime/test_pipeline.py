@@ -204,7 +204,7 @@ def test_pipeline_stats_fps_and_latency_with_fake_clock() -> None:
     now = [10.0]
     stats = PipelineStats(clock=lambda: now[0])
     stats.start()
-    for i in range(10):
+    for _ in range(10):
         stats.frame_in()
         now[0] += 0.1
         stats.frame_out(captured_at=now[0] - 0.05)

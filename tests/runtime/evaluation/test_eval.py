@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from facepaint.runtime.evaluation import quality as E
+
 from facepaint.runtime.cli import main as cli_main
+from facepaint.runtime.evaluation import quality as E
 
 
 @pytest.fixture(scope="module")

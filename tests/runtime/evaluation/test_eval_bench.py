@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from facepaint.engine.errors import BackendUnavailable, ConfigError
 from facepaint.runtime.evaluation import bench as B
 

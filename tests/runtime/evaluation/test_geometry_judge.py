@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from facepaint.engine.errors import BackendUnavailable
 from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_SIGNALS, GeometryJudge
 from facepaint.runtime.evaluation.metrics import geometry_metrics

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from facepaint.engine.track import BLENDSHAPE_NAMES, FaceTrack
 from facepaint.runtime.evaluation import metrics as M
 

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from facepaint.engine.errors import BackendUnavailable
-from facepaint.runtime.evaluation.identity import SAME_PERSON_THRESHOLD, IdentityJudge, cosine_similarity, descriptor_distance
+from facepaint.runtime.evaluation.identity import (
+    SAME_PERSON_THRESHOLD,
+    IdentityJudge,
+    cosine_similarity,
+    descriptor_distance,
+)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture()
 def sweep():
     pytest.importorskip("dlib")
