@@ -65,7 +65,8 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def warp_to_square(image: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_REFLECT_101) -> np.ndarray:
+def warp_to_square(image: np.ndarray, matrix: np.ndarray, size: int,
+                   border: int = cv2.BORDER_REFLECT_101) -> np.ndarray:
     """``image`` warped by ``matrix`` into a ``size`` square; shrunk first with an area filter
     where the warp shrinks it more than 2x, so fine texture does not alias."""
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))

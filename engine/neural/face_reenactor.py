@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 import torch
 
-from facepaint.engine.errors import ConfigError
+from facepaint.engine.errors import ConfigError, FacepaintError
 from facepaint.engine.face_reenactor import GeometricFaceReenactor, Reenacted, ReenactorConfig
 from facepaint.engine.landmark_transformer import TargetShape
 from facepaint.engine.neural.align import align_matrix, align_params, apply_affine, warp_to_square
+from facepaint.engine.neural.generator import CoarseToFineGenerator
 from facepaint.engine.neural.inputs import CoarseWarp, heatmaps, to_tensor_layout
 from facepaint.engine.neural.model_files import load_generator
 from facepaint.engine.source_face import SourceFace
@@ -52,8 +53,9 @@ class NeuralFaceReenactor:
         self.source = source
         self.config = config
         self.device, self.dtype = _placement(model)
-        self.gen = load_generator(model.weights, str(self.device)).to(self.dtype)
-        size = self.gen.config.size
+        gen = load_generator(model.weights, str(self.device)).to(self.dtype)
+        self.gen: CoarseToFineGenerator | None = gen
+        size = gen.config.size
         self.size = size
         self.matrix = align_matrix(align_params(source.landmarks), size)
         self.square = warp_to_square(source.crop, self.matrix, size)
@@ -72,6 +74,8 @@ class NeuralFaceReenactor:
         coarse = self._coarse.render(lm)
         x = torch.from_numpy(to_tensor_layout(self.square, coarse, heatmaps(lm, self.size))[None])
         x = x.to(self.device, self.dtype)
+        if self.gen is None:
+            raise FacepaintError("this neural reenactor is closed")
         with torch.inference_mode():
             face, logits, _ = self.gen(x)
             person = 1.0 - torch.softmax(logits.float(), 1)[:, 0]

@@ -59,7 +59,8 @@ def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
 class _ResBlock(nn.Module):
     def __init__(self, ch: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(ch, ch, 3, 1, 1))
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+                                  nn.Conv2d(ch, ch, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + 0.5 * self.body(x)
@@ -88,6 +89,7 @@ class CoarseToFineGenerator(nn.Module):
         )
         self.fuse = nn.ModuleList(_conv(chans[i] * 2, chans[i]) for i in reversed(range(config.levels)))
         self.head = nn.Conv2d(w, 3 + len(SEG_CLASSES), 3, 1, 1)
+        assert self.head.bias is not None
         with torch.no_grad():
             self.head.weight[:3].zero_()
             self.head.bias[:3].zero_()
@@ -101,7 +103,7 @@ class CoarseToFineGenerator(nn.Module):
             skips.append(h)
             h = down(h)
         h = self.blocks(h)
-        for up, fuse in zip(self.up, self.fuse):
+        for up, fuse in zip(self.up, self.fuse, strict=True):
             h = fuse(torch.cat([up(h), skips.pop()], 1))
         out = self.head(h)
         residual = out[:, :3]

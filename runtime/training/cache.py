@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -114,7 +115,7 @@ def clip_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
 
 
-def build_cache(clips: Path, out: Path, settings: CacheSettings, tracker_factory: Callable[[], object],
+def build_cache(clips: Path, out: Path, settings: CacheSettings, tracker_factory: Callable[[], Any],
                 progress: Callable[[str], None] | None = None) -> dict:
     """Track and crop every clip of ``clips`` into ``out``; clips already there with the same
     settings and source size are kept.
@@ -198,19 +199,21 @@ def _track_loose(video, tracker, stride: int, limit: int) -> tuple[list[dict], i
     return rows, lost
 
 
-def _final_crops(rows: list[dict], settings: CacheSettings) -> dict[str, np.ndarray]:
+def _final_crops(rows: list[dict], settings: CacheSettings) -> dict[str, Any]:
     """Pass 2: smooth the alignment over time and cut the final crops out of the loose ones."""
     times = np.array([r["time"] for r in rows])
     params = _smooth(np.stack([r["params"] for r in rows]), times, settings.smooth_s)
     jpegs, lms, affines = [], [], []
     size = settings.size
-    for row, p in zip(rows, params):
+    for row, p in zip(rows, params, strict=True):
         final = align_matrix(p, size)
         # final @ inverse(loose): loose-crop pixels -> final-crop pixels.
         loose_inv = cv2.invertAffineTransform(row["loose"])
-        m = np.concatenate([final[:, :2] @ loose_inv[:, :2], (final[:, :2] @ loose_inv[:, 2] + final[:, 2])[:, None]], 1)
+        shift = final[:, :2] @ loose_inv[:, 2] + final[:, 2]
+        m = np.concatenate([final[:, :2] @ loose_inv[:, :2], shift[:, None]], 1)
         crop = cv2.warpAffine(row["crop"], m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT_101)
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, settings.quality])
+        bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, settings.quality])
         if not ok:
             raise InputError("JPEG encoding of a crop failed")
         jpegs.append(buf.reshape(-1))
@@ -242,13 +245,17 @@ def load_clip(folder: Path, entry: dict) -> CachedClip:
     """One clip of a cache, crops decoded to RGB."""
     with np.load(Path(folder) / entry["file"], allow_pickle=False) as z:
         jpeg, offsets = z["jpeg"], z["offsets"]
-        crops = np.stack([
-            cv2.cvtColor(cv2.imdecode(jpeg[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            for i in range(len(offsets) - 1)
-        ])
+        crops = np.stack([_decode(jpeg[offsets[i]:offsets[i + 1]], entry["name"]) for i in range(len(offsets) - 1)])
         return CachedClip(name=entry["name"], crops=crops, landmarks=z["landmarks"].astype(np.float32),
                           blendshapes=z["blendshapes"].astype(np.float32), au=z["au"], rotation=z["rotation"],
                           time_s=z["time_s"])
+
+
+def _decode(data: np.ndarray, name: str) -> np.ndarray:
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"a crop of {name} in the cache cannot be decoded; rebuild the cache")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def load_cache(folder: Path, min_frames: int = 2) -> tuple[dict, list[CachedClip]]:

@@ -37,7 +37,7 @@ class _Inverted(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, t: int) -> None:
         super().__init__()
         hid = cin * t
-        layers = [] if t == 1 else [_cbr(cin, hid, 1)]
+        layers: list[nn.Module] = [] if t == 1 else [_cbr(cin, hid, 1)]
         layers += [_cbr(hid, hid, 3, stride, hid), nn.Conv2d(hid, cout, 1, bias=False), nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)
         self.res = stride == 1 and cin == cout
@@ -68,6 +68,9 @@ def mobilenet_path() -> Path:
 
 class PerceptualLoss(nn.Module):
     """Mean L1 between MobileNetV2 features of two images in [-1, 1] (frozen, eval mode)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -103,7 +106,7 @@ class PerceptualLoss(nn.Module):
         """Sum over the tapped blocks of the mean absolute feature difference."""
         with torch.no_grad():
             want = self._taps(target)
-        return sum(F.l1_loss(p, w) for p, w in zip(self._taps(pred), want))
+        return torch.stack([F.l1_loss(p, w) for p, w in zip(self._taps(pred), want, strict=True)]).sum()
 
 
 class PatchDiscriminator(nn.Module):
@@ -122,7 +125,8 @@ class PatchDiscriminator(nn.Module):
     @staticmethod
     def _one(cin: int, w: int) -> nn.ModuleList:
         chans = (cin, w, 2 * w, 4 * w)
-        layers = [nn.Sequential(nn.Conv2d(chans[i], chans[i + 1], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True))
+        layers: list[nn.Module] = [
+            nn.Sequential(nn.Conv2d(chans[i], chans[i + 1], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True))
                   for i in range(3)]
         layers.append(nn.Conv2d(chans[-1], 1, 3, 1, 1))
         return nn.ModuleList(layers)
@@ -133,7 +137,7 @@ class PatchDiscriminator(nn.Module):
         for k, net in enumerate(self.nets):
             h = x if k == 0 else F.avg_pool2d(x, 2 ** k)
             feats = []
-            for layer in net:
+            for layer in net.children():
                 h = layer(h)
                 feats.append(h)
             out.append(feats)
@@ -145,8 +149,10 @@ def gan_losses(disc: PatchDiscriminator, fake: torch.Tensor, real: torch.Tensor,
     """(generator LSGAN loss, feature-matching loss, discriminator LSGAN loss)."""
     d_fake = disc(torch.cat([fake, cond], 1))
     d_real = disc(torch.cat([real, cond], 1))
-    g_adv = sum(((f[-1] - 1) ** 2).mean() for f in d_fake) / len(d_fake)
-    fm = sum(F.l1_loss(a, b.detach()) for fs, rs in zip(d_fake, d_real) for a, b in zip(fs[:-1], rs[:-1]))
+    g_adv = torch.stack([((f[-1] - 1) ** 2).mean() for f in d_fake]).mean()
+    pairs = [(a, b) for fs, rs in zip(d_fake, d_real, strict=True) for a, b in zip(fs[:-1], rs[:-1], strict=True)]
+    fm = torch.stack([F.l1_loss(a, b.detach()) for a, b in pairs]).sum()
     d_fake_det = disc(torch.cat([fake.detach(), cond], 1))
-    d_loss = sum(((r[-1] - 1) ** 2).mean() + (f[-1] ** 2).mean() for f, r in zip(d_fake_det, d_real)) / len(d_real)
+    d_loss = torch.stack([((r[-1] - 1) ** 2).mean() + (f[-1] ** 2).mean()
+                          for f, r in zip(d_fake_det, d_real, strict=True)]).mean()
     return g_adv, fm / len(d_fake), d_loss

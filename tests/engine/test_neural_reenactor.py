@@ -10,12 +10,12 @@ import torch
 
 from facepaint.engine.config import build_config
 from facepaint.engine.errors import ModelError
+from facepaint.engine.geometry import mouth_openness
 from facepaint.engine.neural.align import align_matrix, align_params, apply_affine
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 from facepaint.engine.neural.inputs import IN_CHANNELS, REGIONS, CoarseWarp, heatmaps
 from facepaint.engine.neural.model_files import SHIPPED_DIR, SHIPPED_SHA256, WEIGHTS_FILE, _sha256, load_generator
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
-from facepaint.engine.geometry import mouth_openness
 from facepaint.engine.topology import MESH_LEFT_EYE, MESH_RIGHT_EYE, get_topology
 
 
@@ -82,7 +82,8 @@ def test_neural_output_opens_its_mouth_with_the_driver(neural, driving, track, s
     # The inner-lip gap (over mouth width) measured on the output opens with the driver's.
     topo = get_topology("mediapipe478")
     gap_out = mouth_openness(tracked.landmarks, topo) - mouth_openness(rest.landmarks, topo)
-    gap_driver = mouth_openness(driving["open"][1].landmarks, topo) - mouth_openness(driving["neutral"][1].landmarks, topo)
+    gap_driver = (mouth_openness(driving["open"][1].landmarks, topo)
+                  - mouth_openness(driving["neutral"][1].landmarks, topo))
     assert gap_out > 0.5 * gap_driver > 0.1
 
 

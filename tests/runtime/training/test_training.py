@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 import torch
@@ -69,7 +70,7 @@ def test_checkpoint_round_trip_resumes_the_same_run(tiny_cache, tmp_path):
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     # Same data order and same updates after the resume.
     assert a.train_step() == b.train_step()
-    assert all(torch.equal(x, y) for x, y in zip(a.gen.parameters(), b.gen.parameters()))
+    assert all(torch.equal(x, y) for x, y in zip(a.gen.parameters(), b.gen.parameters(), strict=True))
     other = Trainer(clips, tmp_path / "run", TrainConfig(batch=2, perceptual=0.0, gan=0.0), TINY)
     with pytest.raises(ConfigError, match="other settings"):
         other.resume()
