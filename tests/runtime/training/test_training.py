@@ -81,14 +81,13 @@ def test_overfitting_eight_frames_lowers_the_loss_5x(tiny_cache, tmp_path):
     _, clips = load_cache(tiny_cache)
     torch.manual_seed(0)
     # The training objective without its pretrained and adversarial terms (L1 + segmentation), at
-    # 32 px. The generator starts at the warp (about 2% off the truth at 32 px), so the L1 term
-    # alone falls more slowly (about 0.065 -> 0.035 in 400 steps); the segmentation term falls
-    # fastest. About a minute on 2 free cores.
-    trainer = Trainer(clips, tmp_path, TrainConfig(batch=8, lr=2e-3, perceptual=0.0, gan=0.0),
-                      GeneratorConfig(size=32, width=32, levels=2, blocks=1))
+    # 16 px so that 1000 steps take about a minute. The generator starts at the warp, already
+    # close to the truth, so its L1 term falls slowly; 5x is reached at about 700 steps.
+    trainer = Trainer(clips, tmp_path, TrainConfig(batch=8, lr=1e-3, perceptual=0.0, gan=0.0),
+                      GeneratorConfig(size=16, width=32, levels=2, blocks=1))
     full = make_batch([(clips[0], i, (i + 4) % 8) for i in range(8)])
-    batch = _downsample(full, 32)
-    losses = [trainer.train_step(batch)["total"] for _ in range(600)]
+    batch = _downsample(full, 16)
+    losses = [trainer.train_step(batch)["total"] for _ in range(1000)]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) / 5
 
 
