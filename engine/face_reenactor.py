@@ -53,8 +53,8 @@ class Reenacted:
         image: RGB uint8 crop at the source crop's size.
         mask: Soft person mask (float32 in [0, 1], crop size: face and hair) for the mixer to
             composite ``image`` over the person-removed background; None when ``image`` is already
-            the whole crop, background included (the geometric warp carries the background with the
-            head and keeps the crop border fixed, so there is nothing to composite).
+            the whole crop, background included. The geometric reenactor returns the source's head
+            mask carried by its warp, so the background stays still when the head moves.
         map_x: Backward map x (float32, crop size): where each output pixel was sampled (None for
             a reenactor that does not warp).
         map_y: Backward map y.
@@ -114,7 +114,9 @@ class GeometricFaceReenactor:
             paint_irises(out, self.source, target.landmarks)
         if self.config.lid_fill:
             paint_lids(out, self.source, target.landmarks, target.eye_closure)
-        return Reenacted(out, None, mx, my, alpha)
+        # The person mask rides on the same map: the moved head goes over the still background.
+        mask = cv2.remap(self.source.head_mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return Reenacted(out, mask, mx, my, alpha)
 
     def close(self) -> None:
         """Nothing to release (see ``FaceReenactor.close``)."""

@@ -8,12 +8,13 @@ from typing import Protocol
 import numpy as np
 
 from facepaint.engine.errors import InputError
+from facepaint.engine.expression import ShapeEdit
 from facepaint.engine.geometry import eye_openness, similarity_apply, smoothstep, umeyama
+from facepaint.engine.reference import normalise_reference
+from facepaint.engine.regions import REGIONS, region_weights
 from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import check_kind
 from facepaint.engine.track import FaceTrack
-
-REFERENCES = ("first-frame", "source")
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,17 @@ class TransformerConfig:
             undamped, 0.52 at 0.5).
         ring_follow: Share of the face-oval expression motion (the jaw) passed on to the head
             ring, so the skin between the jaw and the fixed border stretches instead of folding.
-        reference: What the driving face is measured against. ``first-frame`` (relative motion,
-            FOMM-style): the first driving face (or the one after ``recalibrate``) maps to the
-            source as it is, so only changes are transferred and no driving shape leaks in.
+        reference: What the driving face is measured against. ``auto`` (the default) and
+            ``first`` (``first-frame`` is accepted) are relative motion, FOMM-style: the driving
+            face given to ``calibrate`` (``first``: the first one; ``auto``: the runtime picks the
+            calmest, see ``facepaint.engine.reference``) maps to the source as it is, so only
+            changes are transferred and no driving shape leaks in.
             ``source``: the source's own face placed over each driving face is the neutral, so
             expression and pose are absolute; needed for a still driving image (it has no neutral
             frame) and when the driver cannot start from a neutral face, at the price of some of
             the driving face's shape leaking into the output.
+        regions: Which parts of the driving motion are transferred (``eyes``, ``brows``,
+            ``mouth``, ``pose``; all by default). Lip-sync only: ``("mouth",)``.
     """
 
     kind: str = "geometric"
@@ -60,12 +65,17 @@ class TransformerConfig:
     ring_follow: float = 0.5
     mouth: float = 1.0
     smile_headroom: float = 0.5
-    reference: str = "first-frame"
+    reference: str = "auto"
+    regions: tuple[str, ...] = REGIONS
 
     def __post_init__(self) -> None:
         check_kind("transformer", self.kind)
-        if self.reference not in REFERENCES:
-            raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got '{self.reference}'")
+        object.__setattr__(self, "reference", normalise_reference(self.reference))
+        regions = tuple(self.regions)
+        unknown = [r for r in regions if r not in REGIONS]
+        if unknown or not regions:
+            raise ValueError(f"regions must be a non-empty subset of {', '.join(REGIONS)}, got {', '.join(regions)}")
+        object.__setattr__(self, "regions", regions)
         for name in ("expression", "rotation", "translation", "mouth"):
             if not 0.0 <= getattr(self, name) <= 2.0:
                 raise ValueError(f"{name} gain must be in [0, 2], got {getattr(self, name)}")
@@ -115,6 +125,10 @@ class LandmarkTransformer(Protocol):
     def reset(self) -> None:
         """Forget the neutral: the next driving face becomes it."""
 
+    def set_edit(self, edit: ShapeEdit | None) -> None:
+        """Add ``edit`` (an expression / AU / pose change of the source) to every target and to
+        ``rest()``; None removes it."""
+
     def close(self) -> None:
         """Release what the stage holds (a model, device memory); later calls do nothing."""
 
@@ -136,6 +150,18 @@ class GeometricLandmarkTransformer:
         self._to_source: tuple[float, np.ndarray, np.ndarray] | None = None
         self._gain = self._expression_gain()
         self._damp = self._smile_damping()
+        self._regions = region_weights(source.landmarks, self.topology, config.regions)
+        self.edit: ShapeEdit | None = None
+        self._edit_lids = np.ones(2)
+
+    def set_edit(self, edit: ShapeEdit | None) -> None:
+        """Add ``edit`` (an expression / AU / pose change of the source) to every target; None removes it."""
+        self.edit = edit
+        self._edit_lids = np.ones(2)
+        if edit is not None:
+            edited = self.source.landmarks + edit.displacement
+            src_eyes = np.maximum(eye_openness(self.source.landmarks, self.topology), 1e-3)
+            self._edit_lids = eye_openness(edited, self.topology) / src_eyes
 
     @property
     def calibrated(self) -> bool:
@@ -165,34 +191,65 @@ class GeometricLandmarkTransformer:
         self._to_source = umeyama(lm[st], self.source.landmarks[st])
 
     def rest(self) -> TargetShape:
-        """The source's own shape."""
-        return TargetShape(self.source.landmarks.copy(), self.source.anchors.copy(), np.zeros(2))
+        """The source's own shape, with the edit (if any) applied."""
+        if self.edit is None:
+            return TargetShape(self.source.landmarks.copy(), self.source.anchors.copy(), np.zeros(2))
+        return self._target(np.zeros_like(self.source.landmarks), np.ones(2), lambda pts: pts)
 
     def transform(self, face: FaceTrack) -> TargetShape:
         """Target shape for ``face`` (see ``LandmarkTransformer``)."""
         lm = self._check(face)
         if self._neutral is None:
             self.calibrate(face)
-        (neutral, (s_a, r_a, _shift)), st, cfg = self._calibration(), self.topology.stable, self.config
+        neutral, st = self._calibration()[0], self.topology.stable
         s_d, r_d, t_d = umeyama(lm[st], neutral[st])
         unposed = similarity_apply(lm, s_d, r_d, t_d)
+        delta, ratio = self._expression(face, lm, unposed)
+        if self._regions is not None:
+            weights, eyes, pose = self._regions
+            delta *= weights[:, None]
+            ratio = ratio if eyes else np.ones(2)
+            if not pose:
+                s_d, r_d, t_d = 1.0, np.eye(3), np.zeros(3)
+        return self._target(delta, ratio, self._source_motion(s_d, r_d, t_d))
+
+    def _target(self, delta: np.ndarray, ratio: np.ndarray, pose) -> TargetShape:
+        """The source moved by the expression ``delta`` (plus the edit), its lids opened by the
+        driving ``ratio``, then placed by ``pose``."""
+        cfg = self.config
+        if self.edit is not None:
+            delta = delta + self.edit.displacement
+            ratio = ratio * self._edit_lids
+        shape = self.source.landmarks + delta
+        ratio = np.clip(ratio, 0.0, cfg.max_eye_ratio)
+        self._set_lids(shape, ratio)
+        closure = smoothstep(ratio, cfg.blink_open, cfg.blink_closed)
+        anchors = self.source.anchors + cfg.ring_follow * delta[self.topology.oval]
+        if self.edit is not None and not np.allclose(self.edit.rotation, np.eye(3)):
+            centre = self.source.landmarks[self.topology.stable].mean(0)
+            shape = centre + (shape - centre) @ self.edit.rotation.T
+            anchors = centre + (anchors - centre) @ self.edit.rotation.T
+        anchors, shape = pose(anchors), pose(shape)
+        shift = self._inside_shift(anchors)
+        shape[:, :2] += shift
+        anchors[:, :2] += shift
+        return TargetShape(shape, anchors, np.asarray(closure, np.float64))
+
+    def _expression(self, face: FaceTrack, lm: np.ndarray, unposed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) expression displacement in crop pixels and (2,) eye-opening ratio to the neutral.
+
+        Args:
+            face: The driving face.
+            lm: Its landmarks.
+            unposed: ``lm`` moved onto the neutral's stable points (head motion removed).
+        """
+        neutral, (s_a, r_a, _) = self._calibration()
         delta = self._gain * s_a * (unposed - neutral) @ r_a.T
         if self._damp is not None:
             # Only sideways and upward motion: the jaw opening (downward) keeps its full size.
             delta[:, 0] *= self._damp
             delta[:, 1] *= np.where(delta[:, 1] < 0.0, self._damp, 1.0)
-        shape = self.source.landmarks + delta
-        ratio = eye_openness(unposed, self.topology) / self._neutral_eyes
-        ratio = np.clip(ratio, 0.0, cfg.max_eye_ratio)
-        self._set_lids(shape, ratio)
-        pose = self._source_motion(s_d, r_d, t_d)
-        closure = smoothstep(ratio, cfg.blink_open, cfg.blink_closed)
-        anchors = pose(self.source.anchors + cfg.ring_follow * delta[self.topology.oval])
-        shape = pose(shape)
-        shift = self._inside_shift(anchors)
-        shape[:, :2] += shift
-        anchors[:, :2] += shift
-        return TargetShape(shape, anchors, np.asarray(closure, np.float64))
+        return delta, eye_openness(unposed, self.topology) / self._neutral_eyes
 
     def _expression_gain(self) -> np.ndarray:
         """(N, 1) per-landmark expression gain: ``expression`` everywhere, raised towards

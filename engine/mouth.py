@@ -9,6 +9,9 @@ import numpy as np
 from facepaint.engine.geometry import affine_fit, box_around, mouth_openness, smoothstep, soft_polygon
 from facepaint.engine.source_face import SourceFace, mouth_region, region_stats
 
+# Brightness of a mouth interior with no driving frame, as a share of the lower face's mean colour.
+CAVITY_SHADE = 0.25
+
 
 def mouth_alpha(source: SourceFace, target: np.ndarray, gain_open: float = 0.06) -> tuple[float, float]:
     """How much to repaint the inner mouth, as (opening, closing) strengths in 0..1.
@@ -55,9 +58,11 @@ def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: 
     if x1 - x0 < 3 or y1 - y0 < 3:
         return
     teeth, inside = _rigid_teeth(source, target, box)
-    drive = opened if frame is not None and driving is not None and opened > 0.01 else 0.0
-    if frame is not None and driving is not None and drive > 0.0:
-        interior = _driving_interior(source, target, frame, driving, box)
+    drive = opened if opened > 0.01 else 0.0
+    if drive > 0.0:
+        # No driving frame (an expression edit of the still): a dark cavity behind the source's teeth.
+        interior = (_driving_interior(source, target, frame, driving, box)
+                    if frame is not None and driving is not None else _cavity(source, teeth.shape))
         layer = teeth * inside + interior * (1.0 - inside)
         cover = np.ones_like(inside)
     else:
@@ -114,3 +119,11 @@ def _driving_interior(source: SourceFace, target: np.ndarray, frame: np.ndarray,
     mu_d, sd_d = region_stats(frame, mouth_region(driving, topo))
     mu_s, sd_s = source.mouth_stats
     return (patch - mu_d) * (sd_s / sd_d) + mu_s
+
+
+def _cavity(source: SourceFace, shape: tuple[int, ...]) -> np.ndarray:
+    """A mouth interior with no driving frame to take it from: the lower face's colour darkened
+    to the shade of a mouth's shadowed inside (about a quarter of the skin's brightness)."""
+    mu, _ = source.mouth_stats
+    return np.broadcast_to(np.asarray(mu, np.float32) * CAVITY_SHADE, shape).astype(np.float32)
+

@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.background_mixer import BackgroundMixer, MixerConfig
+from facepaint.engine.expression import BASIS_SHA256, ExpressionBasis, ExpressionConfig, load_basis, make_edit
 from facepaint.engine.face_reenactor import FaceReenactor, ReenactorConfig
 from facepaint.engine.geometry import smoothstep
 from facepaint.engine.landmark_transformer import LandmarkTransformer, TargetShape, TransformerConfig
+from facepaint.engine.reference import NeutralEstimator
 from facepaint.engine.source_face import SourceConfig, SourceFace, prepare_source
 from facepaint.engine.stages import ModelConfig, build_stage
 from facepaint.engine.track import FaceTrack
@@ -27,6 +29,7 @@ class EngineConfig:
         reenactor: Face reenactor (its ``kind`` picks the implementation).
         mixer: Background mixer (its ``kind`` picks the implementation).
         model: Weights, backend, device and precision of the neural stages.
+        expression: Expression / AU / pose edit of the source, on top of any driving motion.
         hold_s: Seconds the last motion is held after the face is lost.
         ease_s: Seconds to ease back to the source at rest after the hold.
         return_s: Seconds to blend into the live motion when the face comes back.
@@ -37,6 +40,7 @@ class EngineConfig:
     reenactor: ReenactorConfig = field(default_factory=ReenactorConfig)
     mixer: MixerConfig = field(default_factory=MixerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    expression: ExpressionConfig = field(default_factory=ExpressionConfig)
     hold_s: float = 0.5
     ease_s: float = 0.5
     return_s: float = 0.2
@@ -75,6 +79,56 @@ class ReenactmentEngine:
         self._lost_since: float | None = None
         self._return: tuple[float, TargetShape] | None = None
         self._blend_next = False
+        self._source_blendshapes = np.asarray(face.blendshapes, np.float64)
+        self.expression = config.expression
+        self._basis: ExpressionBasis | None = None
+        self.set_expression(config.expression)
+        self._estimator: NeutralEstimator | None = None
+
+    @property
+    def following_neutral(self) -> bool:
+        """Whether the driving neutral is being refined live (``follow_neutral``)."""
+        return self._estimator is not None
+
+    def follow_neutral(self) -> None:
+        """Live ``--reference auto``: start from the first face, move the neutral to calmer ones
+        (``NeutralEstimator``) until ``recalibrate`` pins it."""
+        self._estimator = NeutralEstimator()
+
+    def reference_state(self) -> str:
+        """How the live neutral stands, for the HUD and the exit table."""
+        if self._estimator is None:
+            return ""
+        state = "pinned by recalibrate" if self._estimator.pinned else "refined while calm"
+        return f"auto ({self._estimator.changes} changes, {state})"
+
+    @property
+    def source_blendshapes(self) -> np.ndarray:
+        """(52,) the source face's own blendshapes (what expression edits start from)."""
+        return self._source_blendshapes.copy()
+
+    def set_expression(self, expression: ExpressionConfig, correction: np.ndarray | None = None) -> None:
+        """Apply an expression / AU / pose edit from now on (an inactive one removes it).
+
+        Args:
+            expression: The edit.
+            correction: (52,) blendshape offset added to it (``refine_expression``).
+
+        Raises:
+            ModelError: When the expression basis cannot be loaded.
+        """
+        edit = None
+        if expression.active:
+            if self._basis is None:
+                self._basis = load_basis(expression.basis_path, None if expression.basis_path else BASIS_SHA256)
+            edit = make_edit(expression, self.source, self._source_blendshapes, self._basis, correction)
+        self.expression = expression
+        self.transformer.set_edit(edit)
+        self._rest_shape = self.transformer.rest()
+
+    def calibrate(self, face: FaceTrack) -> None:
+        """Take ``face`` as the driving neutral before the first frame (``--reference auto``)."""
+        self.transformer.calibrate(face)
 
     def close(self) -> None:
         """Release the stages (models, device memory); later calls do nothing."""
@@ -88,13 +142,21 @@ class ReenactmentEngine:
         self.close()
 
     def recalibrate(self) -> None:
-        """The next driving face seen becomes the neutral (the output blends there, no jump)."""
+        """The next driving face seen becomes the neutral (the output blends there, no jump); a
+        neutral followed live (``follow_neutral``) stays there."""
+        if self._estimator is not None:
+            self._estimator.pin()
+        self._restart_neutral()
+
+    def _restart_neutral(self) -> None:
         self.transformer.reset()
         self._blend_next = True
 
     def rest(self) -> np.ndarray:
-        """The source at rest (a copy of the source image)."""
-        return self.source.image.copy()
+        """The source at rest: a copy of the source image, or the source with the edit applied."""
+        if not self.expression.active:
+            return self.source.image.copy()
+        return self.mixer.paste(self.mixer.mix(self.reenactor.render(self._rest_shape, None, None)))
 
     def render(self, frame: np.ndarray | None, face: FaceTrack | None, t: float) -> np.ndarray:
         """One output frame.
@@ -117,6 +179,8 @@ class ReenactmentEngine:
         return self.mixer.paste(self.mixer.mix(result))
 
     def _live_target(self, frame: np.ndarray | None, face: FaceTrack, t: float) -> TargetShape:
+        if self._estimator is not None and self._estimator.update(face, t):
+            self._restart_neutral()  # this face becomes the neutral; the step is blended away
         target = self.transformer.transform(face)
         self._live = target
         self._driving = (frame, np.asarray(face.landmarks))

@@ -13,6 +13,16 @@ from facepaint.engine.topology import Topology, get_topology
 from facepaint.engine.track import FaceTrack
 from facepaint.engine.warp import PiecewiseAffineWarp, border_ring, triangulate
 
+# The head mask's feather (sigma) and how far it reaches past the inpainted hull, in face widths:
+# the margin is three times the feather plus the mixer's default feather (0.015), so the mask is
+# 1 wherever the background was inpainted and a still head shows no trace of the inpainting.
+HEAD_MASK_BLUR = 0.02
+HEAD_MASK_MARGIN = 0.11
+# Hair sits above the head ring (the ring's top is about the hairline): the person region reaches
+# this fraction of the ring's height above it. 0.15 covered the short hair on the Obama portrait
+# and lp_s42; longer hair stays partly in the background.
+HAIR_RISE = 0.15
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -26,8 +36,9 @@ class SourceConfig:
             with the head, so hair and ears follow while the crop border stays still.
         ring_points: Fixed points per side of the crop border.
         grid_cells: Coarse warp cells across the face width (higher: finer warp, slower).
-        inpaint_size: Longest side at which the face is inpainted out of the background.
-        face_dilate: Growth of the face hull that is removed from the background, in face widths.
+        inpaint_size: Longest side at which the person is inpainted out of the background.
+        face_dilate: Growth of the head hull (the head ring's hull: face, hair near it, ears) that
+            is removed from the background, in face widths.
     """
 
     margin: float = 0.45
@@ -36,7 +47,7 @@ class SourceConfig:
     ring_points: int = 6
     grid_cells: int = 90
     inpaint_size: int = 256
-    face_dilate: float = 0.06
+    face_dilate: float = 0.03
 
     def __post_init__(self) -> None:
         if not 0.3 <= self.margin <= 2.0 or not 0.3 <= self.margin_top <= 2.0:
@@ -66,8 +77,12 @@ class SourceFace:
         ring: (M, 2) fixed crop-border points.
         triangles: Triangulation of ``[landmarks[topology.warp], anchors, ring]`` (2-D).
         warp: Backward-warp rasteriser over ``triangles`` at crop size.
-        background: Crop with the face inpainted away.
+        background: Crop with the person (the head hull) inpainted away: what the mixer shows
+            where the moved head no longer covers.
         face_mask: Soft face mask (float32 in [0, 1]).
+        head_mask: Soft person mask (float32 in [0, 1]) of the head hull, reaching past the
+            inpainted region by ``HEAD_MASK_MARGIN`` so that, at rest, every pixel the mask does
+            not fully cover is the source's own (no inpainting halo).
         face_width: Face width in pixels (outer eye corners distance times 2).
         eye_open: Lid gap over eye width per eye.
         mouth_open: Inner-lip gap over mouth width.
@@ -92,6 +107,7 @@ class SourceFace:
     warp: PiecewiseAffineWarp
     background: np.ndarray
     face_mask: np.ndarray
+    head_mask: np.ndarray
     face_width: float
     eye_open: np.ndarray
     mouth_open: float
@@ -148,13 +164,15 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
     verts = np.concatenate([lm[topo.warp, :2], anchors[:, :2], ring])
     tri = triangulate(verts)
     step = max(1, int(round(face_width / config.grid_cells)))
-    background, face_mask = _remove_face(crop, lm, topo, face_width, config)
+    background, head_mask = remove_person(crop, anchors, face_width, config)
+    face_mask = soft_polygon(crop.shape[:2], cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0],
+                             0.01 * face_width)
     lid, lash = _eye_colours(crop, lm, topo)
     radius, sclera = _iris_and_sclera(crop, lm, topo)
     return SourceFace(
         image=image, topology=topo, box=box, pad=pad, crop=crop, landmarks=lm, anchors=anchors, ring=ring,
         triangles=tri, warp=PiecewiseAffineWarp(tri, size, step), background=background,
-        face_mask=face_mask, face_width=face_width,
+        face_mask=face_mask, head_mask=head_mask, face_width=face_width,
         eye_open=eye_openness(lm, topo), mouth_open=mouth_openness(lm, topo),
         lid_colour=lid, lash_colour=lash, mouth_stats=region_stats(crop, mouth_region(lm, topo)),
         mouth_mask=soft_polygon((size[1], size[0]), lm[topo.lips_inner, :2], 0.004 * face_width),
@@ -202,20 +220,53 @@ def _head_ring(lm: np.ndarray, topo: Topology, scale: float, size: tuple[int, in
     return ring
 
 
-def _remove_face(crop, lm, topo, face_width, cfg) -> tuple[np.ndarray, np.ndarray]:
+def _head_hull(anchors: np.ndarray) -> np.ndarray:
+    """Convex hull (k, 2) of the head ring with its upper half raised by ``HAIR_RISE`` ring
+    heights (scaled by how high each point sits), so hair above the ring is in the person too."""
+    ring = anchors[:, :2].astype(np.float32)
+    centre_y = ring[:, 1].mean()
+    height = float(np.ptp(ring[:, 1])) + 1.0
+    up = np.clip((centre_y - ring[:, 1]) / (0.5 * height), 0.0, 1.0)
+    raised = ring - np.stack([np.zeros_like(up), HAIR_RISE * height * up], 1)
+    return cv2.convexHull(np.concatenate([ring, raised]))[:, 0]
+
+
+def person_layers(crop: np.ndarray, lm: np.ndarray, topo: Topology,
+                  config: SourceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``remove_person`` of any image with the face ``lm`` (the mixer's training pairs use it)."""
+    size = (crop.shape[1], crop.shape[0])
+    face_width = _face_width(lm, topo)
+    return remove_person(crop, _head_ring(lm, topo, config.head_ring, size), face_width, config)
+
+
+def remove_person(crop: np.ndarray, anchors: np.ndarray, face_width: float,
+                  cfg: SourceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The person layers of a crop: (background with the head hull inpainted away, soft head mask
+    reaching ``HEAD_MASK_MARGIN`` face widths past the inpainted region).
+
+    Args:
+        crop: RGB uint8 image.
+        anchors: (K, 2+) head-ring points in its pixels (``head_ring``).
+        face_width: Face width in pixels.
+        cfg: Source settings (``inpaint_size``, ``face_dilate``).
+    """
     h, w = crop.shape[:2]
+    hull = _head_hull(anchors)
     f = min(1.0, cfg.inpaint_size / max(h, w))
     small = cv2.resize(crop, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
-    hull = cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0] * f
-    mask: np.ndarray = (soft_polygon(small.shape[:2], hull, 0) > 0.5).astype(np.uint8) * 255
+    mask: np.ndarray = (soft_polygon(small.shape[:2], hull * f, 0) > 0.5).astype(np.uint8) * 255
     k = max(3, int(2 * cfg.face_dilate * face_width * f) | 1)
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     filled = cv2.inpaint(small, mask, 3, cv2.INPAINT_TELEA)
     filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
     big = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None] > 127
     background = np.where(big, filled, crop)
-    face_mask = soft_polygon((h, w), cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0], 0.01 * face_width)
-    return background, face_mask
+    grown: np.ndarray = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(grown, np.round(hull).astype(np.int32), 255)
+    k = max(3, int(2 * (cfg.face_dilate + HEAD_MASK_MARGIN) * face_width) | 1)
+    grown = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    head_mask = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (0, 0), HEAD_MASK_BLUR * face_width)
+    return background, head_mask
 
 
 def _eye_colours(crop: np.ndarray, lm: np.ndarray, topo: Topology) -> tuple[np.ndarray, np.ndarray]:

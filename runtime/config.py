@@ -42,7 +42,8 @@ class RuntimeConfig:
 class AppConfig:
     """One run of facepaint-live.
 
-    Exactly one of ``driving`` (offline render) and ``cam`` (live) is set.
+    Exactly one of ``driving`` (offline render) and ``cam`` (live) is set, or neither for an edit
+    of the still (``engine.expression`` or a contact sheet of ``expressions``).
     """
 
     source: str
@@ -56,6 +57,8 @@ class AppConfig:
     preview: bool = False
     vcam: bool = True
     stats_json: str | None = None
+    expressions: tuple[str, ...] = ()
+    background: str | None = None
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -63,14 +66,25 @@ class AppConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
-        if (self.driving is None) == (self.cam is None):
-            raise ValueError("give exactly one of --driving (render a file) and --cam (live)")
+        if (self.driving is None) == (self.cam is None) and not self.still:
+            raise ValueError("give exactly one of --driving (render a file) and --cam (live), or edit the "
+                             "still with --expression/--au/--pose/--expressions and --output IMAGE")
+        if self.expressions and not self.still:
+            raise ValueError("--expressions makes a contact sheet of the still; drop --driving/--cam")
+        if self.still and self.output is None:
+            raise ValueError("an edited still needs --output IMAGE (for example out.png)")
         if self.face_index is not None and self.face_index < 0:
             raise ValueError(f"--face-index must be >= 0, got {self.face_index}")
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"--duration must be > 0 seconds, got {self.duration}")
         if self.driving is not None and self.output is None:
             raise ValueError("--driving needs --output FILE (for example out.mp4 or out.png)")
+
+    @property
+    def still(self) -> bool:
+        """True for edits of the portrait alone (no ``--driving``, no ``--cam``)."""
+        edit = self.engine.expression.active or bool(self.expressions) or self.background is not None
+        return self.driving is None and self.cam is None and edit
 
     @property
     def live(self) -> bool:

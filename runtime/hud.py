@@ -107,4 +107,6 @@ def format_table(stats: dict[str, Any], target_fps: float | None = None) -> str:
         f"delivered {stats['fps']:.1f}{target} fps, {stats['frames_out']} of {stats['frames_in']} frames "
         f"in {stats['elapsed_s']:.1f} s; dropped {stats['dropped']} ({drops})"
     )
+    if "reference" in stats:
+        lines.append(f"reference: {stats['reference']}")
     return "\n".join(lines)

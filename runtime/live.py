@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.errors import ConfigError
+from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.plugins.base import Frame, LiveSource, Sink, Tracker, load_plugin
 from facepaint.plugins.sinks.preview import HudInfo, PreviewSink
 from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.config import AppConfig
+from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
@@ -45,11 +47,14 @@ class Controls:
         self.paused = False
         self.face = False
         self.recalibrate = threading.Event()
+        self.expression = ExpressionStepper()
 
     def apply(self, action: str | None) -> bool:
         """Apply a preview hotkey action; returns False for ``quit``."""
         if action == "quit":
             return False
+        if self.expression.apply(action):
+            return True
         if action == "recalibrate":
             self.recalibrate.set()
         elif action == "passthrough":
@@ -70,6 +75,7 @@ class LiveParts:
         sinks: Output sinks, written from the output thread (virtual camera, recording).
         preview: The preview window, pumped from the main thread (None: no window).
         size: (width, height) every output frame is letterboxed to.
+        background: ``--background`` replacement of every output frame (None: none).
     """
 
     camera: LiveSource
@@ -78,6 +84,7 @@ class LiveParts:
     sinks: list[Sink] = field(default_factory=list)
     preview: PreviewSink | None = None
     size: tuple[int, int] = (1280, 720)
+    background: BackgroundReplacer | None = None
     _closed: bool = field(default=False, init=False, repr=False)
 
     def close(self) -> None:
@@ -121,7 +128,7 @@ class LiveRun:
         self.stats = stats if stats is not None else LiveStats()
         self.capacity = capacity
         self.controls = Controls()
-        self.driver = Driver(parts.tracker, parts.engine, None)  # the tracker smooths causally
+        self.driver = Driver(parts.tracker, parts.engine, None, parts.background)  # the tracker smooths causally
         self._last_out: np.ndarray | None = None
 
     def run(self) -> dict[str, Any]:
@@ -187,17 +194,22 @@ class LiveRun:
     def _extra(self) -> dict[str, Any]:
         from facepaint.plugins.sinks.vcam import VirtualCamSink
 
-        camera, extra = self.parts.camera, {}
+        camera, extra = self.parts.camera, dict[str, Any]()
         extra["camera"] = {"fps": round(float(camera.fps), 3), "size": list(camera.size), "dropped": camera.dropped}
+        if self.parts.engine.following_neutral:
+            extra["reference"] = self.parts.engine.reference_state()
         for sink in self.parts.sinks:
             if isinstance(sink, VirtualCamSink):
                 extra["vcam"] = {"device": sink.device, "fps": sink.fps, "sent": sink.sent, "skipped": sink.skipped}
         return extra
 
     def _hud(self) -> HudInfo:
+        engine = self.parts.engine
         return HudInfo(fps=self.stats.fps_recent, latency_ms=self.stats.recent_latency_ms,
                        dropped=self.stats.dropped, face=self.controls.face,
-                       passthrough=self.controls.passthrough, paused=self.controls.paused)
+                       passthrough=self.controls.passthrough, paused=self.controls.paused,
+                       expression=self.controls.expression.describe(),
+                       reference=engine.reference_state() if engine.following_neutral else "")
 
     # ---- stage functions (each runs on its own thread) ----
 
@@ -222,6 +234,9 @@ class LiveRun:
         if self.controls.recalibrate.is_set():
             self.controls.recalibrate.clear()
             self.parts.engine.recalibrate()
+        expression = self.controls.expression.take()
+        if expression is not None:
+            self.parts.engine.set_expression(expression)
         if self.controls.passthrough:
             image = frame.image
         elif self.controls.paused and self._last_out is not None:
@@ -280,7 +295,9 @@ def open_parts(config: AppConfig) -> LiveParts:
         if config.output:
             sinks.append(stack.enter_context(_open_recording(config.output, config, camera.fps, size)))
         session = stack.enter_context(Session(config, live=True))
-        parts = LiveParts(camera, session.tracker, session.engine, sinks, preview, size)
+        if config.engine.transformer.reference == "auto":
+            session.engine.follow_neutral()
+        parts = LiveParts(camera, session.tracker, session.engine, sinks, preview, size, session.background)
         stack.pop_all()
     return parts
 
@@ -316,6 +333,7 @@ def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
     """
     parts = parts if parts is not None else open_parts(config)
     live = LiveRun(parts, duration=config.duration, capacity=config.runtime.live_queue)
+    live.controls.expression = ExpressionStepper(config.engine.expression)
     try:
         live.run()
     finally:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from facepaint.engine.errors import ConfigError, InputError
-from facepaint.plugins.base import FileSource, Frame, Sink, load_plugin
+from facepaint.plugins.base import FileSource, Frame, Sink, Tracker, load_plugin
 from facepaint.plugins.sinks.file import IMAGE_SUFFIXES as OUTPUT_IMAGE_SUFFIXES
 from facepaint.plugins.sinks.file import output_kind
 from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFFIXES
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.pipeline import BLOCK, Pipeline
 from facepaint.runtime.portrait import read_portrait
+from facepaint.runtime.reference import Reference, find_reference
 from facepaint.runtime.session import Driver, Rendered, Session
 from facepaint.runtime.stats import PipelineStats, write_stats_json
 
@@ -147,7 +148,11 @@ def render_file(config: AppConfig) -> dict[str, Any]:
     with ExitStack() as stack:
         source = stack.enter_context(contextlib.closing(open_driving(str(config.driving))))
         limit = frame_limit(source, kind, config.duration)
-        session = stack.enter_context(Session(config, live=False, still=source.frame_count == 1, image=image))
+        still = source.frame_count == 1
+        session = stack.enter_context(Session(config, live=False, still=still, image=image))
+        reference = _reference(config, session.tracker, limit, still)
+        if reference.face is not None:
+            session.engine.calibrate(reference.face)
         height, width = session.portrait.image.shape[:2]
         sink = load_plugin("facepaint.sinks", "file")(
             config.output, fps=source.rate, size=(width, height), encoder=config.encoder, audio=source.audio)
@@ -163,6 +168,7 @@ def render_file(config: AppConfig) -> dict[str, Any]:
         sink.close()
     result = _result(config, job.frames_written, driver.frames_without_face, stats,
                      sink.written_size or (width, height), source.fps)
+    result["reference"] = reference.describe()
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     return result
@@ -176,6 +182,14 @@ def run_offline(config: AppConfig) -> int:
     """
     print(_summary(render_file(config)), file=sys.stderr)
     return 0
+
+
+def _reference(config: AppConfig, tracker: Tracker, limit: int | None, still: bool) -> Reference:
+    """The driving face motion is measured from; ``auto`` looks over the clip first."""
+    if still:
+        return Reference("source")
+    with contextlib.closing(open_driving(str(config.driving))) as video:
+        return find_reference(config.engine.transformer.reference, video, tracker, limit)
 
 
 def _progress_bar(config: AppConfig, total: int | None) -> Any:
@@ -208,4 +222,5 @@ def _summary(result: dict[str, Any]) -> str:
                 f"{result['elapsed_s']:.1f} s, {result['frames_without_face']} without a face")
     return (f"facepaint-live: wrote {result['output']}: {n} frames {w}x{h} "
             f"at {result['output_fps']:g} fps, rendered in {result['elapsed_s']:.1f} s "
-            f"({result['fps']:.1f} fps), {result['frames_without_face']} without a face")
+            f"({result['fps']:.1f} fps), {result['frames_without_face']} without a face, "
+            f"reference: {result['reference']}")

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Frame, StreamTimestamps, Tracker, load_plugin
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
+from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig
+from facepaint.runtime.expression import refine_expression
 from facepaint.runtime.portrait import Portrait, load_portrait
 
 
@@ -68,6 +71,10 @@ class Session:
             self.portrait = load_portrait(config, self.tracker, image)
             self.tracker.reset()  # the portrait was tracked in image mode; the stream starts afresh
             self.engine = open_engine(config, self.portrait, still=still)
+            if config.engine.expression.active:
+                refine_expression(self.engine, self.tracker)  # the edit, checked on the still
+            self.background = (open_background(config.background, self.portrait.image, self.portrait.face)
+                               if config.background else None)
         except BaseException:
             self.tracker.close()
             raise
@@ -76,7 +83,7 @@ class Session:
     def driver(self) -> Driver:
         """A new per-frame driver over this session's tracker and engine."""
         smooth = not self.live and self.config.tracker.smoothing
-        return Driver(self.tracker, self.engine, CenteredSmoother() if smooth else None)
+        return Driver(self.tracker, self.engine, CenteredSmoother() if smooth else None, self.background)
 
     def close(self) -> None:
         """Close the engine and the tracker once; later calls do nothing."""
@@ -125,8 +132,10 @@ class Driver:
             smooths causally; or smoothing turned off).
     """
 
-    def __init__(self, tracker: Tracker, engine: ReenactmentEngine, smoother: CenteredSmoother | None) -> None:
+    def __init__(self, tracker: Tracker, engine: ReenactmentEngine, smoother: CenteredSmoother | None,
+                 background: BackgroundReplacer | None = None) -> None:
         self.tracker, self.engine, self.smoother = tracker, engine, smoother
+        self.background = background
         self.frames_without_face = 0
         self._timestamp = StreamTimestamps()
 
@@ -152,7 +161,10 @@ class Driver:
 
     def render(self, item: Tracked) -> Rendered:
         """Reenact the portrait with the tracked face (None: the engine holds its last pose)."""
-        return Rendered(item.frame, item.face, self.engine.render(item.frame.image, item.face, item.frame.pts))
+        out = self.engine.render(item.frame.image, item.face, item.frame.pts)
+        if self.background is not None:
+            out = self.background.apply(out)
+        return Rendered(item.frame, item.face, out)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Rendered]:
         """Every frame rendered, in order, on the caller's thread (no pipeline, no encoding)."""

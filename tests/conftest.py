@@ -108,3 +108,33 @@ def write_clip(path: Path, levels: Sequence[int], *, size: tuple[int, int] = (64
 def clip_writer() -> Callable[..., Path]:
     """``write_clip``: test modules build their own clip makers on it."""
     return write_clip
+
+
+# Where lp_d10 is caught mid-word: jawOpen 0.61 at frame 12, closed again around frames 30-60.
+MIDWORD_START = 12
+MIDWORD_FRAMES = 90
+
+
+@pytest.fixture(scope="session")
+def midword_clip(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """lp_d10 cut to start on an open mouth (90 frames, no audio): a driver that does not start
+    neutral. Written to a temporary folder, never kept."""
+    import av
+
+    from facepaint.runtime.evaluation.streams import iter_frames, video_rate
+
+    src = media / "driving" / "lp_d10.mp4"
+    path = tmp_path_factory.mktemp("midword") / "midword.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=video_rate(str(src)))
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "12", "preset": "veryfast"}
+        for i, rgb in enumerate(iter_frames(str(src))):
+            if i < MIDWORD_START:
+                continue
+            if i >= MIDWORD_START + MIDWORD_FRAMES:
+                break
+            if i == MIDWORD_START:
+                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path

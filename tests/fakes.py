@@ -40,6 +40,7 @@ class FakeTracker:
     def __init__(self, has_face: Callable[[np.ndarray], bool] = not_black, faces: int = 1) -> None:
         self.has_face, self.faces = has_face, faces
         self.timestamps: list[int | None] = []
+        self.resets: list[int] = []  # len(timestamps) at each reset: where a new stream starts
         self.closed = 0
 
     def track(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[FaceTrack]:
@@ -51,7 +52,7 @@ class FakeTracker:
         return [fake_face(w, h, 1.0 / (k + 1)) for k in range(n)]
 
     def reset(self) -> None:
-        pass
+        self.resets.append(len(self.timestamps))
 
     def close(self) -> None:
         self.closed += 1
@@ -73,6 +74,9 @@ class FakeEngine:
         self.delay, self.fail_at = delay, fail_at
         self.seen: list[tuple[bool, float]] = []
         self.recalibrated = self.closed = 0
+        self.reference: FaceTrack | None = None
+        self.expressions: list[object] = []
+        self.following_neutral = False
 
     @property
     def faces(self) -> list[bool]:
@@ -88,6 +92,18 @@ class FakeEngine:
 
     def recalibrate(self) -> None:
         self.recalibrated += 1
+
+    def calibrate(self, face: FaceTrack) -> None:
+        self.reference = face
+
+    def set_expression(self, expression: object) -> None:
+        self.expressions.append(expression)
+
+    def follow_neutral(self) -> None:
+        self.following_neutral = True
+
+    def reference_state(self) -> str:
+        return "auto (fake)" if self.following_neutral else ""
 
     def close(self) -> None:
         self.closed += 1

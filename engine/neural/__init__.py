@@ -1,1 +1,2 @@
-"""Neural engine stages (the coarse-to-fine face generator) and what they share with training."""
+"""Neural twins of the engine stages (FACEGAN): small nets with shipped fp16 safetensors weights, and
+what they share with training."""

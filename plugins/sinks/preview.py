@@ -26,7 +26,15 @@ KEYS: dict[int, str] = {
     ord(" "): "pause",
     ord("q"): "quit",
     27: "quit",  # Esc
+    ord("e"): "expression_next",
+    ord("E"): "expression_prev",
+    ord("+"): "strength_up",
+    ord("="): "strength_up",  # + without shift on most layouts
+    ord("-"): "strength_down",
+    ord("0"): "expression_off",
 }
+HELP = ("c recalibrate  p passthrough  space pause  q quit",
+        "e/E next/previous expression  +/- strength  0 expression off")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class HudInfo:
         face: Whether the driving face is tracked in the newest frame.
         passthrough: Whether the real camera is shown instead of the portrait.
         paused: Whether the output is frozen.
+        expression: The expression edit applied (``describe_expression``), empty for none.
+        reference: The live reference's state, empty when not ``auto``.
     """
 
     fps: float = 0.0
@@ -48,13 +58,20 @@ class HudInfo:
     face: bool = False
     passthrough: bool = False
     paused: bool = False
+    expression: str = ""
+    reference: str = ""
 
     def lines(self) -> list[str]:
         """The HUD as text lines, top to bottom."""
         state = "face" if self.face else "NO FACE"
         modes = " ".join(m for m, on in (("PASSTHROUGH", self.passthrough), ("PAUSED", self.paused)) if on)
         first = f"{self.fps:4.1f} fps  {self.latency_ms:3.0f} ms  drops {self.dropped}  {state}"
-        return [first, modes] if modes else [first]
+        lines = [first, modes] if modes else [first]
+        if self.expression and self.expression != "none":
+            lines.append(f"expression: {self.expression}")
+        if self.reference:
+            lines.append(f"reference: {self.reference}")
+        return lines
 
 
 def draw_hud(image: np.ndarray, info: HudInfo) -> np.ndarray:
@@ -62,14 +79,19 @@ def draw_hud(image: np.ndarray, info: HudInfo) -> np.ndarray:
     import cv2
 
     out = image.copy()
-    lines = info.lines() + ["c recalibrate  p passthrough  space pause  q quit"]
-    scale = max(0.4, out.shape[0] / 1200)
-    step = int(28 * scale / 0.6)
-    cv2.rectangle(out, (0, 0), (out.shape[1], step * len(lines) + step // 3), (0, 0, 0), -1)
+    lines = info.lines() + list(HELP)
+    # Text about 1/30 of the frame height (24 px in 720p), never under 14 px: the preview window
+    # is often shown smaller than the frame, and the old 1/50 became unreadable there.
+    scale = max(0.55, out.shape[0] / 900)
+    thick = max(1, round(2 * scale))
+    step = int(34 * scale)
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in lines) + 16
+    band = out[:step * len(lines) + step // 3, :min(width, out.shape[1])]
+    band[...] = (band * 0.35).astype(out.dtype)  # darkened, not blacked out: the face stays visible
     for row, text in enumerate(lines):
         org = (8, step * (row + 1) - step // 4)
         colour = (255, 255, 255) if row or info.face else (255, 80, 80)
-        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
     return out
 
 

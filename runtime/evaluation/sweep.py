@@ -25,6 +25,7 @@ import numpy as np
 import tomllib
 
 from facepaint.engine.errors import FacepaintError
+from facepaint.engine.reference import choose_reference
 from facepaint.plugins.base import Frame
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.runtime.config import AppConfig, build_app_config
@@ -84,6 +85,11 @@ class Clip:
 def render_and_judge(config: AppConfig, portrait: Portrait, clip: Clip) -> dict[str, tuple[float | None, float | None]]:
     """(r, amplitude ratio) per target signal for one pair, judged by MediaPipe on the output."""
     engine = open_engine(config, portrait)
+    if config.engine.transformer.reference == "auto":  # as the render's look-ahead does
+        best = choose_reference(clip.faces)
+        face = clip.faces[best] if best is not None else None
+        if face is not None:
+            engine.calibrate(face)
     driver = Driver(ReplayTracker(clip.faces), engine, CenteredSmoother())
     pairs = enumerate(zip(clip.frames, clip.times, strict=True))
     frames = (Frame(image, i, t / 1000.0, 0.0) for i, (image, t) in pairs)

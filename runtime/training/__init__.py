@@ -1,1 +1,1 @@
-"""Training of the neural stages: the clip cache, the generator's losses and the ``train`` command."""
+"""Training of the neural stages: data caches, losses and resumable training loops."""

@@ -44,6 +44,7 @@ SESSION = textwrap.dedent(
 
     class Engine:
         recalibrated = 0
+        following_neutral = False
         def render(self, frame, face, t):
             return np.full((40, 30, 3), 128, np.uint8)
         def recalibrate(self):

@@ -68,11 +68,18 @@ def test_renders_every_frame_with_audio_and_stats(tmp_path, fakes, portrait_png,
     engine = fakes["engine"]
     assert [has for has, _ in engine.seen] == [True, True, False, True, True, False, True, True, True]
     assert engine.seen[3][1] == pytest.approx(3 * 61 / 1350, abs=1e-3)
-    timestamps = fakes["tracker"].timestamps[1:]  # [0] is the portrait, in image mode (None)
-    assert fakes["tracker"].timestamps[0] is None and timestamps == sorted(set(timestamps))
+    # The portrait in image mode (None), then the look-ahead of --reference auto and the render,
+    # each a stream of its own (the tracker is reset before each).
+    tracker = fakes["tracker"]
+    assert tracker.timestamps[0] is None and len(tracker.resets) == 2
+    start, middle = tracker.resets
+    for stream in (tracker.timestamps[start:middle], tracker.timestamps[middle:]):
+        assert len(stream) == 9 and stream == sorted(set(stream))
     data = json.loads(stats.read_text())
     assert data["frames_in"] == data["frames_out"] == data["frames_written"] == 9
     assert data["frames_without_face"] == 2 and data["dropped"] == 0
+    # Frames 0-7 lie within the calm window of a frame without a face: 8 is the calm one.
+    assert data["reference"] == "auto, frame 8" and engine.reference is not None
     assert set(data["stages"]) == {"decode", "track", "smooth", "render", "encode"}
     assert {"p50", "p95"} <= set(data["latency_ms"]) and data["fps"] > 0
     err = capsys.readouterr().err
