@@ -23,7 +23,7 @@ WEIGHTS_FILE = "face_generator.safetensors"
 META_FILE = "face_generator.json"
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 # sha256 of the shipped weights/face_generator.safetensors (docs/MODEL_CARD.md says how it was trained).
-SHIPPED_SHA256 = "dcf497dc1ed1c2c49c682eb8fef7ba453e2c096949de4fe6cde5ea0f23a449f0"
+SHIPPED_SHA256 = "7462f68ccd67d6efa9a7b0a1a866a3baa673851467450aa269fa49775863a4bb"
 
 
 def save_weights(folder: Path, gen: CoarseToFineGenerator, extra: dict | None = None) -> Path:
