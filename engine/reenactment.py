@@ -141,6 +141,13 @@ class ReenactmentEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def reset(self) -> None:
+        """Forget the driving stream: the next frame is rendered as by a newly built engine (a
+        batch drives one engine with several files; building it again would reload its stages)."""
+        self.transformer.reset()
+        self._live = self._shown = self._driving = self._lost_since = self._return = None
+        self._blend_next = False
+
     def recalibrate(self) -> None:
         """The next driving face seen becomes the neutral (the output blends there, no jump); a
         neutral followed live (``follow_neutral``) stays there."""

@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   facepaint-live bench --driving talk.mp4 --json bench.json            speed report
   facepaint-live train --data clips/ --out my_weights/                  train the neural reenactor
   facepaint-live compile tensorrt model.onnx --output model.engine      build a TensorRT FP16 engine
+  facepaint-live batch jobs.csv --out renders/                         many renders, resumable (batch --help)
 """
 
 
@@ -135,6 +136,10 @@ def run(argv: Sequence[str]) -> int:
         from facepaint.runtime.training.cli import main as train_main
 
         return train_main(list(argv[1:]))
+    if argv and argv[0] == "batch":
+        from facepaint.runtime.batch.command import main as batch_main
+
+        return batch_main(list(argv[1:]))
     if argv and argv[0] == "bench":
         from facepaint.runtime.evaluation.bench import main as bench_main
 

@@ -12,7 +12,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -130,9 +130,17 @@ class OfflineRender:
             pipe.join()
 
 
-def render_file(config: AppConfig) -> dict[str, Any]:
+def render_file(config: AppConfig, *, open_session: Callable[..., Session] | None = None,
+                progress: Any = None) -> dict[str, Any]:
     """Render ``config.driving`` onto ``config.source`` into ``config.output``; the library entry
     point of the offline mode (the CLI, ``eval``, ``bench`` and ``batch`` call it).
+
+    Args:
+        config: The render.
+        open_session: ``(config, still=, image=) -> Session`` handing out a session that the caller
+            keeps open and resets for a new stream (``batch`` reuses one per portrait); None opens
+            one for this file and closes it after.
+        progress: Told ``update(1)`` per written frame instead of the stderr progress bar.
 
     Returns:
         The run's statistics (``PipelineStats`` keys plus what was written where); also written
@@ -149,7 +157,10 @@ def render_file(config: AppConfig) -> dict[str, Any]:
         source = stack.enter_context(contextlib.closing(open_driving(str(config.driving))))
         limit = frame_limit(source, kind, config.duration)
         still = source.frame_count == 1
-        session = stack.enter_context(Session(config, live=False, still=still, image=image))
+        if open_session is None:
+            session = stack.enter_context(Session(config, live=False, still=still, image=image))
+        else:
+            session = open_session(config, still=still, image=image)
         reference = _reference(config, session.tracker, limit, still)
         if reference.face is not None:
             session.engine.calibrate(reference.face)
@@ -159,12 +170,14 @@ def render_file(config: AppConfig) -> dict[str, Any]:
         # Registered at once so that an error or Ctrl-C from here on deletes the temporary file;
         # after sink.close() has renamed the file into place, abort() does nothing.
         stack.callback(sink.abort)
-        progress = stack.enter_context(_progress_bar(config, limit))
+        bar = stack.enter_context(_progress_bar(config, limit)) if progress is None else None
         driver = session.driver()
-        job = OfflineRender(driver, sink, limit=limit, progress=progress, capacity=config.runtime.offline_queue)
+        job = OfflineRender(driver, sink, limit=limit, progress=progress if progress is not None else bar,
+                           capacity=config.runtime.offline_queue)
         stats = PipelineStats()
         job.run(source, stats)  # joins every thread before it returns or raises
-        progress.close()
+        if bar is not None:
+            bar.close()
         sink.close()
     result = _result(config, job.frames_written, driver.frames_without_face, stats,
                      sink.written_size or (width, height), source.fps)

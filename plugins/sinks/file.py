@@ -7,6 +7,7 @@ leaves a partial file at the output path; ``abort()`` deletes the temporary file
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_PARTIAL = ".partial"  # temporary files are ".<name>.<random>.partial<suffix>"
 _FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # Audio codecs each container takes as they are; anything else is re-encoded to AAC.
 _COPYABLE = {
@@ -78,6 +80,16 @@ def output_kind(path: str | Path) -> str:
     return "video" if suffix in VIDEO_SUFFIXES else "image"
 
 
+def partial_files(path: str | Path) -> list[Path]:
+    """The temporary files that sinks writing ``path`` have left behind.
+
+    Only a process killed outright (SIGKILL, a lost node) leaves one: ``abort()`` deletes it
+    otherwise. A batch render calls this for the jobs of a worker that died.
+    """
+    p = Path(path)
+    return sorted(p.parent.glob(f".{glob.escape(p.name)}.*{_PARTIAL}{glob.escape(p.suffix)}"))
+
+
 def even_size(size: tuple[int, int]) -> tuple[int, int]:
     """(width, height) rounded up to even numbers, as yuv420p needs."""
     return size[0] + size[0] % 2, size[1] + size[1] % 2
@@ -115,7 +127,7 @@ class FileSink(SinkContext):
         self.frames_written = 0
         # What the file will hold: videos are padded to even dimensions, stills keep the exact size.
         self.written_size = even_size(size) if self.kind == "video" and size is not None else size
-        self._tmp = self.path.parent / f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial{self.path.suffix}"
+        self._tmp = self.path.parent / f".{self.path.name}.{uuid.uuid4().hex[:8]}{_PARTIAL}{self.path.suffix}"
         self._done = False
         self._still: np.ndarray | None = None
         self._video: _VideoWriter | None = None

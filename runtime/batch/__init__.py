@@ -1,0 +1,1 @@
+"""facepaint-live batch: many renders, on this machine or on a Ray cluster, resumable."""
