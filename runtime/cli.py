@@ -32,6 +32,7 @@ EXAMPLES = """examples:
   facepaint-live --source me.jpg --cam 0 --preview --output rec.mp4    plus preview window and recording
   facepaint-live eval --source me.jpg --driving talk.mp4 --json r.json quality report
   facepaint-live bench --driving talk.mp4 --json bench.json            speed report
+  facepaint-live train --data clips/ --out my_weights/                  train the neural reenactor
   facepaint-live compile tensorrt model.onnx --output model.engine      build a TensorRT FP16 engine
   facepaint-live batch jobs.csv --out renders/                         many renders, resumable (batch --help)
 """
@@ -135,6 +136,10 @@ def run(argv: Sequence[str]) -> int:
         from facepaint.compile.cli import main as compile_main
 
         return compile_main(list(argv[1:]))
+    if argv and argv[0] == "train":
+        from facepaint.runtime.training.cli import main as train_main
+
+        return train_main(list(argv[1:]))
     if argv and argv[0] == "batch":
         from facepaint.runtime.batch.command import main as batch_main
 

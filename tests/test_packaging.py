@@ -42,3 +42,10 @@ def test_every_listed_package_imports() -> None:
 
     for name in sorted(_declared()):
         importlib.import_module(name)
+
+
+def test_shipped_neural_weights_are_package_data() -> None:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = data["tool"]["setuptools"]["package-data"]["facepaint.engine.neural"]
+    shipped = {p.name for pattern in patterns for p in (ROOT / "engine" / "neural").glob(pattern)}
+    assert {"face_generator.safetensors", "face_generator.json"} <= shipped

@@ -1,0 +1,104 @@
+"""The neural reenactor (``--reenactor neural``) on real faces, with the shipped weights."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from facepaint.engine.config import build_config
+from facepaint.engine.errors import ModelError
+from facepaint.engine.files import sha256_file
+from facepaint.engine.geometry import mouth_openness
+from facepaint.engine.neural.align import align_matrix, align_params, apply_affine
+from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
+from facepaint.engine.neural.inputs import IN_CHANNELS, REGIONS, CoarseWarp, heatmaps
+from facepaint.engine.neural.model_files import SHIPPED_DIR, SHIPPED_SHA256, WEIGHTS_FILE, load_generator
+from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+from facepaint.engine.topology import MESH_LEFT_EYE, MESH_RIGHT_EYE, get_topology
+
+
+def _neural_config() -> EngineConfig:
+    return build_config(EngineConfig, {"reenactor": {"kind": "neural"}})
+
+
+@pytest.fixture(scope="module")
+def neural(s42, driving):
+    eng = ReenactmentEngine(_neural_config(), *s42)
+    eng.render(*driving["neutral"], 0.0)
+    yield eng
+    eng.close()
+
+
+def test_generator_shapes_and_starts_at_the_coarse_warp():
+    gen = CoarseToFineGenerator(GeneratorConfig(size=64, width=8, blocks=1))
+    x = torch.rand(2, IN_CHANNELS, 64, 64) * 2 - 1
+    face, seg, residual = gen(x)
+    assert face.shape == (2, 3, 64, 64) and seg.shape == (2, 3, 64, 64) and residual.shape == (2, 3, 64, 64)
+    # The residual head starts at zero: an untrained generator returns the warp it was given.
+    assert torch.equal(face, x[:, 3:6])
+
+
+def test_alignment_levels_the_eyes_and_inputs_fit(s42):
+    _, face = s42
+    m = align_matrix(align_params(face.landmarks), 128)
+    lm = apply_affine(m, face.landmarks)
+    right, left = lm[list(MESH_RIGHT_EYE), :2].mean(0), lm[list(MESH_LEFT_EYE), :2].mean(0)
+    assert abs(right[1] - left[1]) < 2.0 and 30 < left[0] - right[0] < 60
+    assert lm[:, :2].min() > 0 and lm[:, :2].max() < 128
+    heat = heatmaps(lm, 128)
+    assert heat.shape == (len(REGIONS), 128, 128) and heat.max() == pytest.approx(1.0) and heat.min() >= 0
+
+
+def test_coarse_warp_to_own_landmarks_is_the_source(s42):
+    import cv2
+
+    img, face = s42
+    m = align_matrix(align_params(face.landmarks), 128)
+    square = cv2.warpAffine(img, m, (128, 128))
+    lm = apply_affine(m, face.landmarks)
+    assert np.abs(CoarseWarp(square, lm).render(lm).astype(int) - square).mean() < 1.0
+
+
+def test_shipped_weights_match_their_sha256_and_a_damaged_copy_is_refused(tmp_path):
+    assert sha256_file(SHIPPED_DIR / WEIGHTS_FILE) == SHIPPED_SHA256
+    assert load_generator(None).config.size == 128
+    copy = tmp_path / "w"
+    shutil.copytree(SHIPPED_DIR, copy)
+    data = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    data[-10] ^= 0xFF
+    (copy / WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        load_generator(copy)
+
+
+def test_neural_output_opens_its_mouth_with_the_driver(neural, driving, track, s42):
+    rest = track(neural.render(*driving["neutral"], 0.05))
+    out = neural.render(*driving["open"], 0.1)
+    tracked = track(out)
+    assert out.shape == s42[0].shape and tracked is not None
+    assert tracked.blendshape("jawOpen") > rest.blendshape("jawOpen") + 0.3
+    # The inner-lip gap (over mouth width) measured on the output opens with the driver's.
+    topo = get_topology("mediapipe478")
+    gap_out = mouth_openness(tracked.landmarks, topo) - mouth_openness(rest.landmarks, topo)
+    gap_driver = (mouth_openness(driving["open"][1].landmarks, topo)
+                  - mouth_openness(driving["neutral"][1].landmarks, topo))
+    assert gap_out > 0.5 * gap_driver > 0.1
+
+
+def test_neural_output_keeps_identity(neural, driving, s42, track):
+    dlib = pytest.importorskip("dlib")
+    models = pytest.importorskip("face_recognition_models")
+    sp = dlib.shape_predictor(models.pose_predictor_model_location())
+    rec = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+
+    def descriptor(img):
+        x0, y0, x1, y1 = track(img).bbox
+        rect = dlib.rectangle(int(x0), int(y0 + 0.1 * (y1 - y0)), int(x1), int(y1))
+        return np.array(rec.compute_face_descriptor(img, sp(img, rect)))
+
+    ref = descriptor(s42[0])
+    dist = [np.linalg.norm(descriptor(neural.render(*driving[k], 0.3)) - ref) for k in ("open", "blink")]
+    assert max(dist) < 0.55 and np.mean(dist) < 0.45
