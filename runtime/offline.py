@@ -17,6 +17,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from facepaint.engine.errors import ConfigError, InputError, NoFaceError
 from facepaint.plugins.base import FileSource, Frame, Sink, Tracker, load_plugin
 from facepaint.plugins.sinks.file import IMAGE_SUFFIXES as OUTPUT_IMAGE_SUFFIXES
@@ -160,10 +162,7 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
         source = stack.enter_context(contextlib.closing(open_driving(str(config.driving))))
         limit = frame_limit(source, kind, config.duration)
         still = source.frame_count == 1
-        if open_session is None:
-            session = stack.enter_context(Session(config, live=False, still=still, image=image))
-        else:
-            session = open_session(config, still=still, image=image)
+        session = _session(stack, config, open_session, still, image)
         reference = _reference(config, session.tracker, limit, still)
         if reference.face is not None:
             session.engine.calibrate(reference.face)
@@ -190,6 +189,14 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     return result
+
+
+def _session(stack: ExitStack, config: AppConfig, open_session: Callable[..., Session] | None, still: bool,
+             image: np.ndarray) -> Session:
+    """The caller's session (kept open by the caller), or a new one closed with ``stack``."""
+    if open_session is not None:
+        return open_session(config, still=still, image=image)
+    return stack.enter_context(Session(config, live=False, still=still, image=image))
 
 
 def run_offline(config: AppConfig) -> int:

@@ -1,4 +1,6 @@
-"""``facepaint-live train``: build or update the clip cache, then train the neural face generator."""
+"""``facepaint-live train``: track the clips once, then train the neural stages: the face generator,
+and the landmark transformer with the background mixer (``--stages``). Every stage's weights land in
+``--out``, which ``--weights`` then reads."""
 
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--max-frames", type=int, default=120, help="frames kept per clip when building a cache")
+    p.add_argument("--stages", choices=["all", "generator", "transformer-mixer"], default="all",
+                   help="which neural stages to train (default all; the transformer and mixer need a clip folder)")
+    p.add_argument("--lmt-steps", type=int, help="landmark transformer steps (the mixer gets a quarter; "
+                   "default: their own)")
     return p
 
 
@@ -62,6 +68,24 @@ def _cache(data: str, cache: Path, max_frames: int) -> Path:
     return cache
 
 
+def _train_transformer_and_mixer(args: argparse.Namespace, out: Path) -> None:
+    """The landmark transformer and the background mixer, from the clips in ``--data``.
+
+    Raises:
+        ConfigError: When ``--data`` is a generator cache (these two stages train from clips).
+    """
+    from facepaint.runtime.training.cache import is_cache
+    from facepaint.runtime.training.lmt_entry import train_transformer_and_mixer
+
+    if is_cache(Path(args.data)):
+        raise ConfigError(f"--data {args.data} is a generator cache; the landmark transformer and mixer train from "
+                          "the clips themselves: give the clip folder, or --stages generator")
+    print(f"training the landmark transformer and background mixer on {args.data} ...", file=sys.stderr)
+    paths = train_transformer_and_mixer(Path(args.data), out, steps=args.lmt_steps, resume=args.resume,
+                                        device=args.device, validate=Path(args.val) if args.val else None)
+    print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+
+
 def main(argv: list[str]) -> int:
     """Run ``train``; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -76,6 +100,10 @@ def main(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    if args.stages != "generator":
+        _train_transformer_and_mixer(args, out)
+        if args.stages == "transformer-mixer":
+            return 0
     try:
         train_cfg = TrainConfig(batch=args.batch, lr=args.lr, seed=args.seed, perceptual=args.perceptual,
                                 gan=args.gan, gan_start=args.gan_start)

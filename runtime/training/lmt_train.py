@@ -129,6 +129,16 @@ def lmt_losses(net, regressor, src, au, tgt, edges, cfg: LmtTrainConfig) -> dict
     return {"total": total, "l1": l1, "delta_l2": reg, "au": au_loss, "edge": edge}
 
 
+def _nets(config: LmtTrainConfig, data: LandmarkData, dev: torch.device) -> tuple[LandmarkTransformerNet, AURegressor]:
+    """The transformer and the AU regressor, centred on the cache's mean shape, on ``dev``."""
+    net, reg = LandmarkTransformerNet(config.hidden, config.layers), AURegressor()
+    mean = torch.from_numpy(data.canon.mean(0))
+    for m in (net, reg):
+        m.mean_shape.copy_(mean)
+    net.template.copy_(torch.from_numpy(data.template).float())
+    return net.to(dev), reg.to(dev)
+
+
 def train_landmark_transformer(cache: Path, out: Path, config: LmtTrainConfig = LmtTrainConfig(),
                                resume: bool = False, validate: Path | None = None) -> Path:
     """Train the AU regressor then the transformer on a cache; write ``landmark_transformer.safetensors``.
@@ -148,12 +158,7 @@ def train_landmark_transformer(cache: Path, out: Path, config: LmtTrainConfig = 
     data = LandmarkData(cache)
     val = LandmarkData(validate, data.template) if validate is not None else None
     dev = torch.device(config.device)
-    net, reg = LandmarkTransformerNet(config.hidden, config.layers), AURegressor()
-    mean = torch.from_numpy(data.canon.mean(0))
-    for m in (net, reg):
-        m.mean_shape.copy_(mean)
-    net.template.copy_(torch.from_numpy(data.template).float())
-    net.to(dev), reg.to(dev)
+    net, reg = _nets(config, data, dev)
     opt_r = torch.optim.Adam(reg.parameters(), lr=config.lr)
     opt_n = torch.optim.Adam(net.parameters(), lr=config.lr)
     modules, opts = {"transformer": net, "au_regressor": reg}, {"transformer": opt_n, "au_regressor": opt_r}
