@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--max-frames", type=int, default=120, help="frames kept per clip when building a cache")
-    p.add_argument("--stages", choices=["all", "generator", "transformer-mixer"], default="all",
-                   help="which neural stages to train (default all; the transformer and mixer need a clip folder)")
+    p.add_argument("--stages", choices=["all", "generator", "transformer-mixer"],
+                   help="which neural stages to train (default: all from a clip folder, the generator from a "
+                   "generator cache; the transformer and mixer train from clips)")
     p.add_argument("--lmt-steps", type=int, help="landmark transformer steps (the mixer gets a quarter; "
                    "default: their own)")
     return p
@@ -100,6 +101,10 @@ def main(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    if args.stages is None:
+        from facepaint.runtime.training.cache import is_cache
+
+        args.stages = "generator" if is_cache(Path(args.data)) else "all"
     if args.stages != "generator":
         _train_transformer_and_mixer(args, out)
         if args.stages == "transformer-mixer":
