@@ -122,23 +122,26 @@ def parse_pose(text: str) -> tuple[float, float, float]:
 
 def parse_regions(text: str) -> tuple[str, ...]:
     """``eyes,mouth`` -> ``("eyes", "mouth")``."""
-    names = tuple(filter(None, (part.strip() for part in text.split(","))))
-    bad = [n for n in names if n not in REGIONS]
-    if bad or not names:
-        raise ConfigError(f"--regions: unknown region '{bad[0] if bad else text}'; use a comma list of "
-                          f"{', '.join(REGIONS)}")
-    return names
+    return _comma_list("--regions", "region", text, REGIONS, "a comma list of")
 
 
 def parse_expressions(text: str) -> tuple[str, ...]:
     """``all`` or ``happy,sad`` -> the expressions of a contact sheet."""
     if text.strip() == "all":
         return EXPRESSIONS
+    return _comma_list("--expressions", "expression", text, EXPRESSIONS, "all or a comma list of")
+
+
+def _comma_list(flag: str, what: str, text: str, allowed: tuple[str, ...], hint: str) -> tuple[str, ...]:
+    """The names of a comma list, each one of ``allowed``.
+
+    Raises:
+        ConfigError: Naming the first unknown name (or the whole text when it names none) and the choices.
+    """
     names = tuple(filter(None, (part.strip() for part in text.split(","))))
-    bad = [n for n in names if n not in EXPRESSIONS]
+    bad = [n for n in names if n not in allowed]
     if bad or not names:
-        raise ConfigError(f"--expressions: unknown expression '{bad[0] if bad else text}'; use all or a comma "
-                          f"list of {', '.join(EXPRESSIONS)}")
+        raise ConfigError(f"{flag}: unknown {what} '{bad[0] if bad else text}'; use {hint} {', '.join(allowed)}")
     return names
 
 
