@@ -41,6 +41,9 @@ class MixerConfig:
 class BackgroundMixer(Protocol):
     """Composites a reenacted crop over the source background, then pastes it into the frame."""
 
+    # One "model: backend on device" line per network the stage runs (none for geometric ones).
+    models: tuple[str, ...]
+
     def mix(self, reenacted: Reenacted) -> np.ndarray:
         """The finished crop (RGB uint8, crop size): ``M * face + (1 - M) * background``."""
 
@@ -58,6 +61,8 @@ class GeometricBackgroundMixer:
         source: The prepared source face.
         config: Mixer settings.
     """
+
+    models: tuple[str, ...] = ()
 
     def __init__(self, source: SourceFace, config: MixerConfig) -> None:
         self.source = source

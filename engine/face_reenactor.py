@@ -71,6 +71,9 @@ class Reenacted:
 class FaceReenactor(Protocol):
     """Renders the source face at a target shape (geometric now, coarse-to-fine generator later)."""
 
+    # One "model: backend on device" line per network the stage runs (none for geometric ones).
+    models: tuple[str, ...]
+
     def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
         """Reenacted crop for ``target``; ``frame``/``driving`` (driving frame and landmarks) may be None."""
 
@@ -85,6 +88,8 @@ class GeometricFaceReenactor:
         source: The prepared source face.
         config: Reenactor settings.
     """
+
+    models: tuple[str, ...] = ()
 
     def __init__(self, source: SourceFace, config: ReenactorConfig) -> None:
         self.source = source

@@ -113,6 +113,9 @@ class TargetShape:
 class LandmarkTransformer(Protocol):
     """Maps a driving face to target landmarks for the source (geometric now, FACEGAN MLP later)."""
 
+    # One "model: backend on device" line per network the stage runs (none for geometric ones).
+    models: tuple[str, ...]
+
     def calibrate(self, face: FaceTrack) -> None:
         """Take ``face`` as the driving neutral: it maps to the source as it is."""
 
@@ -140,6 +143,8 @@ class GeometricLandmarkTransformer:
         source: The prepared source face.
         config: Transformer settings.
     """
+
+    models: tuple[str, ...] = ()
 
     def __init__(self, source: SourceFace, config: TransformerConfig) -> None:
         self.source = source

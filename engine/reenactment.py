@@ -130,6 +130,11 @@ class ReenactmentEngine:
         """Take ``face`` as the driving neutral before the first frame (``--reference auto``)."""
         self.transformer.calibrate(face)
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """How each network of the neural stages runs (``face_generator: torch on cpu``...)."""
+        return (*self.transformer.models, *self.reenactor.models, *self.mixer.models)
+
     def close(self) -> None:
         """Release the stages (models, device memory); later calls do nothing."""
         for stage in (self.transformer, self.reenactor, self.mixer):

@@ -33,7 +33,7 @@ EXAMPLES = """examples:
   facepaint-live eval --source me.jpg --driving talk.mp4 --json r.json quality report
   facepaint-live bench --driving talk.mp4 --json bench.json            speed report
   facepaint-live train --data clips/ --out my_weights/                  train the neural reenactor
-  facepaint-live compile tensorrt model.onnx --output model.engine      build a TensorRT FP16 engine
+  facepaint-live compile --format onnx --out onnx/ --verify             the neural stages for onnxruntime
   facepaint-live batch jobs.csv --out renders/                         many renders, resumable (batch --help)
 """
 

@@ -186,6 +186,7 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
     result = _result(config, job.frames_written, driver.frames_without_face, stats,
                      sink.written_size or (width, height), source.fps)
     result["reference"] = reference.describe()
+    result["models"] = list(session.engine.models)
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     return result
@@ -263,4 +264,4 @@ def _summary(result: dict[str, Any]) -> str:
     return (f"facepaint-live: wrote {result['output']}: {n} frames {w}x{h} "
             f"at {result['output_fps']:g} fps, rendered in {result['elapsed_s']:.1f} s "
             f"({result['fps']:.1f} fps), {result['frames_without_face']} without a face, "
-            f"reference: {result['reference']}")
+            f"reference: {result['reference']}" + "".join(f"; {m}" for m in result.get("models", ())))

@@ -77,6 +77,7 @@ class FakeEngine:
         self.reference: FaceTrack | None = None
         self.expressions: list[object] = []
         self.following_neutral = False
+        self.models: tuple[str, ...] = ()
 
     @property
     def faces(self) -> list[bool]:

@@ -13,7 +13,6 @@ from facepaint.compile.cli import main as compile_main
 from facepaint.compile.config import CompileConfig
 from facepaint.compile.onnx import export_onnx
 from facepaint.compile.tensorrt import build_engine, choose_precision
-from facepaint.compile.weights import save_weights
 from facepaint.engine.backends.base import backend_for, format_named, load_object
 from facepaint.engine.backends.modules import (
     BackwardWarp,
@@ -23,6 +22,7 @@ from facepaint.engine.backends.modules import (
 )
 from facepaint.engine.backends.onnx import OnnxBackend
 from facepaint.engine.backends.provenance import ShapeProfile
+from facepaint.engine.backends.spec import save_weights
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
 
 pytest.importorskip("onnxruntime")
@@ -124,17 +124,22 @@ def test_build_engine_without_tensorrt_is_unavailable(no_tensorrt: None, exporte
                                                       tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailable, match=r"facepaint-live\[tensorrt\]"):
         build_engine(exported[1], tmp_path / "w.engine")
-    with pytest.raises(SystemExit) as exit_info:
-        compile_main(["tensorrt", str(exported[1]), "--profile", "image=1x3x8x8:1x3x64x64:1x3x128x128"])
-    assert exit_info.value.code == 2
+    for source in (["--model", str(exported[1])], []):  # one file, and the shipped stage models
+        with pytest.raises(SystemExit) as exit_info:
+            compile_main(["--format", "tensorrt", *source, "--out", str(tmp_path / "engines"),
+                          "--profile", "image=1x3x8x8:1x3x64x64:1x3x128x128"])
+        assert exit_info.value.code == 2
+        assert not (tmp_path / "engines").exists()  # refused before anything was written
 
 
-def test_cli_refuses_a_source_of_the_wrong_format(exported: tuple[Path, Path],
+def test_cli_refuses_a_source_of_the_wrong_format(exported: tuple[Path, Path], tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        compile_main(["tensorrt", str(exported[0])])
+        compile_main(["--format", "onnx", "--model", str(exported[1]), "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2
-    assert "tensorrt is built from onnx (.onnx) files" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "onnx is compiled from .safetensors models" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.gpu

@@ -37,7 +37,7 @@ class Format:
         backend: ``"module:Class"`` of the ``Backend`` that loads it.
         exporter: ``"module:function"`` in ``facepaint.compile`` that writes it from ``source``, called
             as ``exporter(source_path, out_path, config: CompileConfig) -> Path``; ``None`` for the
-            source format itself (written by ``facepaint.compile.weights.save_weights``).
+            source format itself (written by ``facepaint.engine.backends.spec.save_weights``).
         source: Name of the format the exporter reads, or ``None``.
         needs_gpu: The format only runs on CUDA.
     """
@@ -78,8 +78,9 @@ def format_for(path: str | Path) -> Format:
     suffix = Path(path).suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         raise ConfigError(f"'{path}' is a pickled checkpoint ({suffix}), which can run code when loaded, so it is "
-                          "refused; convert its state dict to .safetensors (facepaint.compile.weights.save_weights) "
-                          f"on a machine you trust; supported: {supported_suffixes()}")
+                          "refused; convert its state dict to .safetensors "
+                          "(facepaint.engine.backends.spec.save_weights) on a machine you trust; "
+                          f"supported: {supported_suffixes()}")
     for fmt in FORMATS:
         if fmt.suffix == suffix:
             return fmt

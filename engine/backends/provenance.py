@@ -175,7 +175,7 @@ def read_engine_file(path: str | Path) -> tuple[EngineHeader, bytes]:
     start = len(MAGIC) + _LENGTH.size
     if not data.startswith(MAGIC) or len(data) < start:
         raise ModelError(f"'{path}' has no facepaint provenance header (a bare TensorRT engine?); "
-                         "rebuild it with 'facepaint-live compile tensorrt MODEL.onnx'")
+                         "rebuild it with 'facepaint-live compile --format tensorrt --model MODEL.onnx --out DIR'")
     (length,) = _LENGTH.unpack_from(data, len(MAGIC))
     if length > _MAX_HEADER or start + length > len(data):
         raise ModelError(f"'{path}': engine header length {length} is corrupt")
@@ -188,7 +188,7 @@ def read_engine_file(path: str | Path) -> tuple[EngineHeader, bytes]:
 
 def rebuild_command(header: EngineHeader, engine_path: str | Path, precision: str | None = None) -> str:
     """Return the command that rebuilds ``engine_path`` from its source on this machine."""
-    parts = ["facepaint-live compile tensorrt", header.source, "--output", str(engine_path),
+    parts = ["facepaint-live compile --format tensorrt --model", header.source, "--out", str(Path(engine_path).parent),
              "--precision", precision or header.precision]
     parts += [f"--profile {p.to_text()}" for p in header.profiles]
     return " ".join(parts)

@@ -14,12 +14,16 @@ import torch
 from torch import nn
 
 from facepaint.engine.backends.base import BackendBase, BackendOptions, load_object
-from facepaint.engine.backends.spec import ModelSpec, read_spec
-from facepaint.engine.errors import BackendUnavailable, ModelError
+from facepaint.engine.backends.spec import ModelSpec, check_weights_sha256, read_spec
+from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
 
 # Values are "module:factory" strings so that listing the architectures imports none of them.
 ARCHITECTURES: Mapping[str, str] = MappingProxyType({
     "backward_warp": "facepaint.engine.backends.modules:BackwardWarp",
+    "coarse_to_fine_generator": "facepaint.engine.neural.generator:build_generator",
+    "landmark_transformer": "facepaint.engine.neural.landmark_transformer:LandmarkTransformerNet",
+    "au_regressor": "facepaint.engine.neural.landmark_transformer:AURegressor",
+    "background_mixer": "facepaint.engine.neural.background_mixer:BackgroundMixerNet",
 })
 
 Factory = Callable[..., nn.Module]
@@ -66,7 +70,7 @@ def build_module(spec: ModelSpec, architectures: Mapping[str, str | Factory] = A
     factory = load_object(target) if isinstance(target, str) else target
     try:
         return factory(**spec.config)
-    except TypeError as exc:
+    except (TypeError, ValueError, ConfigError) as exc:
         raise ModelError(f"architecture '{spec.architecture}' rejects config {spec.config}: {exc}") from None
 
 
@@ -109,6 +113,7 @@ class TorchBackend(BackendBase):
         self.device = torch_device(self.options)
         self.dtype = compute_dtype(self.options, self.device)
         spec = read_spec(path)
+        check_weights_sha256(path, spec.weights_sha256)
         module = build_module(spec, self.architectures)
         try:
             state = load_file(str(path), device="cpu")

@@ -21,11 +21,10 @@ from torch.nn import functional as F
 from facepaint.engine.background_mixer import GeometricBackgroundMixer, MixerConfig
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.face_reenactor import Reenacted
-from facepaint.engine.neural.shipped import load_module, weights_path
+from facepaint.engine.neural.model_files import MIXER, open_stage_model, read_model_spec
 from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import ModelConfig
 
-WEIGHTS_NAME = "background_mixer.safetensors"
 # The input mask is clamped to [MASK_FLOOR, 1 - MASK_FLOOR] before its logit: outside the person
 # the mix equals the background, so a mask at ~0 would leave the net no gradient to fill the
 # uncovered background with (0.001 did not learn in 200 steps; 0.05 does).
@@ -98,33 +97,31 @@ def composite(rgb: torch.Tensor, m: torch.Tensor, background: torch.Tensor) -> t
 class NeuralBackgroundMixer(GeometricBackgroundMixer):
     """``BackgroundMixerNet`` on the crop resized to its size; mask and correction upsampled back.
 
-    Runs in fp32 on the CPU through torch (a few ms a frame at 64² on this project's CPU),
-    whatever ``model.device`` says: the GPU path comes with the compiled engines.
+    The net runs through ``model``'s backend, device and precision (a few ms a frame at 64² on
+    this project's CPU); its inputs are made and its outputs used on the host.
 
     Args:
         source: The prepared source face.
         config: Mixer settings (the geometric feather is not used: the net makes the mask edge).
-        model: Where the weights are (``model.weights`` folder holding
-            ``background_mixer.safetensors``, or None for the shipped ones).
+        model: Where the weights are (``model.weights`` folder holding ``background_mixer.*``,
+            or None for the shipped ones), backend, device and precision.
 
     Raises:
-        ConfigError: If a backend other than torch is asked for.
-        ModelError: If the weights are missing, damaged or do not fit.
+        ModelError / BackendUnavailable / EngineMismatch: If the weights are missing, damaged or
+            do not fit, or the backend cannot run here.
     """
 
     def __init__(self, source: SourceFace, config: MixerConfig, model: ModelConfig) -> None:
-        if model.backend not in ("torch", "auto"):
-            raise ConfigError(f"the neural background mixer runs on the torch backend only, got "
-                              f"'{model.backend}'; use --backend torch or --mixer geometric")
         super().__init__(source, config)
-        self.net = load_module(weights_path(model.weights, WEIGHTS_NAME), BackgroundMixerNet, prefix="mixer.")
+        self._size = int(read_model_spec(MIXER, model.weights).config["size"])
+        self.chosen = open_stage_model(MIXER, model)
+        self.models = (self.chosen.describe(),)
         h, w = source.crop.shape[:2]
         self._side = max(h, w)
-        self._size = self.net.size
         self._bg = _to_tensor(_square(source.background, self._side), self._size)
 
-    def mix(self, reenacted: Reenacted) -> np.ndarray:
-        """See ``BackgroundMixer.mix``.
+    def net_inputs(self, reenacted: Reenacted) -> dict[str, torch.Tensor]:
+        """The net's inputs for ``reenacted``: crop, mask and background squared and resized.
 
         Raises:
             InputError: If the reenactor gave no person mask.
@@ -132,18 +129,32 @@ class NeuralBackgroundMixer(GeometricBackgroundMixer):
         if reenacted.mask is None:
             raise InputError("the neural background mixer needs the reenactor's person mask; "
                              "this reenactor returned none (use --mixer geometric)")
-        h, w = reenacted.image.shape[:2]
         face = _to_tensor(_square(reenacted.image, self._side), self._size)
         mask = _to_tensor(_square(reenacted.mask[..., None], self._side), self._size)
-        with torch.inference_mode():
-            rgb, m = self.net(face, mask, self._bg)
-            m_full = _upsampled(m, self._side)[:h, :w]
-            res_full = _upsampled(rgb - composite(face, mask, self._bg), self._side)[:h, :w]
-        bg, a = self.source.background, reenacted.mask.astype(np.float32)
+        return {"face": face, "mask": mask, "background": self._bg}
+
+    def mix(self, reenacted: Reenacted) -> np.ndarray:
+        """See ``BackgroundMixer.mix``.
+
+        Raises:
+            InputError: If the reenactor gave no person mask.
+        """
+        inputs = self.net_inputs(reenacted)
+        out = self.chosen.backend.infer(inputs)
+        rgb, m = out["rgb"].cpu(), out["alpha"].cpu()
+        h, w = reenacted.image.shape[:2]
+        m_full = _upsampled(m, self._side)[:h, :w]
+        res_full = _upsampled(rgb - composite(inputs["face"], inputs["mask"], self._bg), self._side)[:h, :w]
+        bg, a = self.source.background, np.asarray(reenacted.mask, np.float32)
         base = cv2.blendLinear(reenacted.image, bg, a, 1.0 - a)
         corrected = cv2.add(base, np.ascontiguousarray(255.0 * res_full), dtype=cv2.CV_8U)
         m_full = np.ascontiguousarray(m_full[..., 0])
         return cv2.blendLinear(corrected, bg, m_full, 1.0 - m_full)
+
+    def close(self) -> None:
+        """Release the net's backend; later frames fail."""
+        self.chosen.backend.close()
+        super().close()
 
 
 def _square(img: np.ndarray, side: int) -> np.ndarray:

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import torch
 
-from facepaint.engine.errors import ConfigError, FacepaintError
+from facepaint.engine.backends.choose import check_warm_up
+from facepaint.engine.errors import ConfigError
 from facepaint.engine.face_reenactor import GeometricFaceReenactor, Reenacted, ReenactorConfig
 from facepaint.engine.landmark_transformer import TargetShape
 from facepaint.engine.neural.align import align_matrix, align_params, apply_affine, warp_to_square
-from facepaint.engine.neural.generator import CoarseToFineGenerator
 from facepaint.engine.neural.inputs import CoarseWarp, heatmaps, to_tensor_layout
-from facepaint.engine.neural.model_files import load_generator
+from facepaint.engine.neural.model_files import GENERATOR, open_stage_model, read_model_spec
 from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import ModelConfig
 
@@ -36,13 +36,13 @@ class NeuralFaceReenactor:
     Args:
         source: The prepared source face (MediaPipe topology).
         config: Reenactor settings (``interpolation`` is used by the full-resolution warp).
-        model: Weights folder (None: the shipped weights), backend (torch only), device and
-            precision; None: the ``ModelConfig`` defaults.
+        model: Weights folder (None: the shipped weights), backend, device and precision; None:
+            the ``ModelConfig`` defaults.
 
     Raises:
-        ConfigError: When the source was tracked with another landmark layout, or the backend,
-            device or precision asked for cannot run this stage.
-        ModelError: When the weights are missing or fail their checksum.
+        ConfigError: When the source was tracked with another landmark layout.
+        ModelError / BackendUnavailable / EngineMismatch: When the weights are missing or fail
+            their checksum, the backend cannot run here, or the warm-up output is NaN or black.
     """
 
     def __init__(self, source: SourceFace, config: ReenactorConfig, model: ModelConfig | None = None) -> None:
@@ -52,11 +52,9 @@ class NeuralFaceReenactor:
         model = model or ModelConfig()
         self.source = source
         self.config = config
-        self.device, self.dtype = _placement(model)
-        gen = load_generator(model.weights, str(self.device)).to(self.dtype)
-        self.gen: CoarseToFineGenerator | None = gen
-        size = gen.config.size
-        self.size = size
+        self.size = size = int(read_model_spec(GENERATOR, model.weights).config["size"])
+        self.chosen = open_stage_model(GENERATOR, model)
+        self.models = (self.chosen.describe(),)
         self.matrix = align_matrix(align_params(source.landmarks), size)
         self.square = warp_to_square(source.crop, self.matrix, size)
         self._coarse = CoarseWarp(self.square, apply_affine(self.matrix, source.landmarks))
@@ -66,20 +64,23 @@ class NeuralFaceReenactor:
         edge = np.clip(ramp, 0.0, 1.0).astype(np.float32)
         self._edge = np.minimum(edge[:, None], edge[None, :])
         self._crop_size = (source.crop.shape[1], source.crop.shape[0])
+        # A NaN or black face at warm-up is the classic fp16 overflow: refused, naming --precision fp32.
+        rest = self.chosen.backend.infer({"x": self._input(apply_affine(self.matrix, source.landmarks))[0]})
+        check_warm_up({"face": rest["face"] + 1.0}, model.precision, f"the generator ({self.chosen.describe()})")
+
+    def _input(self, lm_square: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """(generator input (1, C, S, S), coarse warp) for target landmarks in square pixels."""
+        coarse = self._coarse.render(lm_square)
+        layout = to_tensor_layout(self.square, coarse, heatmaps(lm_square, self.size))
+        return torch.from_numpy(layout[None]), coarse
 
     def generate(self, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(generator face, coarse warp, person probability) in the aligned square for target
         ``landmarks`` given in source crop pixels; faces float32 RGB 0..255."""
-        lm = apply_affine(self.matrix, landmarks)
-        coarse = self._coarse.render(lm)
-        x = torch.from_numpy(to_tensor_layout(self.square, coarse, heatmaps(lm, self.size))[None])
-        x = x.to(self.device, self.dtype)
-        if self.gen is None:
-            raise FacepaintError("this neural reenactor is closed")
-        with torch.inference_mode():
-            face, logits, _ = self.gen(x)
-            person = 1.0 - torch.softmax(logits.float(), 1)[:, 0]
-        face_np = (face[0].float().permute(1, 2, 0).cpu().numpy() + 1.0) * 127.5
+        x, coarse = self._input(apply_affine(self.matrix, landmarks))
+        out = self.chosen.backend.infer({"x": x})
+        person = 1.0 - torch.softmax(out["segmentation"], 1)[:, 0]
+        face_np = (out["face"][0].permute(1, 2, 0).cpu().numpy() + 1.0) * 127.5
         return face_np, coarse.astype(np.float32), person[0].cpu().numpy()
 
     def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
@@ -90,32 +91,20 @@ class NeuralFaceReenactor:
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         back = cv2.warpAffine(delta, self.matrix, self._crop_size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
         image = np.clip(base.image.astype(np.float32) + back + 0.5, 0, 255).astype(np.uint8)
-        # The crop keeps its (warped) background, as the geometric reenactor's does: no mask for
-        # the mixer. The predicted person mask is kept for a mixer that wants it.
-        self.person_mask = cv2.warpAffine(person * self._edge, self.matrix, self._crop_size, flags=flags,
-                                          borderMode=cv2.BORDER_CONSTANT)
-        return Reenacted(image, None, base.map_x, base.map_y, 0.0)
+        return Reenacted(image, self._person_mask(person, base.mask), base.map_x, base.map_y, 0.0)
+
+    def _person_mask(self, person: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:
+        """The mixer's mask: the generator's face + hair probability inside the aligned square,
+        fading to the warped head mask of the geometric reenactor at the square's border and
+        beyond it (the square holds the face; hair and neck may reach outside it)."""
+        if head is None:
+            return None
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        inside = cv2.warpAffine(self._edge, self.matrix, self._crop_size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        predicted = cv2.warpAffine(person * self._edge, self.matrix, self._crop_size, flags=flags,
+                                   borderMode=cv2.BORDER_CONSTANT)
+        return np.clip(predicted + (1.0 - inside) * head, 0.0, 1.0).astype(np.float32)
 
     def close(self) -> None:
-        """Drop the generator (device memory); later renders fail."""
-        self.gen = None
-
-
-def _placement(model: ModelConfig) -> tuple[torch.device, torch.dtype]:
-    """(device, dtype) for ``model``, or ConfigError for what this stage cannot do."""
-    if model.backend not in ("torch", "auto"):
-        raise ConfigError(f"the neural reenactor runs on the torch backend only, not '{model.backend}'; "
-                          "use --backend torch")
-    name = model.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device is available; use --device cpu")
-    device = torch.device(name)
-    if model.precision == "fp16":
-        if device.type == "cuda":
-            return device, torch.float16
-        if not model.allow_fp32:
-            raise ConfigError("fp16 on the CPU is not supported by the neural reenactor; use --precision fp32 "
-                              "or add --allow-fp32")
-    return device, torch.float32
+        """Release the generator's backend (device memory); later renders fail."""
+        self.chosen.backend.close()

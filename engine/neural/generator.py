@@ -110,6 +110,11 @@ class CoarseToFineGenerator(nn.Module):
         return coarse + residual, out[:, 3:], residual
 
 
+def build_generator(**config: int) -> CoarseToFineGenerator:
+    """The generator for a ``GeneratorConfig`` given as keywords (the backends' architecture factory)."""
+    return CoarseToFineGenerator(GeneratorConfig(**config))
+
+
 def parameter_count(module: nn.Module) -> int:
     """Number of parameters of ``module``."""
     return sum(p.numel() for p in module.parameters())

@@ -14,8 +14,6 @@ about the template's RMS radius.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
@@ -23,15 +21,15 @@ from torch import nn
 from facepaint.engine.errors import ConfigError
 from facepaint.engine.geometry import eye_openness, umeyama
 from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TransformerConfig
-from facepaint.engine.neural.shipped import load_module, weights_path
+from facepaint.engine.neural.model_files import TRANSFORMER, open_stage_model, read_tensors
 from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import ModelConfig
 from facepaint.engine.topology import IBUG68_FROM_MESH, MESH_STABLE
 from facepaint.engine.track import FaceTrack
 
-WEIGHTS_NAME = "landmark_transformer.safetensors"
 N_POINTS = 478
 N_AU = 17
+N_DRIVING = N_AU + 3  # AU intensities, then yaw, pitch, roll
 IBUG = np.asarray(IBUG68_FROM_MESH, np.int64)
 STABLE = np.asarray(MESH_STABLE, np.int64)
 # AU intensities are in [0, 5] and angles in degrees: both brought to about unit range.
@@ -68,6 +66,7 @@ class LandmarkTransformerNet(nn.Module):
     template: torch.Tensor
     mean_shape: torch.Tensor
     au_scale: torch.Tensor
+    ibug: torch.Tensor
 
     def __init__(self, hidden: int = 256, layers: int = 3) -> None:
         super().__init__()
@@ -85,6 +84,8 @@ class LandmarkTransformerNet(nn.Module):
         self.register_buffer("template", torch.zeros(len(STABLE), 3))
         self.register_buffer("mean_shape", torch.zeros(N_POINTS, 3))
         self.register_buffer("au_scale", torch.from_numpy(AU_SCALE.copy()))
+        # A buffer rather than a tensor made in forward, so that ONNX export sees a constant.
+        self.register_buffer("ibug", torch.from_numpy(IBUG.copy()), persistent=False)
 
     def forward(self, source: torch.Tensor, au: torch.Tensor) -> torch.Tensor:
         """Displacement of every mesh point.
@@ -96,8 +97,7 @@ class LandmarkTransformerNet(nn.Module):
         Returns:
             (B, 478, 3) canonical displacement; ``source + output`` is the target.
         """
-        ibug = torch.as_tensor(IBUG, device=source.device)
-        shape = (source[:, ibug] - self.mean_shape[ibug]).flatten(1)
+        shape = (source[:, self.ibug] - self.mean_shape[self.ibug]).flatten(1)
         x = torch.cat([shape * 4.0, au * self.au_scale], dim=1)
         return self.head(self.body(x)).view(-1, N_POINTS, 3) * 0.1
 
@@ -110,17 +110,18 @@ class AURegressor(nn.Module):
     """
 
     mean_shape: torch.Tensor
+    ibug: torch.Tensor
 
     def __init__(self, hidden: int = 128) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(len(IBUG) * 3, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                  nn.Linear(hidden, N_AU))
         self.register_buffer("mean_shape", torch.zeros(N_POINTS, 3))
+        self.register_buffer("ibug", torch.from_numpy(IBUG.copy()), persistent=False)
 
     def forward(self, shape: torch.Tensor) -> torch.Tensor:
         """(B, 478, 3) canonical landmarks -> (B, 17) AU intensities / 5."""
-        ibug = torch.as_tensor(IBUG, device=shape.device)
-        return self.net((shape[:, ibug] - self.mean_shape[ibug]).flatten(1) * 4.0)
+        return self.net((shape[:, self.ibug] - self.mean_shape[self.ibug]).flatten(1) * 4.0)
 
 
 class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
@@ -133,19 +134,21 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
     lid closure and the head ring are the geometric stage's. Per-landmark mouth gain and smile
     damping are geometric tunings and are not applied here.
 
-    The net is a ~0.5 M-parameter MLP run once per frame (well under a millisecond): it runs in
-    fp32 on the CPU through torch whatever ``model.device`` and ``model.precision`` say, because a
-    device transfer would cost more than the net and fp16 only loses landmark precision.
+    The net is a ~0.5 M-parameter MLP run once per frame (well under a millisecond). It runs on
+    the CPU in fp32 whatever ``model.device`` and ``model.precision`` say, because a device
+    transfer would cost more than the net and fp16 only loses landmark precision: through
+    ``model.backend`` when that is ``torch`` or ``onnxruntime``, else (``auto``, ``tensorrt``,
+    ``tensorrt-rtx``, which serve the image networks) through the best CPU backend whose file is
+    there. ``models`` says which ran.
 
     Args:
         source: The prepared source face (MediaPipe mesh topology).
         config: Transformer settings (gains, reference, blink thresholds).
         model: Where the weights are (``model.weights`` folder holding
-            ``landmark_transformer.safetensors``, or None for the shipped ones).
+            ``landmark_transformer.safetensors``, or None for the shipped ones) and the backend.
 
     Raises:
-        ConfigError: If the source is not tracked with the 478-point mesh, or a backend other
-            than torch is asked for.
+        ConfigError: If the source is not tracked with the 478-point mesh.
         ModelError: If the weights are missing, damaged or do not fit.
     """
 
@@ -153,13 +156,11 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
         if source.topology.name != "mediapipe478":
             raise ConfigError(f"the neural landmark transformer needs the mediapipe478 mesh, got "
                               f"'{source.topology.name}'; use tracker 'mediapipe' or the geometric transformer")
-        if model.backend not in ("torch", "auto"):
-            raise ConfigError(f"the neural landmark transformer runs on the torch backend only, got "
-                              f"'{model.backend}'; use --backend torch or --transformer geometric")
         super().__init__(source, config)
-        net = load_net(weights_path(model.weights, WEIGHTS_NAME))
-        self.net = net
-        template = net.template.double().numpy()
+        backend = model.backend if model.backend in ("torch", "onnxruntime") else "auto"
+        self.chosen = open_stage_model(TRANSFORMER, model, backend=backend, device="cpu", precision="fp32")
+        self.models = (self.chosen.describe(),)
+        template = read_tensors(TRANSFORMER, model.weights, ("template",))["template"].astype(np.float64)
         s, r, t = canonical_fit(source.landmarks, template)
         # Canonical displacement -> crop pixels: the inverse of the source's canonical fit.
         self._to_crop = r / s
@@ -168,7 +169,8 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
         self._src_eyes = np.maximum(eye_openness(source.landmarks, source.topology), 1e-3)
 
     def close(self) -> None:
-        """Nothing to release: the net lives on the CPU and goes with this object."""
+        """Release the net's backend; later frames fail."""
+        self.chosen.backend.close()
 
     def calibrate(self, face: FaceTrack) -> None:
         """See ``GeometricLandmarkTransformer.calibrate``; also the net's output at the neutral."""
@@ -179,17 +181,11 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
             self._neutral_out = self._predict(face.au)
 
     def _predict(self, au: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            a = torch.as_tensor(np.asarray(au, np.float32))[None]
-            return self.net(self._src, a)[0].double().numpy()
+        a = torch.as_tensor(np.asarray(au, np.float32))[None]
+        return self.chosen.backend.infer({"source": self._src, "au": a})["delta"][0].double().numpy()
 
     def _expression(self, face: FaceTrack, lm: np.ndarray, unposed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 3) crop-pixel displacement from the net and (2,) eye-opening ratio to the source's."""
         delta = self.config.expression * (self._predict(face.au) - self._neutral_out) @ self._to_crop
         ratio = eye_openness(self.source.landmarks + delta, self.topology) / self._src_eyes
         return delta, ratio
-
-
-def load_net(path: str | Path) -> LandmarkTransformerNet:
-    """Build the net from ``<path>`` (.safetensors) and the JSON config beside it (fp32 on CPU)."""
-    return load_module(path, LandmarkTransformerNet, prefix="transformer.")

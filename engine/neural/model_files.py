@@ -1,88 +1,186 @@
-"""Generator weight files: fp16 safetensors plus a JSON description, sha256-checked at load.
+"""The neural stages' model files: where they are, their checksums, and how a stage opens one.
 
-A weights folder holds ``face_generator.safetensors`` and ``face_generator.json`` (the
-``GeneratorConfig``, its hash, the file's sha256 and the training step). The shipped pair lives in
-this package's ``weights/`` folder and must match ``SHIPPED_SHA256``; a user's folder (``--weights``,
-a ``train`` output or its ``weights/`` subfolder) must match the sha256 its own JSON names. Nothing
-is ever unpickled.
+Every neural model is a stem (``MODELS``) in a folder: ``STEM.safetensors`` (fp16 weights) and
+``STEM.json`` (the backends' ``ModelSpec``: architecture, config, inputs, outputs, the weights'
+sha256 and how they were trained), and, once ``facepaint-live compile`` has run, ``STEM.onnx`` or
+``STEM.engine`` beside them. A stage opens its model through ``engine.backends.choose`` (torch,
+onnxruntime, TensorRT, TensorRT-RTX) and reads the spec's config (crop size, constants) from the
+JSON and safetensors, whichever backend runs the network.
+
+The shipped folder is this package's ``weights/``. Its safetensors must also match
+``SHIPPED_SHA256``, so a file swapped in an install is refused even when its JSON was edited to
+match. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from facepaint.engine.backends.spec import ModelSpec, TensorSpec, check_weights_sha256, read_spec
 from facepaint.engine.errors import ModelError
-from facepaint.engine.files import sha256_file
-from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 
-WEIGHTS_FILE = "face_generator.safetensors"
-META_FILE = "face_generator.json"
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
-# sha256 of the shipped weights/face_generator.safetensors (docs/MODEL_CARD.md says how it was trained).
-SHIPPED_SHA256 = "7462f68ccd67d6efa9a7b0a1a866a3baa673851467450aa269fa49775863a4bb"
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
+
+    from facepaint.engine.backends.choose import ChosenModel
+    from facepaint.engine.stages import ModelConfig
+
+GENERATOR = "face_generator"
+TRANSFORMER = "landmark_transformer"
+MIXER = "background_mixer"
+AU_REGRESSOR = "au_regressor"
+# The networks the product runs, in pipeline order (what `compile` builds). The AU regressor only
+# measures the transformer (training loss, evaluation) and is shipped for `eval`.
+STAGE_MODELS = (TRANSFORMER, GENERATOR, MIXER)
+MODELS = (*STAGE_MODELS, AU_REGRESSOR)
+SUFFIXES = (".safetensors", ".onnx", ".engine")
+
+# sha256 of the shipped weights (docs/MODEL_CARD.md and docs/NEURAL_LMT_MIXER.md say how they were trained).
+SHIPPED_SHA256: dict[str, str] = {
+    GENERATOR: "7462f68ccd67d6efa9a7b0a1a866a3baa673851467450aa269fa49775863a4bb",
+    TRANSFORMER: "b45d71c7fb3ac9d921686e723233b6dc13ea4e5b04fd6781ce280fcbaf9e2487",
+    MIXER: "070730343fb438f1b1d79366e8788352160d63e37ced716f3012610506a5aabf",
+    AU_REGRESSOR: "5f4a1d8286853c7657d75768f531e806de8a421bfa6c91a700e796e9b9b4e5a1",
+}
 
 
-def save_weights(folder: Path, gen: CoarseToFineGenerator, extra: dict | None = None) -> Path:
-    """Write ``gen`` as fp16 safetensors + JSON into ``folder``; returns the safetensors path."""
-    from safetensors.torch import save_file
+def shipped_dir() -> Path:
+    """The folder of the weights shipped in the package."""
+    return Path(str(resources.files("facepaint.engine.neural").joinpath("weights")))
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in gen.state_dict().items()}
-    path = folder / WEIGHTS_FILE
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
-    meta = {"generator": dataclasses.asdict(gen.config), "config_hash": gen.config.digest(),
-            "sha256": sha256_file(path), **(extra or {})}
-    (folder / META_FILE).write_text(json.dumps(meta, indent=1))
+
+def model_folder(weights: str | Path | None, stem: str) -> Path:
+    """The folder holding model ``stem``: the shipped one (``weights`` None), ``weights`` itself or
+    its ``weights/`` subfolder (a ``train`` output).
+
+    Raises:
+        ModelError: When neither holds any file of ``stem``.
+    """
+    if stem not in MODELS:
+        raise ModelError(f"unknown model '{stem}'; known: {', '.join(MODELS)}")
+    if weights is None:
+        return shipped_dir()
+    folder = Path(weights).expanduser()
+    for cand in (folder, folder / "weights"):
+        if any((cand / f"{stem}{suffix}").is_file() for suffix in SUFFIXES):
+            return cand
+    raise ModelError(f"no {stem}.safetensors (or .onnx/.engine) in {folder} or {folder / 'weights'}; train it "
+                     "with `facepaint-live train`, or leave out --weights to use the shipped weights")
+
+
+def weights_file(stem: str, weights: str | Path | None) -> Path:
+    """``STEM.safetensors`` of ``stem`` after its checks (the JSON's sha256; shipped: ``SHIPPED_SHA256``).
+
+    Raises:
+        ModelError: When the file or its JSON is missing, or a checksum differs.
+    """
+    folder = model_folder(weights, stem)
+    path = folder / f"{stem}.safetensors"
+    if not path.is_file():
+        if weights is None:
+            raise ModelError(f"shipped weights {path} are missing from this install; reinstall facepaint-live")
+        raise ModelError(f"no {path.name} in {folder}: a compiled folder keeps the safetensors and JSON it was "
+                         "compiled from; compile again with `facepaint-live compile`")
+    spec = read_spec(path)
+    if folder.resolve() == shipped_dir().resolve():
+        check_weights_sha256(path, SHIPPED_SHA256[stem])
+    check_weights_sha256(path, spec.weights_sha256)
     return path
 
 
-def resolve_weights(weights: str | Path | None) -> tuple[Path, str | None]:
-    """(folder holding the weights pair, sha256 it must have; None: take the JSON's).
+def read_model_spec(stem: str, weights: str | Path | None) -> ModelSpec:
+    """The checked ``ModelSpec`` of ``stem`` (architecture config, inputs, training notes)."""
+    return read_spec(weights_file(stem, weights))
+
+
+def read_tensors(stem: str, weights: str | Path | None, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Named tensors (buffers such as a template shape) of ``stem``'s weights, float32 numpy.
+
+    Stages read their constants here so that they work the same whichever backend runs the net.
 
     Raises:
-        ModelError: When the folder has no weights pair.
+        ModelError: See ``weights_file``; also when a tensor is absent.
     """
-    if weights is None:
-        return SHIPPED_DIR, SHIPPED_SHA256
-    folder = Path(weights).expanduser()
-    for cand in (folder, folder / "weights"):
-        if (cand / WEIGHTS_FILE).is_file() and (cand / META_FILE).is_file():
-            return cand, None
-    raise ModelError(f"no {WEIGHTS_FILE} with its {META_FILE} in {folder} or {folder / 'weights'}; "
-                     "pass a `facepaint-live train` output folder")
+    import numpy as np
+    from safetensors import safe_open
+
+    path = weights_file(stem, weights)
+    with safe_open(str(path), framework="numpy") as handle:
+        missing = [n for n in names if n not in handle.keys()]  # noqa: SIM118 - safe_open has no __contains__
+        if missing:
+            raise ModelError(f"weights '{path}' hold no {missing}; retrain with `facepaint-live train`")
+        return {n: np.asarray(handle.get_tensor(n), np.float32) for n in names}
 
 
-def load_generator(weights: str | Path | None, device: str = "cpu") -> CoarseToFineGenerator:
-    """The generator from a weights folder (None: the shipped one), in eval mode, float32.
+def open_stage_model(stem: str, model: ModelConfig, **override: Any) -> ChosenModel:
+    """Open ``stem`` with the backend, device and precision of ``model`` (``override`` replaces any).
 
     Raises:
-        ModelError: When a file is missing, fails its sha256 or does not fit its architecture.
+        ModelError / BackendUnavailable / EngineMismatch / ConfigError: From the checks and backends.
     """
-    from safetensors.torch import load_file
+    from facepaint.engine.backends.choose import open_model
 
-    folder, want = resolve_weights(weights)
-    path, meta_path = folder / WEIGHTS_FILE, folder / META_FILE
-    if not path.is_file() or not meta_path.is_file():
-        raise ModelError(f"the neural reenactor's weights are missing from {folder}; reinstall facepaint-live "
-                         "or pass --weights DIR")
-    meta = json.loads(meta_path.read_text())
-    want = want or meta.get("sha256")
-    actual = sha256_file(path)
-    if actual != want:
-        raise ModelError(f"{path} has sha256 {actual[:16]}..., expected {str(want)[:16]}...; the file is damaged "
-                         "or not the one its JSON describes")
-    try:
-        config = GeneratorConfig(**meta["generator"])
-        gen = CoarseToFineGenerator(config)
-        gen.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path} does not fit the generator described in {meta_path} ({str(exc)[:120]})") from None
-    return gen.to(device).eval()
+    settings = {"backend": model.backend, "device": model.device, "precision": model.precision,
+                "allow_fp32": model.allow_fp32, **override}
+    folder = model_folder(model.weights, stem)
+    if settings["backend"] in ("torch", "auto"):
+        weights_file(stem, model.weights)  # the shipped table's check, before any backend reads it
+    return open_model(stem, folder, **settings)
 
+
+def load_torch(stem: str, weights: str | Path | None = None) -> nn.Module:
+    """Model ``stem`` as a float32 torch module on the CPU in eval mode (training, evaluation).
+
+    Raises:
+        ModelError: See ``weights_file``; also when the weights do not fit the architecture.
+    """
+    from facepaint.engine.backends.base import BackendOptions
+    from facepaint.engine.backends.torch import TorchBackend
+
+    backend = TorchBackend(BackendOptions(device="cpu", precision="fp32"))
+    backend.load(weights_file(stem, weights))
+    module = backend.module
+    if module is None:
+        raise ModelError(f"no module was loaded for {stem}")
+    return module
+
+
+def stage_spec(stem: str, config: dict[str, Any], training: dict[str, Any] | None = None) -> ModelSpec:
+    """The ``ModelSpec`` of a model of the stage networks, for ``config`` (the architecture's keywords).
+
+    The batch axis is dynamic; the spatial sizes are the ones the model was trained at.
+    """
+    from facepaint.engine.neural.inputs import IN_CHANNELS
+    from facepaint.engine.neural.landmark_transformer import N_DRIVING, N_POINTS
+
+    batch3 = ("batch", None, None)
+    batch4 = ("batch", None, None, None)
+    if stem == GENERATOR:
+        size = int(config.get("size", 128))
+        inputs: tuple[TensorSpec, ...] = (TensorSpec("x", (1, IN_CHANNELS, size, size), axes=batch4),)
+        return ModelSpec("coarse_to_fine_generator", config, inputs, ("face", "segmentation", "residual"),
+                         training=training or {})
+    if stem in (TRANSFORMER, AU_REGRESSOR):
+        shape = TensorSpec("source" if stem == TRANSFORMER else "shape", (1, N_POINTS, 3), axes=batch3)
+        extra = (TensorSpec("au", (1, N_DRIVING), axes=("batch", None)),) if stem == TRANSFORMER else ()
+        outputs = ("delta",) if stem == TRANSFORMER else ("au",)
+        return ModelSpec(stem, config, (shape, *extra), outputs, training=training or {})
+    if stem == MIXER:
+        size = int(config.get("size", 64))
+        inputs = tuple(TensorSpec(name, (1, ch, size, size), axes=batch4)
+                       for name, ch in (("face", 3), ("mask", 1), ("background", 3)))
+        return ModelSpec("background_mixer", config, inputs, ("rgb", "alpha"), training=training or {})
+    raise ModelError(f"unknown model '{stem}'; known: {', '.join(MODELS)}")
+
+
+def save_model(folder: str | Path, stem: str, module: nn.Module, config: dict[str, Any],
+               training: dict[str, Any]) -> Path:
+    """Write ``module`` as ``folder/STEM.safetensors`` (fp16) + ``STEM.json``; returns the safetensors path."""
+    from facepaint.engine.backends.spec import save_weights
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_weights(module, folder / f"{stem}.safetensors", stage_spec(stem, config, training), half=True)

@@ -21,16 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facepaint.engine.errors import ModelError
 from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TransformerConfig
 from facepaint.engine.neural.background_mixer import composite
-from facepaint.engine.neural.landmark_transformer import (
-    IBUG,
-    AURegressor,
-    NeuralLandmarkTransformer,
-    load_net,
-    to_canonical,
-)
-from facepaint.engine.neural.shipped import load_module, weights_path
+from facepaint.engine.neural.landmark_transformer import IBUG, NeuralLandmarkTransformer, to_canonical
+from facepaint.engine.neural.model_files import AU_REGRESSOR, MIXER, TRANSFORMER, load_torch, read_tensors
 from facepaint.engine.source_face import SourceConfig, prepare_source
 from facepaint.engine.stages import ModelConfig
 from facepaint.engine.track import FaceTrack
@@ -71,9 +66,8 @@ def transformer_figures(cache: Path, weights: str | None = None) -> dict[str, di
     outputs to the source and to the driver), ``au_err`` (mean |AU| error, 0..5 scale, cross)."""
     recs = [np.load(f) for f in sorted(Path(cache).glob("*.npz"))]
     recs = [r for r in recs if len(r["crops"])]
-    path = weights_path(weights, "landmark_transformer.safetensors")
-    template = load_net(path).template.double().numpy()
-    regressor = load_module(path, AURegressor, prefix="au_regressor.")
+    template = read_tensors(TRANSFORMER, weights, ("template",))["template"].astype(np.float64)
+    regressor = load_torch(AU_REGRESSOR, weights)
     acc: dict[str, dict[str, list[float]]] = {}
     still = []
     for a, rec in enumerate(recs):
@@ -110,7 +104,9 @@ def mixer_figures(cache: Path, weights: str | None = None, pairs: int = 256) -> 
     from facepaint.engine.neural.background_mixer import BackgroundMixerNet
     from facepaint.runtime.training.mixer_train import MixerData
 
-    net = load_module(weights_path(weights, "background_mixer.safetensors"), BackgroundMixerNet, prefix="mixer.")
+    net = load_torch(MIXER, weights)
+    if not isinstance(net, BackgroundMixerNet):
+        raise ModelError(f"{MIXER} weights hold a {type(net).__name__}, not a BackgroundMixerNet")
     data = MixerData(cache, net.size)
     rng = np.random.default_rng(7)
     sums = {"geometric": [0.0, 0.0], "neural": [0.0, 0.0]}

@@ -44,11 +44,12 @@ def train_transformer_and_mixer(data: Path, out: Path, steps: int | None = None,
     if steps is not None:
         lmt_cfg = LmtTrainConfig(steps=steps, au_steps=max(1, steps // 3), device=device)
         mix_cfg = MixerTrainConfig(steps=max(1, steps // 4), device=device)
-    paths = [train_landmark_transformer(cache / "train", out / "runs" / "lmt", lmt_cfg, resume, val),
+    paths = [*train_landmark_transformer(cache / "train", out / "runs" / "lmt", lmt_cfg, resume, val),
              train_background_mixer(cache / "train", out / "runs" / "mixer", mix_cfg, resume)]
     final = []
+    (out / "weights").mkdir(parents=True, exist_ok=True)
     for path in paths:
         for suffix in (".safetensors", ".json"):
-            shutil.copyfile(path.with_suffix(suffix), out / path.with_suffix(suffix).name)
-        final.append(out / path.name)
+            shutil.copyfile(path.with_suffix(suffix), out / "weights" / path.with_suffix(suffix).name)
+        final.append(out / "weights" / path.name)
     return final

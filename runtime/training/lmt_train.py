@@ -19,7 +19,7 @@ from scipy.spatial import Delaunay
 from facepaint.engine.errors import InputError
 from facepaint.engine.geometry import umeyama
 from facepaint.engine.neural.landmark_transformer import N_AU, STABLE, AURegressor, LandmarkTransformerNet
-from facepaint.engine.neural.shipped import save_weights
+from facepaint.engine.neural.model_files import AU_REGRESSOR, TRANSFORMER, save_model
 from facepaint.runtime.training.lmt_common import MetricsLog, load_checkpoint, open_run, save_checkpoint
 
 
@@ -140,8 +140,8 @@ def _nets(config: LmtTrainConfig, data: LandmarkData, dev: torch.device) -> tupl
 
 
 def train_landmark_transformer(cache: Path, out: Path, config: LmtTrainConfig = LmtTrainConfig(),
-                               resume: bool = False, validate: Path | None = None) -> Path:
-    """Train the AU regressor then the transformer on a cache; write ``landmark_transformer.safetensors``.
+                               resume: bool = False, validate: Path | None = None) -> tuple[Path, ...]:
+    """Train the AU regressor then the transformer on a cache; write their weights into ``out``.
 
     Args:
         cache: Training cache folder (``lmt_cache`` output).
@@ -151,7 +151,7 @@ def train_landmark_transformer(cache: Path, out: Path, config: LmtTrainConfig = 
         validate: Optional validation cache: its L1 is logged with the metrics.
 
     Returns:
-        The final weights path.
+        The weights paths: ``landmark_transformer.safetensors``, ``au_regressor.safetensors``.
     """
     torch.manual_seed(config.seed)
     start = open_run(out, config, resume)
@@ -186,9 +186,9 @@ def train_landmark_transformer(cache: Path, out: Path, config: LmtTrainConfig = 
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == total:
             save_checkpoint(out, step + 1, modules, opts)
     training = {"cache": str(cache), "clips": data.names, "frames": int(len(data.canon)), **asdict(config)}
-    parts = {"transformer": {"hidden": config.hidden, "layers": config.layers}, "au_regressor": {}}
-    save_weights(out / "landmark_transformer.safetensors", {k: m.cpu() for k, m in modules.items()}, parts, training)
-    return out / "landmark_transformer.safetensors"
+    config_of = {TRANSFORMER: {"hidden": config.hidden, "layers": config.layers}, AU_REGRESSOR: {}}
+    return tuple(save_model(out, stem, modules[part].cpu(), config_of[stem], training)
+                 for stem, part in ((TRANSFORMER, "transformer"), (AU_REGRESSOR, "au_regressor")))
 
 
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float, step: int, steps: int) -> None:

@@ -19,7 +19,7 @@ import torch
 
 from facepaint.engine.errors import InputError
 from facepaint.engine.neural.background_mixer import BackgroundMixerNet, composite
-from facepaint.engine.neural.shipped import save_weights
+from facepaint.engine.neural.model_files import MIXER, save_model
 from facepaint.engine.source_face import SourceConfig, person_layers
 from facepaint.engine.topology import get_topology
 from facepaint.runtime.training.lmt_cache import crop_landmarks
@@ -150,6 +150,5 @@ def train_background_mixer(cache: Path, out: Path, config: MixerTrainConfig = Mi
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             save_checkpoint(out, step + 1, {"mixer": net}, {"mixer": opt})
     training = {"cache": str(cache), "clips": data.names, "crops": int(len(data.crops)), **asdict(config)}
-    parts = {"mixer": {"width": config.width, "levels": config.levels, "size": config.size}}
-    save_weights(out / "background_mixer.safetensors", {"mixer": net.cpu()}, parts, training)
-    return out / "background_mixer.safetensors"
+    arch = {"width": config.width, "levels": config.levels, "size": config.size}
+    return save_model(out, MIXER, net.cpu(), arch, training)

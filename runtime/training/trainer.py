@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
-from facepaint.engine.neural.model_files import save_weights
+from facepaint.engine.neural.model_files import GENERATOR, save_model
 from facepaint.runtime.training.cache import CachedClip
 from facepaint.runtime.training.checkpoint import load_state, save_state
 from facepaint.runtime.training.data import Batch, PairSampler, make_batch
@@ -116,7 +116,8 @@ class Trainer:
     def save(self) -> None:
         """Checkpoint (full state) and fp16 weights export."""
         save_state(self.out / "checkpoint", self)
-        save_weights(self.out / "weights", self.gen, extra={"step": self.step})
+        training = {"step": self.step, "device": str(self.device), **dataclasses.asdict(self.cfg)}
+        save_model(self.out / "weights", GENERATOR, self.gen, dataclasses.asdict(self.gen_cfg), training)
 
     def resume(self) -> bool:
         """Load the checkpoint in ``out`` if there is one; True when loaded."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from facepaint.compile.weights import save_weights
 from facepaint.engine.backends.base import (
     FORMATS,
     Backend,
@@ -24,9 +24,10 @@ from facepaint.engine.backends.modules import (
     image_to_tensor,
     maps_to_tensor,
 )
-from facepaint.engine.backends.spec import read_spec
+from facepaint.engine.backends.spec import read_spec, save_weights
 from facepaint.engine.backends.torch import TorchBackend
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
+from facepaint.engine.files import sha256_file
 
 
 def smooth_map(height: int, width: int, seed: int = 0, amplitude: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +92,9 @@ def test_torch_backend_loads_and_matches_module(warp_weights: Path) -> None:
         assert backend.input_names == ("image", "backward_map") and backend.output_names == ("warped",)
         out = backend.infer({"image": image, "backward_map": grid})
     torch.testing.assert_close(out["warped"], BackwardWarp()(image, grid))
-    assert read_spec(warp_weights) == backward_warp_spec((48, 40))
+    spec = read_spec(warp_weights)
+    assert dataclasses.replace(spec, weights_sha256=None) == backward_warp_spec((48, 40))
+    assert spec.weights_sha256 == sha256_file(warp_weights)
 
 
 def test_close_runs_once_and_infer_after_close_fails(warp_weights: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from facepaint.compile.cli import _parser as compile_parser
 from facepaint.engine.backends.base import BackendOptions, backend_for
 from facepaint.engine.backends.provenance import (
     EngineHeader,
@@ -76,8 +77,11 @@ def test_mismatch_is_refused_with_rebuild_command(onnx_file: Path, field: str, v
         check_header(h, target_of(h, **{field: value}), "/models/warp.engine")
     message = str(err.value)
     assert expected in message
-    assert "facepaint-live compile tensorrt " + str(onnx_file) in message
-    assert "--output /models/warp.engine" in message
+    assert f"facepaint-live compile --format tensorrt --model {onnx_file} --out /models" in message
+    # The printed command is one the compile command accepts.
+    command = message.split("rebuild it: ")[1].split()
+    args = compile_parser().parse_args(command[2:])
+    assert (args.format, args.model, args.out) == ("tensorrt", onnx_file, Path("/models"))
     assert "--profile image=1x3x64x64:1x3x256x256:2x3x512x512" in message
 
 

@@ -15,7 +15,7 @@ from facepaint.engine.geometry import mouth_openness
 from facepaint.engine.neural.align import align_matrix, align_params, apply_affine
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 from facepaint.engine.neural.inputs import IN_CHANNELS, REGIONS, CoarseWarp, heatmaps
-from facepaint.engine.neural.model_files import SHIPPED_DIR, SHIPPED_SHA256, WEIGHTS_FILE, load_generator
+from facepaint.engine.neural.model_files import GENERATOR, MODELS, SHIPPED_SHA256, load_torch, shipped_dir
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
 from facepaint.engine.topology import MESH_LEFT_EYE, MESH_RIGHT_EYE, get_topology
 
@@ -63,15 +63,18 @@ def test_coarse_warp_to_own_landmarks_is_the_source(s42):
 
 
 def test_shipped_weights_match_their_sha256_and_a_damaged_copy_is_refused(tmp_path):
-    assert sha256_file(SHIPPED_DIR / WEIGHTS_FILE) == SHIPPED_SHA256
-    assert load_generator(None).config.size == 128
+    for stem in MODELS:
+        assert sha256_file(shipped_dir() / f"{stem}.safetensors") == SHIPPED_SHA256[stem]
+    gen = load_torch(GENERATOR)
+    assert isinstance(gen, CoarseToFineGenerator) and gen.config.size == 128
     copy = tmp_path / "w"
-    shutil.copytree(SHIPPED_DIR, copy)
-    data = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    shutil.copytree(shipped_dir(), copy)
+    weights = copy / f"{GENERATOR}.safetensors"
+    data = bytearray(weights.read_bytes())
     data[-10] ^= 0xFF
-    (copy / WEIGHTS_FILE).write_bytes(bytes(data))
+    weights.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="sha256"):
-        load_generator(copy)
+        load_torch(GENERATOR, copy)
 
 
 def test_neural_output_opens_its_mouth_with_the_driver(neural, driving, track, s42):

@@ -267,8 +267,7 @@ def test_failing_stage_is_named_on_the_exception() -> None:
 
 def test_gpu_out_of_memory_in_a_backend(tmp_path: Path) -> None:
     """The torch backend turns an out-of-memory error into one line (mocked: no GPU is needed)."""
-    from facepaint.compile.weights import save_weights
-    from facepaint.engine.backends.spec import ModelSpec, TensorSpec
+    from facepaint.engine.backends.spec import ModelSpec, TensorSpec, save_weights
     from facepaint.engine.backends.torch import TorchBackend
     from facepaint.engine.errors import BackendUnavailable
 
@@ -292,9 +291,8 @@ def test_gpu_out_of_memory_in_a_backend(tmp_path: Path) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_real_gpu_out_of_memory_in_a_backend(tmp_path: Path) -> None:
     """A module that asks the GPU for 1 TiB: the real CUDA error becomes the same one line."""
-    from facepaint.compile.weights import save_weights
     from facepaint.engine.backends.base import BackendOptions
-    from facepaint.engine.backends.spec import ModelSpec, TensorSpec
+    from facepaint.engine.backends.spec import ModelSpec, TensorSpec, save_weights
     from facepaint.engine.backends.torch import TorchBackend
     from facepaint.engine.errors import BackendUnavailable
 

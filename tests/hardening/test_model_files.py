@@ -58,8 +58,7 @@ def test_pickled_checkpoints_are_refused_unread(suffix: str, tmp_path: Path) -> 
 def test_corrupt_safetensors_is_a_model_error(tmp_path: Path) -> None:
     import torch
 
-    from facepaint.compile.weights import save_weights
-    from facepaint.engine.backends.spec import ModelSpec, TensorSpec
+    from facepaint.engine.backends.spec import ModelSpec, TensorSpec, save_weights
     from facepaint.engine.backends.torch import TorchBackend
 
     def conv() -> torch.nn.Module:

@@ -20,8 +20,10 @@ def test_tiny_run_weights_render_through_the_cli(media: Path, portrait: Path, tm
     (clips / "lp_d10.mp4").symlink_to(media / "driving" / "lp_d10.mp4")
     out = tmp_path / "weights"
     paths = train_transformer_and_mixer(clips, out, steps=3, cache_config=ClipCacheConfig(max_frames=8, crops=4))
-    assert [p.name for p in paths] == ["landmark_transformer.safetensors", "background_mixer.safetensors"]
-    assert json.loads((out / "landmark_transformer.json").read_text())["training"]["clips"] == ["lp_d10"]
+    assert [p.name for p in paths] == ["landmark_transformer.safetensors", "au_regressor.safetensors",
+                                       "background_mixer.safetensors"]
+    assert all(p.parent == out / "weights" for p in paths)
+    assert json.loads((out / "weights" / "landmark_transformer.json").read_text())["training"]["clips"] == ["lp_d10"]
     cap = cv2.VideoCapture(str(media / "driving" / "lp_d10.mp4"))
     cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
     ok, frame = cap.read()

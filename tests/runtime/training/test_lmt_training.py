@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from facepaint.engine.errors import ConfigError, ModelError
 from facepaint.engine.neural.background_mixer import BackgroundMixerNet, composite
-from facepaint.engine.neural.landmark_transformer import AURegressor, LandmarkTransformerNet, load_net
-from facepaint.engine.neural.shipped import load_module
+from facepaint.engine.neural.landmark_transformer import AURegressor, LandmarkTransformerNet
+from facepaint.engine.neural.model_files import TRANSFORMER, load_torch
 from facepaint.runtime.training.lmt_cache import ClipCacheConfig, build_clip_cache
 from facepaint.runtime.training.lmt_common import load_checkpoint, save_checkpoint
 from facepaint.runtime.training.lmt_train import (
@@ -125,16 +126,18 @@ def test_training_run_resumes_and_writes_checked_fp16_weights(tiny_cache, tmp_pa
     with pytest.raises(ConfigError):
         train_landmark_transformer(tiny_cache, out, cfg)
         train_landmark_transformer(tiny_cache, out, cfg)  # a second run into the same folder
-    path = train_landmark_transformer(tiny_cache, out, cfg, resume=True)
+    path, regressor = train_landmark_transformer(tiny_cache, out, cfg, resume=True)
+    assert regressor.name == "au_regressor.safetensors"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 6 and "l1" in rows[-1]
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 6
-    net = load_net(path)
-    assert next(net.parameters()).dtype == torch.float32
+    net = load_torch(TRANSFORMER, out)
+    assert isinstance(net, LandmarkTransformerNet) and next(net.parameters()).dtype == torch.float32
+    assert load_file(str(path))["head.weight"].dtype == torch.float16
     with pytest.raises(ConfigError):
         train_landmark_transformer(tiny_cache, out, LmtTrainConfig(steps=4, au_steps=2, hidden=64), resume=True)
     raw = bytearray(path.read_bytes())
     raw[-1] ^= 0xFF
     path.write_bytes(bytes(raw))
     with pytest.raises(ModelError, match="sha256"):
-        load_module(path, LandmarkTransformerNet, prefix="transformer.")
+        load_torch(TRANSFORMER, out)

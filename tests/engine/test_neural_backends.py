@@ -1,0 +1,134 @@
+"""The neural stages compiled to ONNX and run by onnxruntime, against torch, on real faces.
+
+``facepaint-live compile --format onnx --out DIR --verify`` writes every stage model; each ONNX
+module is held to torch on the inputs its stage builds from a real portrait and driving frames,
+and the engine run with ``--weights DIR --backend onnxruntime`` renders what torch renders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facepaint.compile.cli import main as compile_main
+from facepaint.engine.backends.base import BackendOptions
+from facepaint.engine.backends.onnx import OnnxBackend
+from facepaint.engine.backends.torch import TorchBackend
+from facepaint.engine.config import build_config
+from facepaint.engine.errors import BackendUnavailable, ModelError
+from facepaint.engine.neural.align import apply_affine
+from facepaint.engine.neural.model_files import GENERATOR, MIXER, STAGE_MODELS, TRANSFORMER, shipped_dir
+from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+# Outputs are images in [-1, 1] / [0, 1] and landmark offsets of ~0.1: onnxruntime and torch
+# differ by float rounding only (measured: up to 1.2e-5 on the generator).
+ATOL = 1e-4
+
+
+def _engine(s42, weights: str | None = None, backend: str = "torch") -> ReenactmentEngine:
+    config = build_config(EngineConfig, {"transformer": {"kind": "neural"}, "reenactor": {"kind": "neural"},
+                                         "mixer": {"kind": "neural"},
+                                         "model": {"weights": weights, "backend": backend}})
+    return ReenactmentEngine(config, *s42)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("onnx")
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert compile_main(["--format", "onnx", "--out", str(out), "--verify"]) == 0
+    return out, stdout.getvalue().splitlines()
+
+
+def test_compile_writes_every_stage_model_checked_against_torch(compiled) -> None:
+    out, lines = compiled
+    assert [line.split(":")[0] for line in lines] == list(STAGE_MODELS)
+    for stem, line in zip(STAGE_MODELS, lines, strict=True):
+        assert (out / f"{stem}.onnx").is_file() and (out / f"{stem}.safetensors").is_file()
+        assert float(line.rsplit(" ", 1)[1].rstrip(")")) <= ATOL
+
+
+def _real_inputs(engine: ReenactmentEngine, frame, face) -> dict[str, dict[str, torch.Tensor]]:
+    """Each network's inputs as its stage builds them for one driving frame."""
+    engine.render(frame, face, 0.0)
+    target = engine.transformer.transform(face)
+    reenactor, mixer, transformer = engine.reenactor, engine.mixer, engine.transformer
+    x, _ = reenactor._input(apply_affine(reenactor.matrix, target.landmarks))
+    reenacted = reenactor.render(target, None, None)
+    au = torch.as_tensor(np.asarray(face.au, np.float32))[None]
+    return {TRANSFORMER: {"source": transformer._src, "au": au}, GENERATOR: {"x": x},
+            MIXER: mixer.net_inputs(reenacted)}
+
+
+@pytest.mark.parametrize("stem", STAGE_MODELS)
+def test_each_module_matches_torch_on_real_inputs(compiled, s42, driving, stem: str) -> None:
+    with _engine(s42) as engine:
+        inputs = _real_inputs(engine, *driving["open"])[stem]
+    options = BackendOptions(device="cpu")
+    with TorchBackend(options) as ours, OnnxBackend(options) as theirs:
+        ours.load(shipped_dir() / f"{stem}.safetensors")
+        theirs.load(compiled[0] / f"{stem}.onnx")
+        want, got = ours.infer(inputs), theirs.infer(inputs)
+    assert list(got) == list(want)
+    for name in want:
+        assert got[name].shape == want[name].shape
+        assert float((got[name] - want[name]).abs().max()) <= ATOL, name
+
+
+def test_engine_on_onnxruntime_renders_what_torch_renders(compiled, s42, driving) -> None:
+    frames = {}
+    for backend in ("torch", "onnxruntime"):
+        weights = None if backend == "torch" else str(compiled[0])
+        with _engine(s42, weights, backend) as engine:
+            assert all(f"{backend} on cpu" in line for line in engine.models)
+            engine.render(*driving["neutral"], 0.0)
+            frames[backend] = engine.render(*driving["open"], 0.1).astype(np.int16)
+    diff = np.abs(frames["torch"] - frames["onnxruntime"])
+    assert diff.mean() < 0.05 and diff.max() <= 2
+
+
+def test_auto_takes_onnxruntime_where_compiled_and_says_what_it_passed_over(compiled, s42) -> None:
+    with _engine(s42, str(compiled[0]), "auto") as engine:
+        assert engine.models == tuple(f"{stem}: onnxruntime on cpu" for stem in STAGE_MODELS)
+    with _engine(s42, None, "auto") as engine:
+        assert f"{GENERATOR}: torch on cpu (auto; onnxruntime: no {GENERATOR}.onnx)" in engine.models
+
+
+def test_a_named_backend_never_falls_back(s42) -> None:
+    with pytest.raises(ModelError, match="facepaint-live compile"):
+        _engine(s42, None, "onnxruntime")  # the shipped folder holds no .onnx
+    config = build_config(EngineConfig, {"reenactor": {"kind": "neural"}, "model": {"precision": "fp16"}})
+    with pytest.raises(BackendUnavailable, match="--allow-fp32"):
+        ReenactmentEngine(config, *s42)
+
+
+def test_neural_reenactor_keeps_the_background_still(s42, driving) -> None:
+    """The reenactor hands the mixer a person mask (the generator's face + hair inside its square,
+    the warped head mask outside), so the head moves over the still, person-removed background."""
+    import cv2
+
+    config = build_config(EngineConfig, {"reenactor": {"kind": "neural"}})
+    with ReenactmentEngine(config, *s42) as engine:
+        engine.render(*driving["neutral"], 0.0)
+        target = engine.transformer.transform(driving["open"][1])
+        reenacted = engine.reenactor.render(target, None, None)
+        crop = engine.mixer.mix(reenacted)
+        background = engine.source.background
+    mask = reenacted.mask
+    assert mask is not None and mask.shape == crop.shape[:2]
+    h, w = mask.shape
+    assert mask[h // 2, w // 2] > 0.9 and max(mask[2, 2], mask[2, w - 3]) < 0.1
+    # Away from the person (mask grown by the feather), the crop is the background itself.
+    far = cv2.dilate((mask > 0.01).astype(np.uint8), np.ones((41, 41), np.uint8)) == 0
+    assert far.mean() > 0.1
+    assert np.abs(crop[far].astype(int) - background[far]).mean() < 1.0
