@@ -60,13 +60,12 @@ def main() -> int:
     def pick():
         return targets[next(it) % len(targets)]
 
-    with torch.inference_mode():
-        stage.gen(x)
-        rows = {
-            "generator forward (128 px)": median_ms(lambda: stage.gen(x), args.n),
-            "coarse warp + heatmaps (128 px)": median_ms(
-                lambda: (stage._coarse.render(lm), heatmaps(lm, stage.size)), args.n),
-        }
+    backend = stage.chosen.backend
+    rows = {
+        f"generator forward (128 px, {stage.chosen.name})": median_ms(lambda: backend.infer({"x": x}), args.n),
+        "coarse warp + heatmaps (128 px)": median_ms(
+            lambda: (stage._coarse.render(lm), heatmaps(lm, stage.size)), args.n),
+    }
     rows["neural reenactor stage (whole)"] = median_ms(lambda: stage.render(pick(), None, None), args.n)
     rows["geometric reenactor stage"] = median_ms(lambda: geo.reenactor.render(pick(), None, None), args.n)
     print(f"torch threads {args.threads}; source crop {stage.source.crop.shape[1]}x{stage.source.crop.shape[0]}")

@@ -94,16 +94,18 @@ class NeuralFaceReenactor:
         return Reenacted(image, self._person_mask(person, base.mask), base.map_x, base.map_y, 0.0)
 
     def _person_mask(self, person: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:
-        """The mixer's mask: the generator's face + hair probability inside the aligned square,
-        fading to the warped head mask of the geometric reenactor at the square's border and
-        beyond it (the square holds the face; hair and neck may reach outside it)."""
+        """The mixer's mask: the warped head mask of the geometric reenactor, grown where the
+        generator sees face or hair beyond it (a dropped jaw, hair the warp left behind).
+
+        Only grown, never cut: the generator's segmentation was learnt from landmark hulls and
+        misses hair and neck, and a mask taken from it alone replaced them with background.
+        """
         if head is None:
             return None
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        inside = cv2.warpAffine(self._edge, self.matrix, self._crop_size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
         predicted = cv2.warpAffine(person * self._edge, self.matrix, self._crop_size, flags=flags,
                                    borderMode=cv2.BORDER_CONSTANT)
-        return np.clip(predicted + (1.0 - inside) * head, 0.0, 1.0).astype(np.float32)
+        return np.maximum(head, predicted).astype(np.float32)
 
     def close(self) -> None:
         """Release the generator's backend (device memory); later renders fail."""
