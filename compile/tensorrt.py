@@ -82,9 +82,21 @@ def _add_profile(builder: Any, network: Any, config: Any, profiles: tuple[ShapeP
     config.add_optimization_profile(profile)
 
 
+def _attach_timing_cache(config: Any, path: Path | None) -> Any:
+    """Create the builder's timing cache from ``path`` (empty when there is none) and attach it.
+
+    A cache from another TensorRT or GPU is not merged (``ignore_mismatch=False``): the builder
+    then times the layers again instead of trusting foreign timings.
+    """
+    data = path.read_bytes() if path is not None and path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
 def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str = "fp16",
                  profiles: tuple[ShapeProfile, ...] = (), allow_fp32: bool = False,
-                 workspace_gb: float = 4.0, device: str = "cuda") -> EngineHeader:
+                 workspace_gb: float = 4.0, device: str = "cuda", timing_cache: Path | None = None) -> EngineHeader:
     """Build a serialized TensorRT engine from ONNX and write it with its provenance header.
 
     Args:
@@ -95,6 +107,9 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str 
         allow_fp32: Build fp32 where fp16 is not fast on this GPU instead of failing.
         workspace_gb: Builder workspace limit in GiB.
         device: CUDA device the engine is built for.
+        timing_cache: File of layer timings read before the build (when it exists) and written
+            after it, so rebuilding a model, or building its sibling models, skips the profiling
+            already done on this GPU and TensorRT version.
 
     Returns:
         The header written before the engine.
@@ -121,7 +136,10 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str 
         if built == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)
         _add_profile(builder, network, config, profiles)
+        cache = _attach_timing_cache(config, timing_cache)
         serialized = builder.build_serialized_network(network, config)
+        if timing_cache is not None and serialized is not None:
+            timing_cache.write_bytes(bytes(cache.serialize()))
     if serialized is None:
         raise ModelError(f"TensorRT {trt.__version__} failed to build an engine from '{onnx_path}' (see its log)")
     header = EngineHeader(tensorrt=trt.__version__, gpu_name=gpu_name, compute_capability=capability,
@@ -135,5 +153,6 @@ def export_engine(source: str | Path, out_path: str | Path, config: CompileConfi
     """The ``tensorrt`` row's exporter: ``model.onnx`` to ``model.engine`` (see ``build_engine``)."""
     config = config or CompileConfig()
     build_engine(source, out_path, precision=config.precision, profiles=config.shape_profiles,
-                 allow_fp32=config.allow_fp32, workspace_gb=config.workspace_gb)
+                 allow_fp32=config.allow_fp32, workspace_gb=config.workspace_gb,
+                 timing_cache=Path(out_path).parent / "timing.cache")
     return Path(out_path)

@@ -1,5 +1,5 @@
-"""Checksums of model files: the one sha256 helper every loader uses (shipped weights, the
-landmarker model, engine provenance)."""
+"""Checksums of model files (the one sha256 helper every loader uses: shipped weights, the
+landmarker model, engine provenance) and the user cache folder compiled models go to."""
 
 from __future__ import annotations
 
@@ -26,3 +26,10 @@ def _sha256(path: str, size: int, mtime_ns: int, chunk: int) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cache_root() -> Path:
+    """The user's cache folder of this program: ``$FACEPAINT_CACHE/facepaint-live``, else under
+    ``$XDG_CACHE_HOME`` or ``~/.cache`` (compiled models, TensorRT-RTX kernels)."""
+    root = os.environ.get("FACEPAINT_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "facepaint-live"

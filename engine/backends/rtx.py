@@ -12,13 +12,13 @@ ONNX it consumes is what the tests check (with onnxruntime's CPU provider).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from facepaint.engine.backends.base import BackendOptions
 from facepaint.engine.backends.onnx import OnnxBackend
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
+from facepaint.engine.files import cache_root
 
 EXTRA = "pip install 'facepaint-live[rtx]'"
 # Provider option naming the on-disk cache of JIT-compiled kernels (onnxruntime's NV TensorRT-RTX
@@ -42,8 +42,7 @@ def import_rtx_ep() -> Any:
 
 def default_cache_dir() -> Path:
     """Where compiled kernels are kept: ``$FACEPAINT_CACHE`` or the user's cache folder."""
-    root = os.environ.get("FACEPAINT_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "facepaint-live" / "tensorrt-rtx"
+    return cache_root() / "tensorrt-rtx"
 
 
 class TensorRTRTXBackend(OnnxBackend):

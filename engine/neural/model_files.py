@@ -121,14 +121,59 @@ def open_stage_model(stem: str, model: ModelConfig, **override: Any) -> ChosenMo
     Raises:
         ModelError / BackendUnavailable / EngineMismatch / ConfigError: From the checks and backends.
     """
-    from facepaint.engine.backends.choose import open_model
+    from facepaint.engine.backends.choose import BACKEND_FILES, open_model
 
     settings = {"backend": model.backend, "device": model.device, "precision": model.precision,
                 "allow_fp32": model.allow_fp32, **override}
+    backend = settings["backend"]
     folder = model_folder(model.weights, stem)
-    if settings["backend"] in ("torch", "auto"):
+    if backend in ("torch", "auto"):
         weights_file(stem, model.weights)  # the shipped table's check, before any backend reads it
+    elif backend in BACKEND_FILES and not (folder / f"{stem}{BACKEND_FILES[backend][0]}").is_file():
+        folder = compiled_on_first_use(stem, model.weights, "tensorrt" if backend == "tensorrt" else "onnx",
+                                       settings["precision"])
     return open_model(stem, folder, **settings)
+
+
+def compiled_on_first_use(stem: str, weights: str | Path | None, fmt: str, precision: str | None) -> Path:
+    """A cache folder holding ``stem`` compiled to ``fmt`` from its checked safetensors.
+
+    A backend asked for by name whose file is not in the weights folder (the shipped folder holds
+    safetensors only) gets it built once into ``cache_root()/models``, keyed by the weights'
+    sha256, the format and, for TensorRT, the GPU and precision; later runs reuse it. The build
+    happens in a scratch folder renamed into place, so an interrupted build leaves nothing.
+
+    Raises:
+        BackendUnavailable: When the compiler of ``fmt`` is not installed (the message names the extra).
+        ModelError: See ``weights_file``; also when the export fails.
+    """
+    import shutil
+    import tempfile
+
+    from facepaint.compile.config import CompileConfig  # compile/ builds what the engine runs
+    from facepaint.compile.models import check_tools, compile_one
+    from facepaint.engine.files import cache_root, sha256_file
+
+    source = weights_file(stem, weights)
+    key = f"{stem}-{sha256_file(source)[:16]}-{fmt}"
+    if fmt == "tensorrt":
+        import torch
+
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "nogpu"
+        key += f"-{precision or 'fp16'}-" + "".join(c if c.isalnum() else "_" for c in gpu)
+    folder = cache_root() / "models" / key
+    if folder.is_dir():
+        return folder
+    check_tools(fmt, verify=False)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+        local = Path(scratch) / source.name
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(source.with_suffix(suffix), local.with_suffix(suffix))
+        compile_one(fmt, local, CompileConfig(precision=precision or "fp16"))
+        Path(scratch).rename(folder)
+        Path(scratch).mkdir()  # TemporaryDirectory removes its (now empty) folder on exit
+    return folder
 
 
 def load_torch(stem: str, weights: str | Path | None = None) -> nn.Module:

@@ -18,10 +18,18 @@ from facepaint.engine.backends.base import BackendOptions
 from facepaint.engine.backends.onnx import OnnxBackend
 from facepaint.engine.backends.torch import TorchBackend
 from facepaint.engine.config import build_config
-from facepaint.engine.errors import BackendUnavailable, ModelError
+from facepaint.engine.errors import BackendUnavailable
 from facepaint.engine.neural.align import apply_affine
-from facepaint.engine.neural.model_files import GENERATOR, MIXER, STAGE_MODELS, TRANSFORMER, shipped_dir
+from facepaint.engine.neural.model_files import (
+    GENERATOR,
+    MIXER,
+    STAGE_MODELS,
+    TRANSFORMER,
+    open_stage_model,
+    shipped_dir,
+)
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+from facepaint.engine.stages import ModelConfig
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -104,9 +112,26 @@ def test_auto_takes_onnxruntime_where_compiled_and_says_what_it_passed_over(comp
         assert f"{GENERATOR}: torch on cpu (auto; onnxruntime: no {GENERATOR}.onnx)" in engine.models
 
 
-def test_a_named_backend_never_falls_back(s42) -> None:
-    with pytest.raises(ModelError, match="facepaint-live compile"):
-        _engine(s42, None, "onnxruntime")  # the shipped folder holds no .onnx
+def test_a_named_backend_builds_its_file_on_first_use_into_the_cache(s42, monkeypatch, tmp_path,
+                                                                     no_tensorrt) -> None:
+    """The shipped folder holds safetensors only: ``--backend onnxruntime`` exports the ONNX once
+    into the user cache and reuses it; TensorRT, not installed here, is refused naming its extra
+    before anything is written."""
+    monkeypatch.setenv("FACEPAINT_CACHE", str(tmp_path))
+    model = ModelConfig(backend="onnxruntime")
+    first = open_stage_model(GENERATOR, model)
+    first.backend.close()
+    assert first.name == "onnxruntime" and first.path.parent.parent == tmp_path / "facepaint-live" / "models"
+    built = first.path.stat().st_mtime_ns
+    again = open_stage_model(GENERATOR, model)
+    again.backend.close()
+    assert again.path == first.path and again.path.stat().st_mtime_ns == built
+    with pytest.raises(BackendUnavailable, match=r"facepaint-live\[tensorrt\]"):
+        open_stage_model(GENERATOR, ModelConfig(backend="tensorrt", device="cpu"))
+    assert sorted(p.name for p in first.path.parent.parent.iterdir()) == [first.path.parent.name]
+
+
+def test_fp16_on_the_cpu_is_refused_naming_the_flags(s42) -> None:
     config = build_config(EngineConfig, {"reenactor": {"kind": "neural"}, "model": {"precision": "fp16"}})
     with pytest.raises(BackendUnavailable, match="--allow-fp32"):
         ReenactmentEngine(config, *s42)
