@@ -157,3 +157,20 @@ def test_neural_reenactor_keeps_the_background_still(s42, driving) -> None:
     far = cv2.dilate((mask > 0.01).astype(np.uint8), np.ones((41, 41), np.uint8)) == 0
     assert far.mean() > 0.1
     assert np.abs(crop[far].astype(int) - background[far]).mean() < 1.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_neural_stages_on_cuda_fp16_render_what_the_cpu_renders(s42, driving) -> None:
+    """``--device cuda``: the generator and mixer in fp16 on the GPU, the landmark MLP on the CPU."""
+    frames, models = {}, {}
+    for device in ("cpu", "cuda"):
+        config = build_config(EngineConfig, {"transformer": {"kind": "neural"}, "reenactor": {"kind": "neural"},
+                                             "mixer": {"kind": "neural"}, "model": {"device": device}})
+        with ReenactmentEngine(config, *s42) as engine:
+            models[device] = engine.models
+            engine.render(*driving["neutral"], 0.0)
+            frames[device] = engine.render(*driving["open"], 0.1).astype(np.int16)
+    assert f"{GENERATOR}: torch on cuda" in models["cuda"] and f"{TRANSFORMER}: torch on cpu" in models["cuda"]
+    diff = np.abs(frames["cpu"] - frames["cuda"])
+    assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8  # fp16 rounding of a [-1, 1] image
