@@ -176,6 +176,17 @@ def bench_lines(report: dict | None) -> list[str]:
     return lines
 
 
+def module_lines(rows: list | None) -> list[str]:
+    """The neural modules' speed subsection (``module_bench`` rows)."""
+    if rows is None:
+        return ["Not measured in this run (`--no-modules`)."]
+    lines = ["Each neural stage's network alone, batch 1, at the size it ships (`python bench/modules.py`; "
+             "median and 90th percentile of 50 calls after 5 warm-up calls, the device synchronised per call).",
+             "", "| model | runner | p50 ms | p90 ms |", "|---|---|---|---|"]
+    lines += [f"| {r.model} | {r.runner} | {r.p50_ms:.2f} | {r.p90_ms:.2f} |" for r in rows]
+    return lines
+
+
 def _revision(where: Path) -> str:
     """The git revision of the checkout holding ``where`` (the page records what it measured)."""
     try:
@@ -212,7 +223,7 @@ HOW_TO_READ = [
 
 
 def page(cross: list, selfs: list, failures: list, speed: dict | None, args: argparse.Namespace,
-         seconds: float) -> str:
+         seconds: float, modules: list | None = None) -> str:
     """The whole of docs/RESULTS.md."""
     m = machine_info()
     first = (cross or selfs)[0][1] if (cross or selfs) else {}
@@ -243,6 +254,7 @@ def page(cross: list, selfs: list, failures: list, speed: dict | None, args: arg
         *table(selfs, SELF_COLUMNS), "",
         *([f"Failed ({len(failures)}):", *(f"- {name}: {msg}" for name, msg in failures), ""] if failures else []),
         "## Speed", "", *bench_lines(speed), "",
+        "### Neural modules", "", *module_lines(modules), "",
     ]
     return "\n".join(lines)
 
@@ -258,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench-frames", type=int, help="frames of the bench clip (default: all 448)")
     p.add_argument("--bench-repeat", type=int, default=3, help="bench rounds; each run reports its best (default 3)")
     p.add_argument("--no-bench", action="store_true", help="skip the speed measurement")
+    p.add_argument("--no-modules", action="store_true", help="skip the neural modules' speed")
     return p
 
 
@@ -275,9 +288,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         speed = bench(str(args.media / HEADLINE[0]), str(args.media / HEADLINE[1]), None, args.bench_frames,
                       args.bench_repeat, say)
         say(f"bench: {speed['fps']:.1f} fps, floor {speed['floor_fps']:.1f}, ratio {speed['ratio']}")
+    modules = None
+    if not args.no_modules:
+        from facepaint.runtime.evaluation.module_bench import bench_modules
+
+        say("neural modules, per backend")
+        modules = bench_modules()
     cross, selfs, failures = sweep(args.media, args.max_frames, args.every, say)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(page(cross, selfs, failures, speed, args, time.perf_counter() - started))
+    args.out.write_text(page(cross, selfs, failures, speed, args, time.perf_counter() - started, modules))
     if args.json:
         args.json.write_text(json.dumps({"cross": dict(cross), "self": dict(selfs), "failed": dict(failures),
                                          "bench": speed}, indent=1))

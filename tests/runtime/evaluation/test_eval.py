@@ -149,3 +149,9 @@ def test_results_page_tables(cross_report: dict) -> None:
     args = argparse.Namespace(max_frames=20, every=10, media=Path("media"), out=Path("docs") / "RESULTS.md")
     text = results.page([("a × b", cross_report)], [], [("c × d", "no face")], speed, args, 60.0)
     assert "## Cross-reenactment (1 pairs" in text and "- c × d: no face" in text and "## Speed" in text
+    assert "(`--no-modules`)" in text
+    from facepaint.runtime.evaluation.module_bench import ModuleTiming
+
+    rows = [ModuleTiming("face_generator", "onnxruntime cpu", 12.345, 15.0, 50)]
+    text = results.page([("a × b", cross_report)], [], [], speed, args, 60.0, rows)
+    assert "| face_generator | onnxruntime cpu | 12.35 | 15.00 |" in text
