@@ -63,7 +63,7 @@ class NeuralFaceReenactor:
         ramp = np.minimum(np.arange(size) + 0.5, size - np.arange(size) - 0.5) / (_EDGE * size)
         edge = np.clip(ramp, 0.0, 1.0).astype(np.float32)
         self._edge = np.minimum(edge[:, None], edge[None, :])
-        self._crop_size = (source.crop.shape[1], source.crop.shape[0])
+        self._box, self._box_matrix = _square_box(self.matrix, size, source.crop.shape[:2])
         # A NaN or black face at warm-up is the classic fp16 overflow: refused, naming --precision fp32.
         rest = self.chosen.backend.infer({"x": self._input(apply_affine(self.matrix, source.landmarks))[0]})
         check_warm_up({"face": rest["face"] + 1.0}, model.precision, f"the generator ({self.chosen.describe()})")
@@ -87,13 +87,18 @@ class NeuralFaceReenactor:
         """See ``FaceReenactor.render`` (``frame`` and ``driving`` are not needed)."""
         base = self._base.render(target, None, None)
         face, coarse, person = self.generate(target.landmarks)
-        delta = (face - coarse) * self._edge[..., None]
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        back = cv2.warpAffine(delta, self.matrix, self._crop_size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
-        image = np.clip(base.image.astype(np.float32) + back + 0.5, 0, 255).astype(np.uint8)
-        return Reenacted(image, self._person_mask(person, base.mask), base.map_x, base.map_y, 0.0)
+        # Correction (RGB) and person probability travel back to the crop in one warp, and only
+        # onto the square's footprint there: outside it both are zero.
+        stack = np.dstack([(face - coarse) * self._edge[..., None], person * self._edge])
+        x0, y0, x1, y1 = self._box
+        back = cv2.warpAffine(stack, self._box_matrix, (x1 - x0, y1 - y0),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        image = base.image.copy()
+        part = image[y0:y1, x0:x1].astype(np.float32) + back[..., :3] + 0.5
+        image[y0:y1, x0:x1] = np.clip(part, 0, 255).astype(np.uint8)
+        return Reenacted(image, self._person_mask(back[..., 3], base.mask), base.map_x, base.map_y, 0.0)
 
-    def _person_mask(self, person: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:
+    def _person_mask(self, predicted: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:
         """The mixer's mask: the warped head mask of the geometric reenactor, grown where the
         generator sees face or hair beyond it (a dropped jaw, hair the warp left behind).
 
@@ -102,11 +107,26 @@ class NeuralFaceReenactor:
         """
         if head is None:
             return None
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        predicted = cv2.warpAffine(person * self._edge, self.matrix, self._crop_size, flags=flags,
-                                   borderMode=cv2.BORDER_CONSTANT)
-        return np.maximum(head, predicted).astype(np.float32)
+        x0, y0, x1, y1 = self._box
+        mask = head.astype(np.float32, copy=True)
+        np.maximum(mask[y0:y1, x0:x1], predicted, out=mask[y0:y1, x0:x1])
+        return mask
 
     def close(self) -> None:
         """Release the generator's backend (device memory); later renders fail."""
         self.chosen.backend.close()
+
+
+def _square_box(matrix: np.ndarray, size: int,
+                crop_hw: tuple[int, int]) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """The crop-pixel box ``(x0, y0, x1, y1)`` the aligned square covers, and the crop->square
+    matrix shifted so that warping into the box alone (``WARP_INVERSE_MAP``) equals warping into
+    the whole crop and cutting the box out."""
+    a, t = matrix[:, :2].astype(np.float64), matrix[:, 2].astype(np.float64)
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+    in_crop = (corners - t) @ np.linalg.inv(a).T
+    h, w = crop_hw
+    x0, y0 = (max(0, int(np.floor(v)) - 1) for v in in_crop.min(0))
+    x1, y1 = min(w, int(np.ceil(in_crop[:, 0].max())) + 2), min(h, int(np.ceil(in_crop[:, 1].max())) + 2)
+    shifted = np.concatenate([a, (t + a @ np.array([x0, y0], np.float64))[:, None]], axis=1)
+    return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)), shifted
