@@ -58,7 +58,7 @@ def test_pickled_checkpoints_are_refused_unread(suffix: str, tmp_path: Path) -> 
 def test_corrupt_safetensors_is_a_model_error(tmp_path: Path) -> None:
     import torch
 
-    from facepaint.engine.backends.spec import ModelSpec, TensorSpec, save_weights
+    from facepaint.engine.backends.spec import ModelSpec, TensorSpec, save_weights, write_spec
     from facepaint.engine.backends.torch import TorchBackend
 
     def conv() -> torch.nn.Module:
@@ -69,6 +69,11 @@ def test_corrupt_safetensors_is_a_model_error(tmp_path: Path) -> None:
     data = bytearray(weights.read_bytes())
     data[8:40] = b"\x00not json at all, a garbled one!"
     weights.write_bytes(bytes(data))
+    # The JSON names the file's sha256: the damage is caught before the file is parsed ...
+    with pytest.raises(ModelError, match="sha256"):
+        TorchBackend(architectures={"conv": conv}).load(weights)
+    # ... and a JSON without one (hand-written) still gets a one-line error from the parser.
+    write_spec(weights, spec)
     with pytest.raises(ModelError, match="cannot read weights"):
         TorchBackend(architectures={"conv": conv}).load(weights)
 
