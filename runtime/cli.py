@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_flags(p)
     p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
     p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
+    p.add_argument("--track-workers", type=int, metavar="N",
+                   help="file renders: track with N trackers side by side (many-core machines; default 1)")
     p.add_argument("--loop", action="store_true", help="with --cam FILE: repeat the clip")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--preview", action="store_true", help="show a preview window with fps/latency HUD and hotkeys")
@@ -108,6 +110,8 @@ def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
         layer["engine"] = engine
     if args.crf is not None:
         layer["encoder"] = {"crf": args.crf}
+    if args.track_workers is not None:
+        layer["runtime"] = {"track_workers": args.track_workers}
     vcam = {k: v for k, v in (("backend", args.vcam_backend), ("device", args.vcam_device)) if v}
     if args.size:
         vcam["size"] = _parse_size(args.size)

@@ -27,16 +27,23 @@ class RuntimeConfig:
             to overlap the stages; more only holds more frames in memory.
         live_queue: Capacity of each queue of a live run (the oldest frame is dropped when full). One
             waiting frame: a second slot would only add a frame period of latency.
+        track_workers: Trackers a file render runs side by side (each on its own thread, frame i
+            to tracker i mod N; ``runtime.parallel_track``). 1 on small machines: the tracker is
+            not the bottleneck of a 2-core render. On many cores it lifts the bound one tracker
+            puts on the frame rate; each adds a landmarker's memory.
     """
 
     offline_queue: int = 4
     live_queue: int = 1
+    track_workers: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.offline_queue <= 64:
             raise ValueError(f"offline_queue must be in [1, 64], got {self.offline_queue}")
         if not 1 <= self.live_queue <= 8:
             raise ValueError(f"live_queue must be in [1, 8], got {self.live_queue}")
+        if not 1 <= self.track_workers <= 16:
+            raise ValueError(f"track_workers must be in [1, 16], got {self.track_workers}")
 
 
 @dataclass(frozen=True)

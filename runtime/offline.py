@@ -28,7 +28,7 @@ from facepaint.runtime.config import AppConfig
 from facepaint.runtime.pipeline import BLOCK, Pipeline
 from facepaint.runtime.portrait import read_portrait
 from facepaint.runtime.reference import Reference, find_reference
-from facepaint.runtime.session import Driver, Rendered, Session
+from facepaint.runtime.session import Driver, Rendered, Session, open_tracker
 from facepaint.runtime.stats import PipelineStats, write_stats_json
 
 
@@ -126,7 +126,10 @@ class OfflineRender:
         d, cap = self.driver, self.capacity
         with Pipeline("offline", stats=stats) as pipe:
             pipe.source("decode", self.frames(source))
-            pipe.stage("track", d.track, capacity=cap, policy=BLOCK)
+            if d.parallel is not None:
+                pipe.stage("track", d.parallel.push, capacity=cap, policy=BLOCK, expand=True, flush=d.parallel.flush)
+            else:
+                pipe.stage("track", d.track, capacity=cap, policy=BLOCK)
             if d.smoother is not None:
                 pipe.stage("smooth", d.smooth, capacity=cap, policy=BLOCK, expand=True, flush=d.flush)
             pipe.stage("render", d.render, capacity=cap, policy=BLOCK)
@@ -175,6 +178,10 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
         stack.callback(sink.abort)
         bar = stack.enter_context(_progress_bar(config, limit)) if progress is None else None
         driver = session.driver()
+        if config.runtime.track_workers > 1 and not still:
+            extra = [stack.enter_context(contextlib.closing(open_tracker(config, live=False)))
+                     for _ in range(config.runtime.track_workers - 1)]
+            stack.callback(driver.track_in_parallel(extra).close)
         job = OfflineRender(driver, sink, limit=limit, progress=progress if progress is not None else bar,
                            capacity=config.runtime.offline_queue)
         stats = PipelineStats()

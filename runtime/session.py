@@ -22,6 +22,7 @@ from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.expression import refine_expression
+from facepaint.runtime.parallel_track import ParallelTracking
 from facepaint.runtime.portrait import Portrait, load_portrait
 
 
@@ -136,15 +137,28 @@ class Driver:
                  background: BackgroundReplacer | None = None) -> None:
         self.tracker, self.engine, self.smoother = tracker, engine, smoother
         self.background = background
-        self.frames_without_face = 0
+        self.parallel: ParallelTracking | None = None
+        self._without_face = 0
         self._timestamp = StreamTimestamps()
+
+    @property
+    def frames_without_face(self) -> int:
+        """Tracked frames with no face so far."""
+        return self._without_face + (self.parallel.frames_without_face if self.parallel else 0)
+
+    def track_in_parallel(self, extra: list[Tracker]) -> ParallelTracking:
+        """Track with this driver's tracker and ``extra`` ones side by side from now on (offline:
+        ``parallel.push`` / ``parallel.flush`` replace ``track``). The caller closes ``extra``
+        and the returned object."""
+        self.parallel = ParallelTracking([self.tracker, *extra], Tracked)
+        return self.parallel
 
     def track(self, frame: Frame) -> Tracked:
         """Track the largest face; the timestamp comes from pts and is kept strictly increasing
         (MediaPipe's video mode refuses a timestamp that does not grow)."""
         faces = self.tracker.track(frame.image, self._timestamp(frame.pts))
         if not faces:
-            self.frames_without_face += 1
+            self._without_face += 1
         return Tracked(frame, faces[0] if faces else None)
 
     def smooth(self, item: Tracked) -> list[Tracked]:
