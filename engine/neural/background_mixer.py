@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from facepaint.engine.backends.choose import check_warm_up
 from facepaint.engine.background_mixer import GeometricBackgroundMixer, MixerConfig
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.face_reenactor import Reenacted
@@ -119,6 +120,10 @@ class NeuralBackgroundMixer(GeometricBackgroundMixer):
         h, w = source.crop.shape[:2]
         self._side = max(h, w)
         self._bg = _to_tensor(_square(source.background, self._side), self._size)
+        # The source over its own background: a NaN or black result is the fp16 overflow.
+        rest = Reenacted(source.crop, source.head_mask.astype(np.float32), None, None, 0.0)
+        check_warm_up(self.chosen.backend.infer(self.net_inputs(rest)), model.precision,
+                      f"the background mixer ({self.chosen.describe()})")
 
     def net_inputs(self, reenacted: Reenacted) -> dict[str, torch.Tensor]:
         """The net's inputs for ``reenacted``: crop, mask and background squared and resized.
