@@ -8,7 +8,8 @@ Runs ``facepaint-live --source P --cam CLIP --loop --no-vcam --output rec.mp4 --
 * no build-up: median latency of the last 10 s at most 10% above that of the first 10 s (a
   drop is no build-up: the first seconds include warm-up).
 
-Usage: ``python bench/live.py [--duration 60] [--source P] [--cam CLIP] [--out DIR]``. Exit code 0
+Usage: ``python bench/live.py [--duration 60] [--source P] [--cam CLIP] [--out DIR] [MAIN FLAGS]``
+(flags it does not know go to facepaint-live: ``--reenactor neural --device cuda``). Exit code 0
 when every goal is met, 1 otherwise. Timings are only meaningful on an otherwise idle machine.
 """
 
@@ -39,7 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=60.0, help="seconds to run")
     p.add_argument("--out", help="folder for rec.mp4 and stats.json (default: a temporary folder)")
     p.add_argument("--json", help="also write the verdict (goals and numbers) to this file")
-    return p.parse_args(argv)
+    # Anything else goes to facepaint-live itself: --reenactor neural --device cuda, --backend ...
+    args, rest = p.parse_known_args(argv)
+    args.engine = rest
+    return args
 
 
 def run_once(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -51,7 +55,7 @@ def run_once(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     stats_path = out / "stats.json"
     cmd = [sys.executable, "-c", "import sys; from facepaint.runtime.cli import main; sys.exit(main())",
            "--source", args.source, "--cam", args.cam, "--loop", "--no-vcam", "--output", str(out / "rec.mp4"),
-           "--duration", str(args.duration), "--stats-json", str(stats_path)]
+           "--duration", str(args.duration), "--stats-json", str(stats_path), *args.engine]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 120)
     if proc.returncode != 0:
         raise RuntimeError(f"facepaint-live exited with {proc.returncode}: {proc.stderr.strip()[-1500:]}")
