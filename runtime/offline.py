@@ -177,11 +177,7 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
         # after sink.close() has renamed the file into place, abort() does nothing.
         stack.callback(sink.abort)
         bar = stack.enter_context(_progress_bar(config, limit)) if progress is None else None
-        driver = session.driver()
-        if config.runtime.track_workers > 1 and not still:
-            extra = [stack.enter_context(contextlib.closing(open_tracker(config, live=False)))
-                     for _ in range(config.runtime.track_workers - 1)]
-            stack.callback(driver.track_in_parallel(extra).close)
+        driver = _driver(stack, config, session, still)
         job = OfflineRender(driver, sink, limit=limit, progress=progress if progress is not None else bar,
                            capacity=config.runtime.offline_queue)
         stats = PipelineStats()
@@ -197,6 +193,17 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     return result
+
+
+def _driver(stack: ExitStack, config: AppConfig, session: Session, still: bool) -> Driver:
+    """The session's driver; with ``runtime.track_workers`` > 1 (a video), tracking over that many
+    trackers, the extra ones opened here and closed with ``stack``."""
+    driver = session.driver()
+    if config.runtime.track_workers > 1 and not still:
+        extra = [stack.enter_context(contextlib.closing(open_tracker(config, live=False)))
+                 for _ in range(config.runtime.track_workers - 1)]
+        stack.callback(driver.track_in_parallel(extra).close)
+    return driver
 
 
 def _session(stack: ExitStack, config: AppConfig, open_session: Callable[..., Session] | None, still: bool,
