@@ -1,0 +1,244 @@
+"""The neural reenactor's per-frame path on one torch device, for ``--device cuda``.
+
+``NeuralFaceReenactor`` builds the generator's input with numpy and cv2 and brings the correction
+back with cv2, so on a GPU every frame would go host → device → host → device. Here the source's
+square, crop and edge ramp go to the device once (``DeviceReenactorPath``); per frame only the
+target landmarks and the two warps' maps go up, and only the finished crop comes down
+(``PinnedRing``). The per-frame step has static shapes for a source, so it can be replayed as a
+CUDA graph (``GraphedModule``). The maps are still computed on the host (``engine/warp.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from facepaint.engine.errors import ConfigError, InputError
+from facepaint.engine.neural.device_ops import Heatmaps, affine_back, back_grid, remap
+
+Generator = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Maps = tuple[np.ndarray, np.ndarray]
+
+
+def _upload_image(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 → (3, H, W) float32 0..255 on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float().contiguous()
+
+
+class DeviceReenactorPath:
+    """``NeuralFaceReenactor.generate`` + ``render`` for one source, as torch ops on ``device``.
+
+    The math is the reenactor's: the coarse warp and the heatmaps feed the generator, and the
+    output crop is ``base + warp_back((face - coarse) * edge)``, where ``base`` is the full-resolution
+    geometric warp of the crop, clipped to 0..255. Warps and heatmaps are float32; the generator
+    gets its input in ``dtype`` (float16 on CUDA) and its outputs are read back as float32.
+
+    Args:
+        square: (S, S, 3) uint8 RGB source square (``warp_to_square`` of the crop).
+        crop: (h, w, 3) uint8 RGB source crop.
+        matrix: (2, 3) affine from crop pixels to square pixels.
+        edge: (S, S) float32 ramp that fades the correction out at the square's border.
+        device: Where the path runs.
+        dtype: The generator's input dtype.
+        interpolation: The full-resolution warp's resampling; only ``"linear"`` runs here.
+
+    Raises:
+        ConfigError: For an interpolation other than linear.
+    """
+
+    def __init__(self, square: np.ndarray, crop: np.ndarray, matrix: np.ndarray, edge: np.ndarray,
+                 device: torch.device | str, dtype: torch.dtype = torch.float32,
+                 interpolation: str = "linear") -> None:
+        if interpolation != "linear":
+            raise ConfigError(f"the device path resamples bilinearly, not '{interpolation}'; "
+                              "use interpolation = \"linear\" with --device cuda")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.size = square.shape[0]
+        self.crop_size = (crop.shape[1], crop.shape[0])
+        self.square = _upload_image(square, self.device)
+        self.crop = _upload_image(crop, self.device)
+        self.edge = torch.from_numpy(np.ascontiguousarray(edge, np.float32)).to(self.device)
+        self._source_in = self.square / 127.5 - 1.0
+        self._heatmaps = Heatmaps(self.size, device=self.device)
+        self._grid = back_grid(matrix, self.size, self.crop_size, self.device)
+
+    def upload(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps) -> tuple[torch.Tensor, ...]:
+        """The per-frame host → device copies: (landmarks, coarse x, coarse y, full x, full y).
+
+        Args:
+            landmarks_sq: (478, 3) target landmarks in square pixels.
+            coarse_maps: (map_x, map_y) of the coarse warp, (S, S) float32 each (``CoarseWarp.maps``).
+            full_maps: (map_x, map_y) of the full-resolution warp, (h, w) float32 each
+                (``GeometricFaceReenactor.maps``).
+        """
+        arrays = (np.asarray(landmarks_sq, np.float32), *coarse_maps, *full_maps)
+        return tuple(torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device, non_blocking=True)
+                     for a in arrays)
+
+    def generate(self, landmarks: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor,
+                 generator: Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(face, coarse, person) in the square: faces (3, S, S) float32 0..255 (face unclipped),
+        person (S, S) in [0, 1]; inputs on the device, as ``upload`` gives them."""
+        # cv2 remaps the uint8 square into uint8: round as it does, the generator was trained so.
+        coarse = remap(self.square, map_x, map_y).round()
+        heat = self._heatmaps(landmarks)
+        x = torch.cat([self._source_in, coarse / 127.5 - 1.0, heat])[None].to(self.dtype)
+        face, logits, _ = generator(x)
+        person = 1.0 - torch.softmax(logits.float(), 1)[0, 0]
+        return (face[0].float() + 1.0) * 127.5, coarse, person
+
+    def step(self, landmarks: torch.Tensor, coarse_x: torch.Tensor, coarse_y: torch.Tensor,
+             full_x: torch.Tensor, full_y: torch.Tensor, generator: Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame on the device, from uploaded inputs (no host copy: CUDA-graph capturable).
+
+        Returns:
+            (image, person mask): (h, w, 3) uint8 RGB crop and (h, w) float32 in [0, 1].
+        """
+        with torch.inference_mode():
+            face, coarse, person = self.generate(landmarks, coarse_x, coarse_y, generator)
+            back = affine_back((face - coarse) * self.edge, None, self.crop_size, grid=self._grid)
+            base = remap(self.crop, full_x, full_y).round()
+            # + 0.5 then truncation: the rounding of the numpy path's astype(uint8).
+            image = (base + back + 0.5).clamp_(0.0, 255.0).to(torch.uint8).permute(1, 2, 0).contiguous()
+            mask = affine_back((person * self.edge)[None], None, self.crop_size, grid=self._grid)[0]
+        return image, mask
+
+    def render(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps,
+               generator: Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``upload`` then ``step``: (image, person mask) on the device (see ``step``)."""
+        return self.step(*self.upload(landmarks_sq, coarse_maps, full_maps), generator=generator)
+
+
+class CopyEvent(Protocol):
+    """What ``PinnedRing.copy_from`` returns with its buffer (``torch.cuda.Event`` on CUDA)."""
+
+    def synchronize(self) -> None:
+        """Wait until the copy has landed."""
+
+    def query(self) -> bool:
+        """Whether the copy has landed."""
+
+
+class _Done:
+    """The event of a copy that is already done (CPU)."""
+
+    def synchronize(self) -> None:
+        """Nothing to wait for."""
+
+    def query(self) -> bool:
+        """Always done."""
+        return True
+
+
+class PinnedRing:
+    """Host buffers reused round-robin for device → host copies of one shape and dtype.
+
+    On CUDA the buffers are pinned and each copy is issued without blocking on a side stream, after
+    the work already queued on the current stream: the caller computes frame n + 1 while frame n
+    copies, and waits on the returned event only when it needs the pixels. On the CPU a copy is a
+    plain copy into the preallocated buffer, with an event that is already done.
+
+    A returned view stays valid until ``slots`` more copies have been issued.
+
+    Args:
+        shape: Shape of every copied tensor.
+        dtype: Its dtype.
+        slots: Buffers in the ring (2: one being read, one being written).
+        device: The device the tensors come from.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype = torch.uint8, slots: int = 2,
+                 device: torch.device | str = "cpu") -> None:
+        if slots < 1:
+            raise ValueError(f"a ring needs at least one slot, got {slots}")
+        self.device = torch.device(device)
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        cuda = self.device.type == "cuda"
+        self._buffers = [torch.empty(self.shape, dtype=dtype, pin_memory=cuda) for _ in range(slots)]
+        self._stream = torch.cuda.Stream(self.device) if cuda else None
+        self._next = 0
+
+    @property
+    def buffers(self) -> tuple[torch.Tensor, ...]:
+        """The ring's host buffers, in slot order."""
+        return tuple(self._buffers)
+
+    def copy_from(self, tensor: torch.Tensor) -> tuple[np.ndarray, CopyEvent]:
+        """Copy ``tensor`` into the next buffer.
+
+        Args:
+            tensor: Of the ring's shape and dtype, on the ring's device.
+
+        Returns:
+            (numpy view of the buffer, event to wait on before reading it).
+
+        Raises:
+            InputError: When the tensor does not fit the ring.
+        """
+        if tuple(tensor.shape) != self.shape or tensor.dtype != self.dtype or tensor.device.type != self.device.type:
+            raise InputError(f"this ring copies {self.shape} {self.dtype} from {self.device}, "
+                             f"got {tuple(tensor.shape)} {tensor.dtype} on {tensor.device}")
+        buffer = self._buffers[self._next]
+        self._next = (self._next + 1) % len(self._buffers)
+        if self._stream is None:
+            buffer.copy_(tensor)
+            return buffer.numpy(), _Done()
+        self._stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self._stream):
+            buffer.copy_(tensor, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(self._stream)
+        # The caching allocator must not hand the tensor's memory out again before the copy reads it.
+        tensor.record_stream(self._stream)
+        return buffer.numpy(), event
+
+
+class GraphedModule:
+    """``module``'s forward captured as a CUDA graph for static input shapes, replayed per call.
+
+    Each call copies its inputs into the captured ones and replays the graph: one launch instead
+    of one per kernel. The outputs are the captured tensors, overwritten by the next call: copy
+    what must outlive it.
+
+    Args:
+        module: Callable on CUDA tensors (a module, or ``DeviceReenactorPath.step`` with its
+            generator bound) with no host synchronisation inside.
+        *example_inputs: CUDA tensors of the shapes and dtypes every call will pass.
+        warmup: Eager runs on a side stream before capture (cuDNN and the allocator settle there,
+            as PyTorch's CUDA graph notes require).
+
+    Raises:
+        ConfigError: When the inputs are not on a CUDA device.
+    """
+
+    def __init__(self, module: Callable[..., Any], *example_inputs: torch.Tensor, warmup: int = 3) -> None:
+        if not example_inputs or any(t.device.type != "cuda" for t in example_inputs):
+            found = sorted({t.device.type for t in example_inputs}) or ["no inputs"]
+            raise ConfigError(f"CUDA graphs need CUDA tensors, got {', '.join(found)}; use --device cuda")
+        self._inputs = [t.clone() for t in example_inputs]
+        side = torch.cuda.Stream(example_inputs[0].device)
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.inference_mode():
+            for _ in range(warmup):
+                module(*self._inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph), torch.inference_mode():
+            self._outputs = module(*self._inputs)
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        """Replay on ``inputs`` (same shapes and dtypes as the example inputs)."""
+        if len(inputs) != len(self._inputs):
+            raise InputError(f"this graph takes {len(self._inputs)} inputs, got {len(inputs)}")
+        for static, x in zip(self._inputs, inputs, strict=True):
+            if x.shape != static.shape or x.dtype != static.dtype:
+                raise InputError(f"this graph was captured for {tuple(static.shape)} {static.dtype}, "
+                                 f"got {tuple(x.shape)} {x.dtype}")
+            static.copy_(x, non_blocking=True)
+        self._graph.replay()
+        return self._outputs
