@@ -21,6 +21,8 @@ from facepaint.engine.neural.device_ops import Heatmaps, affine_back, back_grid,
 
 Generator = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 Maps = tuple[np.ndarray, np.ndarray]
+# (landmarks, coarse map x, coarse map y, full map x, full map y) on the device
+FrameInputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _upload_image(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -66,7 +68,7 @@ class DeviceReenactorPath:
         self._heatmaps = Heatmaps(self.size, device=self.device)
         self._grid = back_grid(matrix, self.size, self.crop_size, self.device)
 
-    def upload(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps) -> tuple[torch.Tensor, ...]:
+    def upload(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps) -> FrameInputs:
         """The per-frame host → device copies: (landmarks, coarse x, coarse y, full x, full y).
 
         Args:
@@ -75,9 +77,10 @@ class DeviceReenactorPath:
             full_maps: (map_x, map_y) of the full-resolution warp, (h, w) float32 each
                 (``GeometricFaceReenactor.maps``).
         """
-        arrays = (np.asarray(landmarks_sq, np.float32), *coarse_maps, *full_maps)
-        return tuple(torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device, non_blocking=True)
-                     for a in arrays)
+        def up(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(self.device, non_blocking=True)
+
+        return up(landmarks_sq), up(coarse_maps[0]), up(coarse_maps[1]), up(full_maps[0]), up(full_maps[1])
 
     def generate(self, landmarks: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor,
                  generator: Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -137,10 +140,12 @@ class _Done:
 class PinnedRing:
     """Host buffers reused round-robin for device → host copies of one shape and dtype.
 
-    On CUDA the buffers are pinned and each copy is issued without blocking on a side stream, after
-    the work already queued on the current stream: the caller computes frame n + 1 while frame n
-    copies, and waits on the returned event only when it needs the pixels. On the CPU a copy is a
-    plain copy into the preallocated buffer, with an event that is already done.
+    On CUDA each copy is first snapshotted on the current stream into a device buffer of the slot
+    (microseconds; the source tensor may then be overwritten at once, as a CUDA graph's static
+    output is by the next replay), then copied without blocking into the slot's pinned host
+    buffer on a side stream: frame n + 1 computes while frame n copies, and the caller waits on the
+    returned event only when it needs the pixels. On the CPU a copy is a plain copy into the
+    preallocated buffer, with an event that is already done.
 
     A returned view stays valid until ``slots`` more copies have been issued.
 
@@ -160,6 +165,8 @@ class PinnedRing:
         self.dtype = dtype
         cuda = self.device.type == "cuda"
         self._buffers = [torch.empty(self.shape, dtype=dtype, pin_memory=cuda) for _ in range(slots)]
+        self._staging = [torch.empty(self.shape, dtype=dtype, device=self.device) for _ in range(slots)] if cuda else []
+        self._events: list[torch.cuda.Event | None] = [None] * slots
         self._stream = torch.cuda.Stream(self.device) if cuda else None
         self._next = 0
 
@@ -183,18 +190,23 @@ class PinnedRing:
         if tuple(tensor.shape) != self.shape or tensor.dtype != self.dtype or tensor.device.type != self.device.type:
             raise InputError(f"this ring copies {self.shape} {self.dtype} from {self.device}, "
                              f"got {tuple(tensor.shape)} {tensor.dtype} on {tensor.device}")
-        buffer = self._buffers[self._next]
-        self._next = (self._next + 1) % len(self._buffers)
+        slot = self._next
+        self._next = (slot + 1) % len(self._buffers)
+        buffer = self._buffers[slot]
         if self._stream is None:
             buffer.copy_(tensor)
             return buffer.numpy(), _Done()
-        self._stream.wait_stream(torch.cuda.current_stream(self.device))
+        current = torch.cuda.current_stream(self.device)
+        previous = self._events[slot]
+        if previous is not None:  # a device-side wait: the slot's last copy has left its staging buffer
+            current.wait_event(previous)
+        self._staging[slot].copy_(tensor)
+        self._stream.wait_stream(current)
         with torch.cuda.stream(self._stream):
-            buffer.copy_(tensor, non_blocking=True)
+            buffer.copy_(self._staging[slot], non_blocking=True)
             event = torch.cuda.Event()
             event.record(self._stream)
-        # The caching allocator must not hand the tensor's memory out again before the copy reads it.
-        tensor.record_stream(self._stream)
+        self._events[slot] = event
         return buffer.numpy(), event
 
 
