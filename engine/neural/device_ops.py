@@ -20,8 +20,8 @@ from facepaint.engine.neural.inputs import REGIONS
 
 # Half-width (pixels) of the tent that stands in for cv2.polylines' anti-aliased one-pixel line:
 # fitted for the least mean absolute difference to ``inputs.heatmaps`` on real landmarks
-# (bench/device_path.py --fit; lp_d10 frames on the lp_s42 and obama squares: 1.0 -> 0.00129,
-# 1.25 -> 0.00105, 1.4 -> 0.00111). cv2's AA line lays about 1.27 px of ink per pixel of length.
+# (bench/device_path.py --fit; 60 lp_d10 frames on the lp_s42 and obama squares: 1.0 -> 0.00128,
+# 1.25 -> 0.00104, 1.4 -> 0.00113). cv2's AA line lays about 1.27 px of ink per pixel of length.
 LINE_HALF_WIDTH = 1.25
 
 

@@ -233,12 +233,13 @@ class GraphedModule:
             found = sorted({t.device.type for t in example_inputs}) or ["no inputs"]
             raise ConfigError(f"CUDA graphs need CUDA tensors, got {', '.join(found)}; use --device cuda")
         self._inputs = [t.clone() for t in example_inputs]
-        side = torch.cuda.Stream(example_inputs[0].device)
-        side.wait_stream(torch.cuda.current_stream())
+        device = example_inputs[0].device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side), torch.inference_mode():
             for _ in range(warmup):
                 module(*self._inputs)
-        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.current_stream(device).wait_stream(side)
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph), torch.inference_mode():
             self._outputs = module(*self._inputs)
