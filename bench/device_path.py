@@ -89,10 +89,13 @@ def torch_rows(stage, frames: list[dict], n: int, device: torch.device) -> dict[
     cuda = device.type == "cuda"
     dtype = torch.float16 if cuda else torch.float32
     gen = copy.deepcopy(stage.gen).to(device, dtype)
-    path = DeviceReenactorPath(stage.square, stage.source.crop, stage.matrix, stage._edge, device, dtype)
+    path = DeviceReenactorPath(stage.square, stage.source.crop, stage.matrix, stage._edge, device, dtype,
+                               warps=(stage._coarse.warp, stage.source.warp))
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     up = [path.upload(fr["lm"], fr["cmaps"], fr["fmaps"]) for fr in frames]
     u = lambda i: up[i % len(frames)]  # noqa: E731
+    up_cells = [path.upload(fr["lm"], fr["ccells"], fr["fcells"]) for fr in frames]
+    c = lambda i: up_cells[i % len(frames)]  # noqa: E731
     x = [torch.cat([path._source_in, path.square / 127.5 - 1, path._heatmaps(v[0])])[None].to(dtype) for v in up]
     delta = torch.zeros(3, path.size, path.size, device=device)
     h, w = stage.source.crop.shape[:2]
@@ -110,12 +113,18 @@ def torch_rows(stage, frames: list[dict], n: int, device: torch.device) -> dict[
                 device_ops.remap(path.crop, u(i)[3], u(i)[4]),
                 device_ops.affine_back(path.edge[None], None, path.crop_size, grid=path._grid)), n, sync),
             "whole step (on device)": median_ms(lambda i: path.step(*u(i), generator=gen), n, sync),
+            "upload (landmarks + cell maps)": median_ms(
+                lambda i: path.upload(frames[i % len(frames)]["lm"], frames[i % len(frames)]["ccells"],
+                                      frames[i % len(frames)]["fcells"]), n, sync),
+            "whole step from cell maps": median_ms(lambda i: path.step_cells(*c(i), generator=gen), n, sync),
         }
         image = path.step(*u(0), generator=gen)[0].clone()
         rows["download (ring copy, waited)"] = median_ms(lambda i: ring.copy_from(image)[1].synchronize(), n, sync)
         if cuda:
             graphed = GraphedModule(lambda *a: path.step(*a, generator=gen), *up[0])
             rows["whole step as a CUDA graph"] = median_ms(lambda i: graphed(*u(i)), n, sync)
+            graphed_cells = GraphedModule(lambda *a: path.step_cells(*a, generator=gen), *up_cells[0])
+            rows["step from cells as a CUDA graph"] = median_ms(lambda i: graphed_cells(*c(i)), n, sync)
     return rows
 
 
@@ -127,6 +136,7 @@ def prepare_frames(stage, targets) -> list[dict]:
         cmaps = stage._coarse.maps(lm)
         face, coarse, _ = stage.generate(target.landmarks)
         frames.append({"target": target, "lm": lm, "cmaps": cmaps, "fmaps": stage._base.maps(target),
+                       "ccells": stage._coarse.maps(lm, full=False), "fcells": stage._base.maps(target, full=False),
                        "coarse": coarse, "heat": heatmaps(lm, stage.size), "face": face})
     return frames
 
@@ -166,6 +176,8 @@ def main() -> int:
     frames = prepare_frames(stage, targets)
     maps = median_ms(lambda i: (stage._coarse.maps(frames[i % len(frames)]["lm"]),
                                 stage._base.maps(frames[i % len(frames)]["target"])), args.n, lambda: None)
+    cells = median_ms(lambda i: (stage._coarse.maps(frames[i % len(frames)]["lm"], full=False),
+                                 stage._base.maps(frames[i % len(frames)]["target"], full=False)), args.n, lambda: None)
     numpy_rows = cv2_rows(stage, frames, args.n)
     device = torch.device(args.device)
     device_rows = torch_rows(stage, frames, args.n, device)
@@ -173,6 +185,7 @@ def main() -> int:
     print(f"threads {args.threads}; source crop {crop.shape[1]}x{crop.shape[0]}, square {stage.size}; "
           f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}")
     print(f"  {'host maps (both paths)':32s} {maps:8.2f} ms")
+    print(f"  {'host cell maps (torch path)':32s} {cells:8.2f} ms")
     print(f"  {'step':32s} {'numpy/cv2':>11s} {'torch':>9s}")
     for name in dict.fromkeys([*numpy_rows, *device_rows]):
         a, b = numpy_rows.get(name), device_rows.get(name)

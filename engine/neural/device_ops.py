@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from facepaint.engine.backends.modules import BackwardWarp
 from facepaint.engine.neural.inputs import REGIONS
+from facepaint.engine.warp import PiecewiseAffineWarp
 
 # Half-width (pixels) of the tent that stands in for cv2.polylines' anti-aliased one-pixel line:
 # fitted for the least mean absolute difference to ``inputs.heatmaps`` on real landmarks
@@ -116,6 +117,41 @@ def draw_heatmaps(landmarks_sq: torch.Tensor, size: int, sigma: float = 1.2) -> 
     """``Heatmaps(size, sigma, landmarks_sq.device)(landmarks_sq)``: one-off drawing (a per-frame
     caller keeps a ``Heatmaps``)."""
     return Heatmaps(size, sigma, landmarks_sq.device)(landmarks_sq)
+
+
+class MapUpsampler:
+    """``PiecewiseAffineWarp.maps(full=True)`` finished on the device from its cell maps
+    (``full=False``): the host sends step² fewer floats per frame and skips the full-size resize.
+
+    The same steps as the host: the displacement from the cell centres, the outermost cells pinned
+    to zero, a bilinear resize (cv2.resize's INTER_LINEAR is torch's ``align_corners=False``, both
+    clamping at the border) and the pixel grid added back.
+
+    Args:
+        warp: The warp whose cell maps will be upsampled (its size and cell grid are fixed).
+        device: Where the maps are finished.
+    """
+
+    def __init__(self, warp: PiecewiseAffineWarp, device: torch.device | str = "cpu") -> None:
+        width, height = self.size = warp.size
+        cells_w, cells_h = warp.coarse
+        # Cell centres in pixels, as PiecewiseAffineWarp computes them (float64, then float32).
+        cx = ((np.arange(cells_w) + 0.5) * (width / cells_w) - 0.5).astype(np.float32)
+        cy = ((np.arange(cells_h) + 0.5) * (height / cells_h) - 0.5).astype(np.float32)
+        self._cells_x = torch.from_numpy(cx).to(device)[None, :]
+        self._cells_y = torch.from_numpy(cy).to(device)[:, None]
+        inner = torch.zeros(cells_h, cells_w, device=device)
+        inner[1:-1, 1:-1] = 1.0
+        self._inner = inner
+        self._pixels_x = torch.arange(width, device=device, dtype=torch.float32)[None, :]
+        self._pixels_y = torch.arange(height, device=device, dtype=torch.float32)[:, None]
+
+    def __call__(self, cells_x: torch.Tensor, cells_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(map_x, map_y) at full size, from the (cells_h, cells_w) maps on this device."""
+        shift = torch.stack([cells_x - self._cells_x, cells_y - self._cells_y])[None] * self._inner
+        width, height = self.size
+        full = F.interpolate(shift, size=(height, width), mode="bilinear", align_corners=False)[0]
+        return full[0] + self._pixels_x, full[1] + self._pixels_y
 
 
 _WARP = BackwardWarp()  # stateless: no weights, nothing per call

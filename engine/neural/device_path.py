@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from facepaint.engine.errors import ConfigError, InputError
-from facepaint.engine.neural.device_ops import Heatmaps, affine_back, back_grid, remap
+from facepaint.engine.neural.device_ops import Heatmaps, MapUpsampler, affine_back, back_grid, remap
+from facepaint.engine.warp import PiecewiseAffineWarp
 
 Generator = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 Maps = tuple[np.ndarray, np.ndarray]
@@ -46,6 +47,8 @@ class DeviceReenactorPath:
         device: Where the path runs.
         dtype: The generator's input dtype.
         interpolation: The full-resolution warp's resampling; only ``"linear"`` runs here.
+        warps: (the square's coarse warp, the crop's warp) (``CoarseWarp.warp``, ``SourceFace.warp``)
+            when frames will bring their cell maps (``step_cells``) instead of full maps.
 
     Raises:
         ConfigError: For an interpolation other than linear.
@@ -53,7 +56,8 @@ class DeviceReenactorPath:
 
     def __init__(self, square: np.ndarray, crop: np.ndarray, matrix: np.ndarray, edge: np.ndarray,
                  device: torch.device | str, dtype: torch.dtype = torch.float32,
-                 interpolation: str = "linear") -> None:
+                 interpolation: str = "linear",
+                 warps: tuple[PiecewiseAffineWarp, PiecewiseAffineWarp] | None = None) -> None:
         if interpolation != "linear":
             raise ConfigError(f"the device path resamples bilinearly, not '{interpolation}'; "
                               "use interpolation = \"linear\" with --device cuda")
@@ -67,15 +71,17 @@ class DeviceReenactorPath:
         self._source_in = self.square / 127.5 - 1.0
         self._heatmaps = Heatmaps(self.size, device=self.device)
         self._grid = back_grid(matrix, self.size, self.crop_size, self.device)
+        self._upsample = None if warps is None else tuple(MapUpsampler(w, self.device) for w in warps)
 
     def upload(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps) -> FrameInputs:
         """The per-frame host → device copies: (landmarks, coarse x, coarse y, full x, full y).
 
         Args:
             landmarks_sq: (478, 3) target landmarks in square pixels.
-            coarse_maps: (map_x, map_y) of the coarse warp, (S, S) float32 each (``CoarseWarp.maps``).
+            coarse_maps: (map_x, map_y) of the coarse warp, (S, S) float32 each (``CoarseWarp.maps``),
+                or its cell maps (``full=False``) for ``step_cells``.
             full_maps: (map_x, map_y) of the full-resolution warp, (h, w) float32 each
-                (``GeometricFaceReenactor.maps``).
+                (``GeometricFaceReenactor.maps``), or its cell maps for ``step_cells``.
         """
         def up(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(self.device, non_blocking=True)
@@ -110,10 +116,25 @@ class DeviceReenactorPath:
             mask = affine_back((person * self.edge)[None], None, self.crop_size, grid=self._grid)[0]
         return image, mask
 
+    def step_cells(self, landmarks: torch.Tensor, coarse_x: torch.Tensor, coarse_y: torch.Tensor,
+                   full_x: torch.Tensor, full_y: torch.Tensor,
+                   generator: Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` from the two warps' cell maps (``maps(..., full=False)``), finished here.
+
+        Raises:
+            ValueError: When the path was built without ``warps``.
+        """
+        if self._upsample is None:
+            raise ValueError("step_cells needs the path built with warps=(coarse warp, crop warp)")
+        coarse, full = self._upsample
+        return self.step(landmarks, *coarse(coarse_x, coarse_y), *full(full_x, full_y), generator=generator)
+
     def render(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps,
-               generator: Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``upload`` then ``step``: (image, person mask) on the device (see ``step``)."""
-        return self.step(*self.upload(landmarks_sq, coarse_maps, full_maps), generator=generator)
+               generator: Generator, cells: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``upload`` then ``step`` (``step_cells`` with ``cells``): (image, person mask) on the
+        device (see ``step``)."""
+        inputs = self.upload(landmarks_sq, coarse_maps, full_maps)
+        return (self.step_cells if cells else self.step)(*inputs, generator=generator)
 
 
 class CopyEvent(Protocol):

@@ -13,7 +13,7 @@ import torch
 from facepaint.engine.config import build_config
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.align import apply_affine
-from facepaint.engine.neural.device_ops import affine_back, draw_heatmaps, remap
+from facepaint.engine.neural.device_ops import MapUpsampler, affine_back, draw_heatmaps, remap
 from facepaint.engine.neural.device_path import DeviceReenactorPath, GraphedModule, PinnedRing
 from facepaint.engine.neural.inputs import REGIONS, heatmaps, to_tensor_layout
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
@@ -112,6 +112,37 @@ def test_path_matches_the_neural_reenactor(stage):
         mask_diff = np.abs(mask.numpy() - reenactor.person_mask)
         assert mask_diff.mean() < 0.005 and mask_diff.max() < 0.35, name
         assert mask.numpy().max() > 0.9  # a person is there
+
+
+def test_cell_maps_finished_on_the_device_equal_the_host_maps(stage):
+    reenactor, targets = stage
+    target = targets["open"]
+    lm = _square_landmarks(reenactor, target)
+    cases = ((reenactor.source.warp, reenactor._base.maps, target),
+             (reenactor._coarse.warp, reenactor._coarse.maps, lm))
+    for warp, maps, shape in cases:
+        cells = maps(shape, full=False)
+        full = maps(shape)
+        assert cells[0].size * warp.step ** 2 <= 1.1 * full[0].size
+        ours = MapUpsampler(warp)(*(torch.from_numpy(c) for c in cells))
+        for o, f in zip(ours, full, strict=True):
+            assert o.shape == f.shape and np.abs(o.numpy() - f).max() < 1e-3
+
+
+def test_path_from_cell_maps_equals_the_path_from_full_maps(stage):
+    reenactor, targets = stage
+    target = targets["blink"]
+    lm = _square_landmarks(reenactor, target)
+    args = (reenactor.square, reenactor.source.crop, reenactor.matrix, reenactor._edge, "cpu")
+    path = DeviceReenactorPath(*args, warps=(reenactor._coarse.warp, reenactor.source.warp))
+    image, mask = path.render(lm, reenactor._coarse.maps(lm), reenactor._base.maps(target), reenactor.gen)
+    cells = path.render(lm, reenactor._coarse.maps(lm, full=False), reenactor._base.maps(target, full=False),
+                        reenactor.gen, cells=True)
+    assert np.abs(cells[0].numpy().astype(int) - image.numpy()).max() <= 1
+    assert torch.allclose(cells[1], mask, atol=1e-3)
+    with pytest.raises(ValueError, match="warps"):
+        DeviceReenactorPath(*args).render(lm, reenactor._coarse.maps(lm, full=False),
+                                          reenactor._base.maps(target, full=False), reenactor.gen, cells=True)
 
 
 def test_path_refuses_cubic_interpolation(stage):
