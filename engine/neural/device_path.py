@@ -273,6 +273,10 @@ class GraphedModule:
             if x.shape != static.shape or x.dtype != static.dtype:
                 raise InputError(f"this graph was captured for {tuple(static.shape)} {static.dtype}, "
                                  f"got {tuple(x.shape)} {x.dtype}")
-            static.copy_(x, non_blocking=True)
+        # The captured inputs may be inference tensors (captured under inference mode): update
+        # them under it too.
+        with torch.inference_mode():
+            for static, x in zip(self._inputs, inputs, strict=True):
+                static.copy_(x, non_blocking=True)
         self._graph.replay()
         return self._outputs
