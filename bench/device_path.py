@@ -12,7 +12,6 @@ whole step is also timed replayed as a CUDA graph.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from facepaint.engine.neural import device_ops
 from facepaint.engine.neural.align import apply_affine
 from facepaint.engine.neural.device_path import DeviceReenactorPath, GraphedModule, PinnedRing
 from facepaint.engine.neural.inputs import heatmaps, to_tensor_layout
+from facepaint.engine.neural.model_files import GENERATOR, open_stage_model
+from facepaint.engine.stages import ModelConfig
 from facepaint.plugins.sources.image import read_image
 from facepaint.plugins.sources.video import VideoSource
 from facepaint.plugins.trackers.config import TrackerConfig
@@ -65,66 +66,62 @@ def load(portrait: str, weights: str | None, frames: int = 40):
 
 def cv2_rows(stage, frames: list[dict], n: int) -> dict[str, float]:
     """Per-step ms of the numpy/cv2 path (``NeuralFaceReenactor``)."""
-    crop_size = stage._crop_size
+    (x0, y0, x1, y1), box_matrix = stage._box, stage._box_matrix
     none = lambda: None  # noqa: E731
     f = lambda i: frames[i % len(frames)]  # noqa: E731
     gen_in = [torch.from_numpy(to_tensor_layout(stage.square, fr["coarse"], fr["heat"])[None]) for fr in frames]
-    delta = [(fr["face"] - fr["coarse"]) * stage._edge[..., None] for fr in frames]
-    with torch.inference_mode():
-        return {
-            "heatmaps": median_ms(lambda i: heatmaps(f(i)["lm"], stage.size), n, none),
-            "coarse warp (remap)": median_ms(lambda i: cv2.remap(stage.square, *f(i)["cmaps"], cv2.INTER_LINEAR,
-                                                                 borderMode=cv2.BORDER_REPLICATE), n, none),
-            "generator": median_ms(lambda i: stage.gen(gen_in[i % len(frames)]), n, none),
-            "back-warp + full warp + mask": median_ms(lambda i: (
-                cv2.warpAffine(delta[i % len(frames)], stage.matrix, crop_size, flags=INVERSE),
-                cv2.remap(stage.source.crop, *f(i)["fmaps"], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
-                cv2.warpAffine(stage._edge, stage.matrix, crop_size, flags=INVERSE)), n, none),
-            "whole render (maps included)": median_ms(lambda i: stage.render(f(i)["target"], None, None), n, none),
-        }
+    stack = [np.dstack([(fr["face"] - fr["coarse"]) * stage._edge[..., None], stage._edge]) for fr in frames]
+    source = stage.source
+    return {
+        "heatmaps": median_ms(lambda i: heatmaps(f(i)["lm"], stage.size), n, none),
+        "coarse warp (remap)": median_ms(lambda i: cv2.remap(stage.square, *f(i)["cmaps"], cv2.INTER_LINEAR,
+                                                             borderMode=cv2.BORDER_REPLICATE), n, none),
+        "generator": median_ms(lambda i: stage.chosen.backend.infer({"x": gen_in[i % len(frames)]}), n, none),
+        "back-warp + full warp + mask": median_ms(lambda i: (
+            cv2.warpAffine(stack[i % len(frames)], box_matrix, (x1 - x0, y1 - y0), flags=INVERSE),
+            cv2.remap(source.crop, *f(i)["fmaps"], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+            cv2.remap(source.head_mask, *f(i)["fmaps"], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)), n, none),
+        "whole render (maps included)": median_ms(lambda i: stage.render(f(i)["target"], None, None), n, none),
+    }
 
 
 def torch_rows(stage, frames: list[dict], n: int, device: torch.device) -> dict[str, float]:
     """Per-step ms of ``DeviceReenactorPath`` on ``device`` (fp16 generator on CUDA)."""
     cuda = device.type == "cuda"
-    dtype = torch.float16 if cuda else torch.float32
-    gen = copy.deepcopy(stage.gen).to(device, dtype)
-    path = DeviceReenactorPath(stage.square, stage.source.crop, stage.matrix, stage._edge, device, dtype,
-                               warps=(stage._coarse.warp, stage.source.warp))
+    gen = open_stage_model(GENERATOR, ModelConfig(device=str(device), precision="fp16")).backend if cuda \
+        else stage.chosen.backend
+    path = DeviceReenactorPath(stage.source, stage.square, stage.matrix, stage._edge, stage._coarse.warp, device)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     up = [path.upload(fr["lm"], fr["cmaps"], fr["fmaps"]) for fr in frames]
     u = lambda i: up[i % len(frames)]  # noqa: E731
     up_cells = [path.upload(fr["lm"], fr["ccells"], fr["fcells"]) for fr in frames]
     c = lambda i: up_cells[i % len(frames)]  # noqa: E731
-    x = [torch.cat([path._source_in, path.square / 127.5 - 1, path._heatmaps(v[0])])[None].to(dtype) for v in up]
-    delta = torch.zeros(3, path.size, path.size, device=device)
-    h, w = stage.source.crop.shape[:2]
-    ring = PinnedRing((h, w, 3), torch.uint8, 2, device)
+    x = [torch.cat([path._source_in, path.square / 127.5 - 1, path._heatmaps(v[0])])[None] for v in up]
+    stack = torch.zeros(4, path.size, path.size, device=device)
+    ring = PinnedRing((*stage.source.crop.shape[:2], 3), torch.uint8, 2, device)
     with torch.inference_mode():
         rows = {
-            "upload (landmarks + maps)": median_ms(
-                lambda i: path.upload(frames[i % len(frames)]["lm"], frames[i % len(frames)]["cmaps"],
-                                      frames[i % len(frames)]["fmaps"]), n, sync),
+            "upload (landmarks + maps)": median_ms(lambda i: path.upload(
+                frames[i % len(frames)]["lm"], frames[i % len(frames)]["cmaps"], frames[i % len(frames)]["fmaps"]),
+                n, sync),
             "heatmaps": median_ms(lambda i: path._heatmaps(u(i)[0]), n, sync),
             "coarse warp (remap)": median_ms(lambda i: device_ops.remap(path.square, u(i)[1], u(i)[2]), n, sync),
-            "generator": median_ms(lambda i: gen(x[i % len(frames)]), n, sync),
+            "generator": median_ms(lambda i: gen.infer({"x": x[i % len(frames)]}), n, sync),
             "back-warp + full warp + mask": median_ms(lambda i: (
-                device_ops.affine_back(delta, None, path.crop_size, grid=path._grid),
+                device_ops.affine_back(stack, None, path.crop_size, grid=path._grid),
                 device_ops.remap(path.crop, u(i)[3], u(i)[4]),
-                device_ops.affine_back(path.edge[None], None, path.crop_size, grid=path._grid)), n, sync),
+                device_ops.remap(path.head_mask[None], u(i)[3], u(i)[4], "constant")), n, sync),
             "whole step (on device)": median_ms(lambda i: path.step(*u(i), generator=gen), n, sync),
-            "upload (landmarks + cell maps)": median_ms(
-                lambda i: path.upload(frames[i % len(frames)]["lm"], frames[i % len(frames)]["ccells"],
-                                      frames[i % len(frames)]["fcells"]), n, sync),
+            "upload (landmarks + cell maps)": median_ms(lambda i: path.upload(
+                frames[i % len(frames)]["lm"], frames[i % len(frames)]["ccells"], frames[i % len(frames)]["fcells"]),
+                n, sync),
             "whole step from cell maps": median_ms(lambda i: path.step_cells(*c(i), generator=gen), n, sync),
         }
         image = path.step(*u(0), generator=gen)[0].clone()
         rows["download (ring copy, waited)"] = median_ms(lambda i: ring.copy_from(image)[1].synchronize(), n, sync)
         if cuda:
-            graphed = GraphedModule(lambda *a: path.step(*a, generator=gen), *up[0])
-            rows["whole step as a CUDA graph"] = median_ms(lambda i: graphed(*u(i)), n, sync)
-            graphed_cells = GraphedModule(lambda *a: path.step_cells(*a, generator=gen), *up_cells[0])
-            rows["step from cells as a CUDA graph"] = median_ms(lambda i: graphed_cells(*c(i)), n, sync)
+            graphed = GraphedModule(lambda *a: path.step_cells(*a, generator=gen), *up_cells[0])
+            rows["step from cells as a CUDA graph"] = median_ms(lambda i: graphed(*c(i)), n, sync)
     return rows
 
 

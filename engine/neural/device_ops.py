@@ -157,21 +157,33 @@ class MapUpsampler:
 _WARP = BackwardWarp()  # stateless: no weights, nothing per call
 
 
-def remap(image: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor) -> torch.Tensor:
-    """``cv2.remap(image, map_x, map_y, INTER_LINEAR, borderMode=BORDER_REPLICATE)`` on the device.
+def remap(image: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor, border: str = "replicate") -> torch.Tensor:
+    """``cv2.remap(image, map_x, map_y, INTER_LINEAR, borderMode=BORDER_REPLICATE)`` on the device
+    (``border="constant"``: BORDER_CONSTANT with 0).
 
     Args:
         image: (C, Hs, Ws) or (N, C, Hs, Ws) float image.
         map_x: (H, W) float source x per output pixel, in pixels.
         map_y: (H, W) float source y per output pixel, in pixels.
+        border: ``"replicate"`` or ``"constant"``.
 
     Returns:
         The warped image, (C, H, W) or (N, C, H, W) as ``image``, in its dtype. Unlike cv2 on
         uint8 it is not rounded.
     """
     batch = image if image.dim() == 4 else image[None]
-    grid = torch.stack([map_x, map_y], dim=-1)[None].expand(batch.shape[0], -1, -1, -1)
-    out = _WARP(batch, grid)
+    if border == "replicate":
+        grid = torch.stack([map_x, map_y], dim=-1)[None].expand(batch.shape[0], -1, -1, -1)
+        out = _WARP(batch, grid)
+    elif border == "constant":
+        # BackwardWarp's pixel convention with zeros padding: cv2's BORDER_CONSTANT also reads the
+        # taps outside the image as 0.
+        height, width = batch.shape[-2:]
+        grid = torch.stack([map_x * (2.0 / (width - 1)) - 1.0, map_y * (2.0 / (height - 1)) - 1.0], dim=-1)
+        out = F.grid_sample(batch, grid[None].expand(batch.shape[0], -1, -1, -1).to(batch.dtype), mode="bilinear",
+                            padding_mode="zeros", align_corners=True)
+    else:
+        raise ValueError(f"border must be 'replicate' or 'constant', got '{border}'")
     return out if image.dim() == 4 else out[0]
 
 

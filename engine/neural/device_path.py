@@ -16,11 +16,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from facepaint.engine.backends.base import Backend
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.device_ops import Heatmaps, MapUpsampler, affine_back, back_grid, remap
+from facepaint.engine.source_face import SourceFace
 from facepaint.engine.warp import PiecewiseAffineWarp
 
-Generator = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 Maps = tuple[np.ndarray, np.ndarray]
 # (landmarks, coarse map x, coarse map y, full map x, full map y) on the device
 FrameInputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -34,44 +35,41 @@ def _upload_image(image: np.ndarray, device: torch.device) -> torch.Tensor:
 class DeviceReenactorPath:
     """``NeuralFaceReenactor.generate`` + ``render`` for one source, as torch ops on ``device``.
 
-    The math is the reenactor's: the coarse warp and the heatmaps feed the generator, and the
-    output crop is ``base + warp_back((face - coarse) * edge)``, where ``base`` is the full-resolution
-    geometric warp of the crop, clipped to 0..255. Warps and heatmaps are float32; the generator
-    gets its input in ``dtype`` (float16 on CUDA) and its outputs are read back as float32.
+    The math is the reenactor's: the coarse warp and the heatmaps feed the generator; the output
+    crop is ``base + warp_back((face - coarse) * edge)``, clipped to 0..255, where ``base`` is the
+    full-resolution geometric warp of the crop; the mixer's mask is the warped head mask grown by
+    ``warp_back(person * edge)``. Warps and heatmaps are float32; the generator backend casts its
+    input to its own precision and returns float32.
 
     Args:
+        source: The prepared source face (its crop, head mask and warp).
         square: (S, S, 3) uint8 RGB source square (``warp_to_square`` of the crop).
-        crop: (h, w, 3) uint8 RGB source crop.
         matrix: (2, 3) affine from crop pixels to square pixels.
         edge: (S, S) float32 ramp that fades the correction out at the square's border.
+        coarse_warp: The square's warp (``CoarseWarp.warp``), for ``step_cells``.
         device: Where the path runs.
-        dtype: The generator's input dtype.
         interpolation: The full-resolution warp's resampling; only ``"linear"`` runs here.
-        warps: (the square's coarse warp, the crop's warp) (``CoarseWarp.warp``, ``SourceFace.warp``)
-            when frames will bring their cell maps (``step_cells``) instead of full maps.
 
     Raises:
         ConfigError: For an interpolation other than linear.
     """
 
-    def __init__(self, square: np.ndarray, crop: np.ndarray, matrix: np.ndarray, edge: np.ndarray,
-                 device: torch.device | str, dtype: torch.dtype = torch.float32,
-                 interpolation: str = "linear",
-                 warps: tuple[PiecewiseAffineWarp, PiecewiseAffineWarp] | None = None) -> None:
+    def __init__(self, source: SourceFace, square: np.ndarray, matrix: np.ndarray, edge: np.ndarray,
+                 coarse_warp: PiecewiseAffineWarp, device: torch.device | str, interpolation: str = "linear") -> None:
         if interpolation != "linear":
             raise ConfigError(f"the device path resamples bilinearly, not '{interpolation}'; "
                               "use interpolation = \"linear\" with --device cuda")
         self.device = torch.device(device)
-        self.dtype = dtype
         self.size = square.shape[0]
-        self.crop_size = (crop.shape[1], crop.shape[0])
+        self.crop_size = (source.crop.shape[1], source.crop.shape[0])
         self.square = _upload_image(square, self.device)
-        self.crop = _upload_image(crop, self.device)
+        self.crop = _upload_image(source.crop, self.device)
+        self.head_mask = torch.from_numpy(np.ascontiguousarray(source.head_mask, np.float32)).to(self.device)
         self.edge = torch.from_numpy(np.ascontiguousarray(edge, np.float32)).to(self.device)
         self._source_in = self.square / 127.5 - 1.0
         self._heatmaps = Heatmaps(self.size, device=self.device)
         self._grid = back_grid(matrix, self.size, self.crop_size, self.device)
-        self._upsample = None if warps is None else tuple(MapUpsampler(w, self.device) for w in warps)
+        self._upsample = (MapUpsampler(coarse_warp, self.device), MapUpsampler(source.warp, self.device))
 
     def upload(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps) -> FrameInputs:
         """The per-frame host → device copies: (landmarks, coarse x, coarse y, full x, full y).
@@ -89,48 +87,45 @@ class DeviceReenactorPath:
         return up(landmarks_sq), up(coarse_maps[0]), up(coarse_maps[1]), up(full_maps[0]), up(full_maps[1])
 
     def generate(self, landmarks: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor,
-                 generator: Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 generator: Backend) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(face, coarse, person) in the square: faces (3, S, S) float32 0..255 (face unclipped),
-        person (S, S) in [0, 1]; inputs on the device, as ``upload`` gives them."""
+        person (S, S) in [0, 1]; inputs on the device, as ``upload`` gives them; ``generator``'s
+        outputs on this device too (a torch backend on it, or TensorRT)."""
         # cv2 remaps the uint8 square into uint8: round as it does, the generator was trained so.
         coarse = remap(self.square, map_x, map_y).round()
-        heat = self._heatmaps(landmarks)
-        x = torch.cat([self._source_in, coarse / 127.5 - 1.0, heat])[None].to(self.dtype)
-        face, logits, _ = generator(x)
-        person = 1.0 - torch.softmax(logits.float(), 1)[0, 0]
-        return (face[0].float() + 1.0) * 127.5, coarse, person
+        x = torch.cat([self._source_in, coarse / 127.5 - 1.0, self._heatmaps(landmarks)])[None]
+        out = generator.infer({"x": x})
+        person = 1.0 - torch.softmax(out["segmentation"].float(), 1)[0, 0]
+        return (out["face"][0].float() + 1.0) * 127.5, coarse, person
 
     def step(self, landmarks: torch.Tensor, coarse_x: torch.Tensor, coarse_y: torch.Tensor,
-             full_x: torch.Tensor, full_y: torch.Tensor, generator: Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """One frame on the device, from uploaded inputs (no host copy: CUDA-graph capturable).
+             full_x: torch.Tensor, full_y: torch.Tensor, generator: Backend) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame on the device, from uploaded full maps (no host copy: CUDA-graph capturable).
 
         Returns:
             (image, person mask): (h, w, 3) uint8 RGB crop and (h, w) float32 in [0, 1].
         """
         with torch.inference_mode():
             face, coarse, person = self.generate(landmarks, coarse_x, coarse_y, generator)
-            back = affine_back((face - coarse) * self.edge, None, self.crop_size, grid=self._grid)
+            # Correction and person probability go back in one 4-channel warp (zero off the square).
+            stack = torch.cat([(face - coarse) * self.edge, (person * self.edge)[None]])
+            back = affine_back(stack, None, self.crop_size, grid=self._grid)
             base = remap(self.crop, full_x, full_y).round()
             # + 0.5 then truncation: the rounding of the numpy path's astype(uint8).
-            image = (base + back + 0.5).clamp_(0.0, 255.0).to(torch.uint8).permute(1, 2, 0).contiguous()
-            mask = affine_back((person * self.edge)[None], None, self.crop_size, grid=self._grid)[0]
+            image = (base + back[:3] + 0.5).clamp_(0.0, 255.0).to(torch.uint8).permute(1, 2, 0).contiguous()
+            # Grown by the prediction, never cut (see NeuralFaceReenactor._person_mask).
+            head = remap(self.head_mask[None], full_x, full_y, border="constant")[0]
+            mask = torch.maximum(head, back[3])
         return image, mask
 
     def step_cells(self, landmarks: torch.Tensor, coarse_x: torch.Tensor, coarse_y: torch.Tensor,
-                   full_x: torch.Tensor, full_y: torch.Tensor,
-                   generator: Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``step`` from the two warps' cell maps (``maps(..., full=False)``), finished here.
-
-        Raises:
-            ValueError: When the path was built without ``warps``.
-        """
-        if self._upsample is None:
-            raise ValueError("step_cells needs the path built with warps=(coarse warp, crop warp)")
+                   full_x: torch.Tensor, full_y: torch.Tensor, generator: Backend) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` from the two warps' cell maps (``maps(..., full=False)``), finished here."""
         coarse, full = self._upsample
         return self.step(landmarks, *coarse(coarse_x, coarse_y), *full(full_x, full_y), generator=generator)
 
     def render(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps,
-               generator: Generator, cells: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               generator: Backend, cells: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``upload`` then ``step`` (``step_cells`` with ``cells``): (image, person mask) on the
         device (see ``step``)."""
         inputs = self.upload(landmarks_sq, coarse_maps, full_maps)

@@ -3,8 +3,6 @@ against the numpy/cv2 path it replaces, on real faces with the shipped weights."
 
 from __future__ import annotations
 
-import copy
-
 import cv2
 import numpy as np
 import pytest
@@ -16,7 +14,9 @@ from facepaint.engine.neural.align import apply_affine
 from facepaint.engine.neural.device_ops import MapUpsampler, affine_back, draw_heatmaps, remap
 from facepaint.engine.neural.device_path import DeviceReenactorPath, GraphedModule, PinnedRing
 from facepaint.engine.neural.inputs import REGIONS, heatmaps, to_tensor_layout
+from facepaint.engine.neural.model_files import GENERATOR, open_stage_model
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+from facepaint.engine.stages import ModelConfig
 
 FRAMES = ("neutral", "open", "blink")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -37,9 +37,19 @@ def _square_landmarks(reenactor, target) -> np.ndarray:
 
 
 def _face(generator, x: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        face = generator(torch.from_numpy(x[None]))[0]
+    face = generator.infer({"x": torch.from_numpy(x[None])})["face"]
     return (face[0].permute(1, 2, 0).numpy() + 1.0) * 127.5
+
+
+def _path(reenactor, device: str = "cpu", **kwargs) -> DeviceReenactorPath:
+    return DeviceReenactorPath(reenactor.source, reenactor.square, reenactor.matrix, reenactor._edge,
+                               reenactor._coarse.warp, device, **kwargs)
+
+
+def _frame(reenactor, target, cells: bool = False) -> tuple:
+    """(landmarks in the square, coarse maps, full maps) of one target, as the reenactor makes them."""
+    lm = _square_landmarks(reenactor, target)
+    return lm, reenactor._coarse.maps(lm, full=not cells), reenactor._base.maps(target, full=not cells)
 
 
 def test_heatmaps_match_cv2_on_real_landmarks(stage):
@@ -57,29 +67,35 @@ def test_heatmaps_match_cv2_on_real_landmarks(stage):
 
 def test_generator_sees_no_difference_between_the_heatmaps(stage):
     reenactor, targets = stage
+    generator = reenactor.chosen.backend
     for name in FRAMES:
         lm = _square_landmarks(reenactor, targets[name])
         coarse = reenactor._coarse.render(lm)
-        ref = _face(reenactor.gen, to_tensor_layout(reenactor.square, coarse, heatmaps(lm, reenactor.size)))
+        ref = _face(generator, to_tensor_layout(reenactor.square, coarse, heatmaps(lm, reenactor.size)))
         heat = draw_heatmaps(torch.from_numpy(lm), reenactor.size).numpy()
-        ours = _face(reenactor.gen, to_tensor_layout(reenactor.square, coarse, heat))
+        ours = _face(generator, to_tensor_layout(reenactor.square, coarse, heat))
         diff = np.abs(ours - ref)
-        # Measured on lp_d10 frames: 0.05-0.09 grey levels mean, 3 at most.
+        # Measured on 32 lp_d10 frames each on lp_s42 and obama: 0.05 grey levels mean, 2.9 at most.
         assert diff.mean() < 0.25 and diff.max() < 6.0, name
 
 
-def test_remap_matches_cv2_on_both_warps(stage):
+def test_remap_matches_cv2_on_both_warps_and_both_borders(stage):
     reenactor, targets = stage
     target = targets["open"]
-    lm = _square_landmarks(reenactor, target)
-    crop = reenactor.source.crop
-    for image, (mx, my) in ((reenactor.square, reenactor._coarse.maps(lm)), (crop, reenactor._base.maps(target))):
-        ref = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        moved = np.abs(ref.astype(int) - image).mean()
-        ours = remap(torch.from_numpy(image).permute(2, 0, 1).float(), torch.from_numpy(mx), torch.from_numpy(my))
-        diff = np.abs(ours.permute(1, 2, 0).numpy().round() - ref)
-        # cv2 quantises the map to 1/32 pixel and rounds to uint8: a few levels on sharp edges.
-        assert moved > 1.0 and diff.mean() < 0.2 and diff.max() <= 4
+    lm, coarse_maps, full_maps = _frame(reenactor, target)
+    crop, head = reenactor.source.crop, reenactor.source.head_mask
+    cases = ((reenactor.square, coarse_maps, "replicate"), (crop, full_maps, "replicate"),
+             ((head * 255).astype(np.float32), full_maps, "constant"))
+    for image, (mx, my), border in cases:
+        flag = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
+        ref = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=flag).astype(np.float32)
+        moved = np.abs(ref - image).mean()
+        chw = torch.from_numpy(image).float().reshape(*image.shape[:2], -1).permute(2, 0, 1)
+        ours = remap(chw, torch.from_numpy(mx), torch.from_numpy(my), border).permute(1, 2, 0).numpy()
+        ours = ours.round() if image.dtype == np.uint8 else ours
+        diff = np.abs(ours.reshape(ref.shape) - ref)
+        # cv2 quantises the map to 1/32 pixel (and rounds uint8): a few levels on sharp edges.
+        assert moved > 1.0 and diff.mean() < 0.2 and diff.max() <= 4, border
 
 
 def test_affine_back_matches_cv2_warp_affine(stage):
@@ -99,19 +115,18 @@ def test_affine_back_matches_cv2_warp_affine(stage):
 
 def test_path_matches_the_neural_reenactor(stage):
     reenactor, targets = stage
-    path = DeviceReenactorPath(reenactor.square, reenactor.source.crop, reenactor.matrix, reenactor._edge, "cpu")
+    path = _path(reenactor)
     for name in FRAMES:
-        target = targets[name]
-        lm = _square_landmarks(reenactor, target)
-        ref = reenactor.render(target, None, None)
-        image, mask = path.render(lm, reenactor._coarse.maps(lm), reenactor._base.maps(target), reenactor.gen)
+        ref = reenactor.render(targets[name], None, None)
+        image, mask = path.render(*_frame(reenactor, targets[name]), reenactor.chosen.backend)
         assert image.dtype == torch.uint8 and image.shape == ref.image.shape
         diff = np.abs(image.numpy().astype(int) - ref.image)
-        # Measured on lp_s42 and obama: about 0.1 grey levels mean, 5 at most.
+        # Measured on 32 lp_d10 frames each on lp_s42 and obama: 0.09 grey levels mean, 5 at most;
+        # the mask (the warped head mask grown by the prediction): 1e-4 mean, 0.02 at most.
         assert diff.mean() < 0.2 and diff.max() <= 6, name
-        mask_diff = np.abs(mask.numpy() - reenactor.person_mask)
-        assert mask_diff.mean() < 0.005 and mask_diff.max() < 0.35, name
-        assert mask.numpy().max() > 0.9  # a person is there
+        mask_diff = np.abs(mask.numpy() - ref.mask)
+        assert mask_diff.mean() < 0.001 and mask_diff.max() < 0.05, name
+        assert mask.numpy().max() > 0.9 and mask.numpy().min() < 0.1  # a person, and background
 
 
 def test_cell_maps_finished_on_the_device_equal_the_host_maps(stage):
@@ -131,25 +146,17 @@ def test_cell_maps_finished_on_the_device_equal_the_host_maps(stage):
 
 def test_path_from_cell_maps_equals_the_path_from_full_maps(stage):
     reenactor, targets = stage
-    target = targets["blink"]
-    lm = _square_landmarks(reenactor, target)
-    args = (reenactor.square, reenactor.source.crop, reenactor.matrix, reenactor._edge, "cpu")
-    path = DeviceReenactorPath(*args, warps=(reenactor._coarse.warp, reenactor.source.warp))
-    image, mask = path.render(lm, reenactor._coarse.maps(lm), reenactor._base.maps(target), reenactor.gen)
-    cells = path.render(lm, reenactor._coarse.maps(lm, full=False), reenactor._base.maps(target, full=False),
-                        reenactor.gen, cells=True)
+    path = _path(reenactor)
+    image, mask = path.render(*_frame(reenactor, targets["blink"]), reenactor.chosen.backend)
+    cells = path.render(*_frame(reenactor, targets["blink"], cells=True), reenactor.chosen.backend, cells=True)
     assert np.abs(cells[0].numpy().astype(int) - image.numpy()).max() <= 1
     assert torch.allclose(cells[1], mask, atol=1e-3)
-    with pytest.raises(ValueError, match="warps"):
-        DeviceReenactorPath(*args).render(lm, reenactor._coarse.maps(lm, full=False),
-                                          reenactor._base.maps(target, full=False), reenactor.gen, cells=True)
 
 
 def test_path_refuses_cubic_interpolation(stage):
     reenactor, _ = stage
     with pytest.raises(ConfigError, match="bilinear"):
-        DeviceReenactorPath(reenactor.square, reenactor.source.crop, reenactor.matrix, reenactor._edge, "cpu",
-                            interpolation="cubic")
+        _path(reenactor, interpolation="cubic")
 
 
 def test_ring_reuses_its_buffers_round_robin():
@@ -189,35 +196,32 @@ def test_ring_copies_from_cuda_into_pinned_memory():
 @cuda
 def test_graphed_path_equals_eager_on_cuda(stage):
     reenactor, targets = stage
-    gen = copy.deepcopy(reenactor.gen).to("cuda").half()
-    path = DeviceReenactorPath(reenactor.square, reenactor.source.crop, reenactor.matrix, reenactor._edge, "cuda",
-                               torch.float16)
+    generator = open_stage_model(GENERATOR, ModelConfig(device="cuda", precision="fp16")).backend
+    path = _path(reenactor, "cuda")
 
     def step(*inputs):
-        return path.step(*inputs, generator=gen)
+        return path.step_cells(*inputs, generator=generator)
 
-    frames = []
-    for name in FRAMES:
-        lm = _square_landmarks(reenactor, targets[name])
-        frames.append(path.upload(lm, reenactor._coarse.maps(lm), reenactor._base.maps(targets[name])))
+    frames = [path.upload(*_frame(reenactor, targets[name], cells=True)) for name in FRAMES]
     graphed = GraphedModule(step, *frames[0])
     for inputs in frames:
         eager_image, eager_mask = step(*inputs)
         image, mask = graphed(*inputs)
         assert torch.equal(image, eager_image) and torch.allclose(mask, eager_mask)
+    generator.close()
 
 
 @pytest.mark.gpu
 @cuda
 def test_cuda_fp16_path_is_close_to_the_cpu_reenactor(stage):
     reenactor, targets = stage
-    gen = copy.deepcopy(reenactor.gen).to("cuda").half()
-    path = DeviceReenactorPath(reenactor.square, reenactor.source.crop, reenactor.matrix, reenactor._edge, "cuda",
-                               torch.float16)
+    generator = open_stage_model(GENERATOR, ModelConfig(device="cuda", precision="fp16")).backend
+    path = _path(reenactor, "cuda")
     for name in FRAMES:
-        target = targets[name]
-        lm = _square_landmarks(reenactor, target)
-        ref = reenactor.render(target, None, None)
-        image, _ = path.render(lm, reenactor._coarse.maps(lm), reenactor._base.maps(target), gen)
+        ref = reenactor.render(targets[name], None, None)
+        image, mask = path.render(*_frame(reenactor, targets[name], cells=True), generator, cells=True)
         diff = np.abs(image.cpu().numpy().astype(int) - ref.image)
+        # Not measured yet (no GPU lent to this work): fp16 generator against the fp32 CPU one.
         assert diff.mean() < 0.5 and diff.max() <= 12, name
+        assert np.abs(mask.cpu().numpy() - ref.mask).mean() < 0.01, name
+    generator.close()
