@@ -23,7 +23,8 @@ import torch
 
 from facepaint.engine.neural import device_ops
 from facepaint.engine.neural.align import apply_affine
-from facepaint.engine.neural.device_path import DeviceReenactorPath, GraphedModule, PinnedRing
+from facepaint.engine.neural.device_ops import GraphedModule
+from facepaint.engine.neural.device_path import DeviceReenactorPath, PinnedRing
 from facepaint.engine.neural.inputs import heatmaps, to_tensor_layout
 from facepaint.engine.neural.model_files import GENERATOR, open_stage_model
 from facepaint.engine.stages import ModelConfig

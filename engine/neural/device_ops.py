@@ -4,18 +4,22 @@ Each function is the tensor twin of a numpy/cv2 step of ``NeuralFaceReenactor`` 
 ``cv2.remap`` of the coarse and the full-resolution warps, the ``cv2.warpAffine(WARP_INVERSE_MAP)``
 that brings the generator's correction back to the crop), so that on CUDA the frame never leaves
 the GPU between the landmarks going up and the finished crop coming down. Shapes are static for a
-given source, so the whole chain can be captured in a CUDA graph.
+given source, so the whole chain can be captured in a CUDA graph (``GraphedModule``, also used for
+single stage models by ``runtime/evaluation/module_bench``).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from facepaint.engine.backends.modules import BackwardWarp
+from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.inputs import REGIONS
 from facepaint.engine.warp import PiecewiseAffineWarp
 
@@ -234,3 +238,54 @@ def affine_back(delta_sq: torch.Tensor, matrix: np.ndarray | None, crop_size: tu
     out = F.grid_sample(delta_sq[None], grid.to(delta_sq.dtype), mode="bilinear", padding_mode="zeros",
                         align_corners=True)
     return out[0]
+
+
+class GraphedModule:
+    """``module``'s forward captured as a CUDA graph for static input shapes, replayed per call.
+
+    Each call copies its inputs into the captured ones and replays the graph: one launch instead
+    of one per kernel. The outputs are the captured tensors, overwritten by the next call: copy
+    what must outlive it.
+
+    Args:
+        module: Callable on CUDA tensors (a module, or ``DeviceReenactorPath.step`` with its
+            generator bound) with no host synchronisation inside.
+        *example_inputs: CUDA tensors of the shapes and dtypes every call will pass.
+        warmup: Eager runs on a side stream before capture (cuDNN and the allocator settle there,
+            as PyTorch's CUDA graph notes require).
+
+    Raises:
+        ConfigError: When the inputs are not on a CUDA device.
+    """
+
+    def __init__(self, module: Callable[..., Any], *example_inputs: torch.Tensor, warmup: int = 3) -> None:
+        if not example_inputs or any(t.device.type != "cuda" for t in example_inputs):
+            found = sorted({t.device.type for t in example_inputs}) or ["no inputs"]
+            raise ConfigError(f"CUDA graphs need CUDA tensors, got {', '.join(found)}; use --device cuda")
+        self._inputs = [t.clone() for t in example_inputs]
+        device = example_inputs[0].device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side), torch.inference_mode():
+            for _ in range(warmup):
+                module(*self._inputs)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph), torch.inference_mode():
+            self._outputs = module(*self._inputs)
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        """Replay on ``inputs`` (same shapes and dtypes as the example inputs)."""
+        if len(inputs) != len(self._inputs):
+            raise InputError(f"this graph takes {len(self._inputs)} inputs, got {len(inputs)}")
+        for static, x in zip(self._inputs, inputs, strict=True):
+            if x.shape != static.shape or x.dtype != static.dtype:
+                raise InputError(f"this graph was captured for {tuple(static.shape)} {static.dtype}, "
+                                 f"got {tuple(x.shape)} {x.dtype}")
+        # The captured inputs may be inference tensors (captured under inference mode): update
+        # them under it too.
+        with torch.inference_mode():
+            for static, x in zip(self._inputs, inputs, strict=True):
+                static.copy_(x, non_blocking=True)
+        self._graph.replay()
+        return self._outputs

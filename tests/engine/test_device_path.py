@@ -11,8 +11,8 @@ import torch
 from facepaint.engine.config import build_config
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.align import apply_affine
-from facepaint.engine.neural.device_ops import MapUpsampler, affine_back, draw_heatmaps, remap
-from facepaint.engine.neural.device_path import DeviceReenactorPath, GraphedModule, PinnedRing
+from facepaint.engine.neural.device_ops import GraphedModule, MapUpsampler, affine_back, draw_heatmaps, remap
+from facepaint.engine.neural.device_path import DeviceReenactorPath, PinnedRing
 from facepaint.engine.neural.inputs import REGIONS, heatmaps, to_tensor_layout
 from facepaint.engine.neural.model_files import GENERATOR, open_stage_model
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
