@@ -97,14 +97,15 @@ class GeometricFaceReenactor:
         self._src_vertices = source.vertices.astype(np.float64)
         self._interp = cv2.INTER_CUBIC if config.interpolation == "cubic" else cv2.INTER_LINEAR
 
-    def maps(self, target: TargetShape) -> tuple[np.ndarray, np.ndarray]:
-        """Dense backward maps (crop size) from the target shape to the source crop."""
+    def maps(self, target: TargetShape, full: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Dense backward maps (crop size) from the target shape to the source crop (with ``full``
+        False, the warp's cell maps, for ``device_ops.MapUpsampler``)."""
         warp = self.source.topology.warp
         dst = np.concatenate([target.landmarks[warp, :2], target.anchors[:, :2], self.source.ring])
         # The fixed ring is the farthest layer: the head is always painted over the background.
         far = np.full(len(self.source.ring), target.landmarks[:, 2].max() + self.source.face_width)
         depth = np.concatenate([target.landmarks[warp, 2], target.anchors[:, 2], far])
-        return self.source.warp.maps(self._src_vertices, dst, depth=depth)
+        return self.source.warp.maps(self._src_vertices, dst, full=full, depth=depth)
 
     def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
         """See ``FaceReenactor.render``."""

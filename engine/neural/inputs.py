@@ -86,13 +86,18 @@ class CoarseWarp:
 
     def render(self, landmarks: np.ndarray) -> np.ndarray:
         """The source warped so that its landmarks land on ``landmarks`` ((478, 3) crop pixels)."""
+        mx, my = self.maps(landmarks)
+        return cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def maps(self, landmarks: np.ndarray, full: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The backward maps (map_x, map_y) of ``render`` (float32, crop size), or with ``full``
+        False the warp's cell maps (what ``device_ops.MapUpsampler`` finishes on a device)."""
         lm = np.asarray(landmarks, np.float64)
         dst = self._vertices(lm)
         oval_z = lm[self.topology.oval, 2]
         far = np.full(len(self._ring), lm[:, 2].max() + self.size)
         depth = np.concatenate([lm[self.topology.warp, 2], oval_z, far])
-        mx, my = self.warp.maps(self._src, dst, depth=depth)
-        return cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return self.warp.maps(self._src, dst, full=full, depth=depth)
 
 
 def to_tensor_layout(source: np.ndarray, coarse: np.ndarray, heat: np.ndarray) -> np.ndarray:
