@@ -9,6 +9,7 @@ that cannot run is an error, never a quiet switch to another one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def _load(name: str, path: Path, options: BackendOptions) -> Backend:
     return backend
 
 
-def check_warm_up(outputs: dict[str, object], precision: str | None, what: str) -> None:
+def check_warm_up(outputs: Mapping[str, object], precision: str | None, what: str) -> None:
     """Refuse a warm-up result that is NaN, infinite or all black: the classic FP16 overflow.
 
     Args:

@@ -159,6 +159,24 @@ def test_neural_reenactor_keeps_the_background_still(s42, driving) -> None:
     assert np.abs(crop[far].astype(int) - background[far]).mean() < 1.0
 
 
+def test_the_device_path_wired_into_the_reenactor_renders_like_the_host_path(s42, driving) -> None:
+    """``--device cuda`` switches the reenactor to ``device_path``; the same torch ops run on the
+    CPU here, so the wiring is checked against the numpy path (tolerances: test_device_path.py)."""
+    config = build_config(EngineConfig, {"reenactor": {"kind": "neural"}})
+    with ReenactmentEngine(config, *s42) as engine:
+        engine.render(*driving["neutral"], 0.0)
+        target = engine.transformer.transform(driving["open"][1])
+        host = engine.reenactor.render(target, None, None)
+        engine.reenactor.use_device_path("cpu")
+        device = engine.reenactor.render(target, None, None)
+        frame = engine.render(*driving["blink"], 0.1)
+    diff = np.abs(host.image.astype(int) - device.image)
+    assert diff.mean() < 0.2 and diff.max() <= 6
+    assert host.mask is not None and device.mask is not None
+    assert np.abs(host.mask - device.mask).max() < 0.05
+    assert frame.shape == s42[0].shape
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_neural_stages_on_cuda_fp16_render_what_the_cpu_renders(s42, driving) -> None:
