@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--perceptual", type=float, default=1.0, help="MobileNetV2 feature loss weight (0: off)")
     p.add_argument("--gan", type=float, default=0.1, help="adversarial loss weight (0: no discriminator)")
     p.add_argument("--gan-start", type=int, default=300, help="step at which the adversarial losses start")
+    p.add_argument("--region-gain", type=float, default=3.0, help="extra L1 weight on the mouth and eyes")
     p.add_argument("--width", type=int, default=16, help="generator width (first level channels)")
     p.add_argument("--blocks", type=int, default=3, help="generator residual blocks")
     p.add_argument("--log-every", type=int, default=20)
@@ -111,7 +112,7 @@ def main(argv: list[str]) -> int:
             return 0
     try:
         train_cfg = TrainConfig(batch=args.batch, lr=args.lr, seed=args.seed, perceptual=args.perceptual,
-                                gan=args.gan, gan_start=args.gan_start)
+                                gan=args.gan, gan_start=args.gan_start, region_gain=args.region_gain)
         gen_cfg = GeneratorConfig(width=args.width, blocks=args.blocks)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
