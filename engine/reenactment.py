@@ -50,6 +50,12 @@ class EngineConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 10.0:
                 raise ValueError(f"{name} must be in [0, 10] seconds, got {value}")
+        # A weights folder, backend, device or precision with no neural stage would change nothing:
+        # refused, so that --device cuda alone is not mistaken for a GPU run.
+        kinds = (self.transformer.kind, self.reenactor.kind, self.mixer.kind)
+        if self.model != ModelConfig() and all(kind == "geometric" for kind in kinds):
+            raise ValueError("model settings (--weights, --backend, --device, --precision) apply to the neural "
+                             "stages only; add --reenactor neural (or --transformer / --mixer neural)")
 
 
 class ReenactmentEngine:
