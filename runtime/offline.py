@@ -186,10 +186,9 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
         if bar is not None:
             bar.close()
         sink.close()
-    result = _result(config, job.frames_written, driver.frames_without_face, stats,
-                     sink.written_size or (width, height), source.fps)
-    result["reference"] = reference.describe()
-    result["models"] = list(session.engine.models)
+    result = {**_result(config, job.frames_written, driver.frames_without_face, stats,
+                        sink.written_size or (width, height), source.fps),
+              "reference": reference.describe(), "models": list(session.engine.models)}
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     return result
