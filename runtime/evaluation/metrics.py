@@ -311,6 +311,7 @@ class CandidateLog:
         self.l1: list[float] = []
         self.psnr: list[float] = []
         self.ssim: list[float] = []
+        self.regions: list[dict[str, float]] = []  # face / mouth figures (``regions``), self only
         self.geometry: list[np.ndarray | None] = []
 
     def add_track(self, track: FaceTrack | None) -> None:

@@ -29,7 +29,9 @@ JSON layout (key tuples below, pinned by tests; undefined figures are ``null``, 
 * ``geometry_judge`` (``GEOMETRY_KEYS``): per signal Pearson ``r`` and ``amplitude`` by the second
   judge (angles relative to the first frame).
 * ``image`` (``IMAGE_KEYS``, self-reenactment only, else null): L1 on [0, 1], PSNR in dB (capped at
-  100), SSIM (on the judged frames only, ``ssim_frames`` of them).
+  100), SSIM (on the judged frames only, ``ssim_frames`` of them), and the same over the face
+  (oval hull / its box) and the mouth box of the real frame (``face_l1``, ``mouth_l1``...;
+  ``runtime.evaluation.regions``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from facepaint.plugins.sources.image import read_image
 from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
 from facepaint.runtime.evaluation.identity import IDENTITY_MODEL
+from facepaint.runtime.evaluation.regions import REGION_KEYS
 from facepaint.runtime.evaluation.streams import iter_frames, judge, trim_video, write_image
 from facepaint.runtime.flags import add_engine_flags, engine_layer
 
@@ -67,7 +70,7 @@ SIGNAL_FIGURES = ("r", "amplitude", "lag_frames")
 LANDMARK_KEYS = ("akd", "mode", "jitter")
 ANGLE_KEYS = M.ANGLES
 BOUND_NAMES = M.BOUND_NAMES
-IMAGE_KEYS = ("l1", "psnr", "ssim", "ssim_frames")
+IMAGE_KEYS = ("l1", "psnr", "ssim", "ssim_frames", *REGION_KEYS)
 TRACKER_NAME = "mediapipe (smoothing off)"
 
 Progress = Callable[[str], None]
@@ -234,6 +237,8 @@ def summary_lines(report: dict) -> list[str]:
     rows += [(f"{s} r / amplitude (2nd judge)", ("geometry_judge", s)) for s in GEOMETRY_SIGNALS]
     if report["mode"] == "self":
         rows += [("L1", ("image", "l1")), ("PSNR dB", ("image", "psnr")), ("SSIM", ("image", "ssim"))]
+        rows += [(f"{region} {what}", ("image", f"{region}_{key}")) for region in ("face", "mouth")
+                 for what, key in (("L1", "l1"), ("PSNR dB", "psnr"), ("SSIM", "ssim"))]
     cands = [report["metrics"], report["bounds"]["frozen_source"], report["bounds"]["pasted_driving"]]
     lines = [f"{report['mode']}: {report['driving']}  frames {report['frames']}",
              f"{'':36s}{'output':>16s}{'frozen':>16s}{'pasted':>16s}"]

@@ -19,6 +19,7 @@ from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import StreamTimestamps
 from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.evaluation import metrics as M
+from facepaint.runtime.evaluation.regions import region_means, region_scores
 
 BOUND_NAMES = M.BOUND_NAMES
 Progress = Callable[[str], None]
@@ -155,8 +156,11 @@ class _Judges:
             logs["pasted_driving"].add_identity(self.ident.descriptor(pasted), self.src_desc)
             logs["frozen_source"].add_identity(self.frozen_desc, self.src_desc)
         if self.self_mode:
+            real = logs["pasted_driving"].tracks[-1]  # the real frame's face, at the output size
             for name, image in (("output", out), ("frozen_source", self.frozen), ("pasted_driving", pasted)):
                 logs[name].add_image(image, pasted, with_ssim=judged)
+                if real is not None:
+                    logs[name].regions.append(region_scores(image, pasted, real.landmarks, with_ssim=judged))
 
     def result(self) -> dict:
         """{"frames", "driving_faces_missing", "judge_agreement", "metrics", "bounds"} of the report."""
@@ -164,10 +168,13 @@ class _Judges:
         # Self-reenactment: the pasted frames are the real frames at the output size.
         real = M.series_from_tracks(self.logs["pasted_driving"].tracks) if self.self_mode else None
         geo = M.geometry_rows(self.drv_geometry, len(M.GEOMETRY_SIGNALS))
+        metrics = {n: M.candidate_metrics(self.logs[n], drv, real, geo) for n in ("output", *BOUND_NAMES)}
+        for name, figures in metrics.items():
+            if figures["image"] is not None:
+                figures["image"].update(region_means(self.logs[name].regions))
         return {"frames": len(self.drv_tracks), "driving_faces_missing": int((~drv.found).sum()),
-                "judge_agreement": M.judge_agreement(drv, geo),
-                "metrics": M.candidate_metrics(self.logs["output"], drv, real, geo),
-                "bounds": {n: M.candidate_metrics(self.logs[n], drv, real, geo) for n in BOUND_NAMES}}
+                "judge_agreement": M.judge_agreement(drv, geo), "metrics": metrics["output"],
+                "bounds": {n: metrics[n] for n in BOUND_NAMES}}
 
 
 def judge(source: np.ndarray, driving: str, output: str, every: int, self_mode: bool,

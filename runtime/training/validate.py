@@ -13,14 +13,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
-from facepaint.engine.source_face import mouth_region
 from facepaint.engine.stages import ModelConfig
-from facepaint.engine.topology import get_topology
-from facepaint.runtime.evaluation.metrics import l1, psnr, ssim
+from facepaint.runtime.evaluation.metrics import l1
+from facepaint.runtime.evaluation.regions import region_scores
 
 KEYS = ("face_l1", "mouth_l1", "face_psnr", "mouth_psnr", "face_ssim", "mouth_ssim", "frame_l1")
 
@@ -33,23 +31,9 @@ def engines(image: np.ndarray, face, weights: str | None) -> dict[str, Reenactme
             "neural": ReenactmentEngine(neural, image, face)}
 
 
-def region_scores(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
+def region_figures(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
     """The ``KEYS`` figures of one output frame against the real one (landmarks of the real one)."""
-    topo = get_topology("mediapipe478")
-    h, w = real.shape[:2]
-    hull = cv2.convexHull(landmarks[topo.oval, :2].astype(np.float32))[:, 0]
-    mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [np.round(hull).astype(np.int32)], 1)
-    x0, y0 = np.maximum(np.floor(hull.min(0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(hull.max(0)).astype(int), (w, h))
-    m = mouth_region(landmarks, topo)
-    mx0, my0, mx1, my1 = max(m[0], 0), max(m[1], 0), min(m[2], w), min(m[3], h)
-    sel = mask.astype(bool)
-    face_o, face_r = out[y0:y1, x0:x1], real[y0:y1, x0:x1]
-    mouth_o, mouth_r = out[my0:my1, mx0:mx1], real[my0:my1, mx0:mx1]
-    return {"face_l1": l1(out[sel], real[sel]), "mouth_l1": l1(mouth_o, mouth_r),
-            "face_psnr": psnr(face_o, face_r), "mouth_psnr": psnr(mouth_o, mouth_r),
-            "face_ssim": ssim(face_o, face_r), "mouth_ssim": ssim(mouth_o, mouth_r), "frame_l1": l1(out, real)}
+    return {**region_scores(out, real, landmarks), "frame_l1": l1(out, real)}
 
 
 def self_reenact(clip: Path, tracker, weights: str | None, every: int = 3, max_frames: int = 90) -> dict:
@@ -75,7 +59,7 @@ def self_reenact(clip: Path, tracker, weights: str | None, every: int = 3, max_f
                 continue
             for name, eng in built.items():
                 out = eng.render(frame.image, face, frame.pts)
-                pairs[name].append(region_scores(out, frame.image, face.landmarks))
+                pairs[name].append(region_figures(out, frame.image, face.landmarks))
     if built is not None:
         for eng in built.values():
             eng.close()

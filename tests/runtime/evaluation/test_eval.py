@@ -88,6 +88,10 @@ def test_self_report_pixels(judges: object, media: Path) -> None:
     assert out["l1"] < frozen["l1"] and out["psnr"] > frozen["psnr"]
     assert pasted["ssim_frames"] == 2
     assert report["metrics"]["landmarks"]["mode"] == "absolute"
+    # Face and mouth regions of the real frames: exact for the real frames themselves, and the
+    # frozen source is further off in the face than over the whole frame (the background is still).
+    assert pasted["face_l1"] == 0.0 and pasted["mouth_l1"] == 0.0 and pasted["mouth_ssim"] == pytest.approx(1.0)
+    assert frozen["face_l1"] > frozen["l1"] > 0.0 and frozen["mouth_psnr"] < 100.0
 
 
 def test_main_writes_json(judges: object, media: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
