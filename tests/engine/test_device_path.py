@@ -192,12 +192,19 @@ def test_ring_copies_from_cuda_into_pinned_memory():
     assert np.array_equal(view, expected)
 
 
-@pytest.mark.gpu
-@cuda
-def test_graphed_path_equals_eager_on_cuda(stage):
+@pytest.fixture()
+def cuda_path(stage):
+    """(reenactor, targets, fp16 CUDA generator, device path on CUDA); the generator closed after."""
     reenactor, targets = stage
     generator = open_stage_model(GENERATOR, ModelConfig(device="cuda", precision="fp16")).backend
-    path = _path(reenactor, "cuda")
+    yield reenactor, targets, generator, _path(reenactor, "cuda")
+    generator.close()
+
+
+@pytest.mark.gpu
+@cuda
+def test_graphed_path_equals_eager_on_cuda(cuda_path):
+    reenactor, targets, generator, path = cuda_path
 
     def step(*inputs):
         return path.step_cells(*inputs, generator=generator)
@@ -208,15 +215,12 @@ def test_graphed_path_equals_eager_on_cuda(stage):
         eager_image, eager_mask = step(*inputs)
         image, mask = graphed(*inputs)
         assert torch.equal(image, eager_image) and torch.allclose(mask, eager_mask)
-    generator.close()
 
 
 @pytest.mark.gpu
 @cuda
-def test_cuda_fp16_path_is_close_to_the_cpu_reenactor(stage):
-    reenactor, targets = stage
-    generator = open_stage_model(GENERATOR, ModelConfig(device="cuda", precision="fp16")).backend
-    path = _path(reenactor, "cuda")
+def test_cuda_fp16_path_is_close_to_the_cpu_reenactor(cuda_path):
+    reenactor, targets, generator, path = cuda_path
     for name in FRAMES:
         ref = reenactor.render(targets[name], None, None)
         image, mask = path.render(*_frame(reenactor, targets[name], cells=True), generator, cells=True)
@@ -224,4 +228,3 @@ def test_cuda_fp16_path_is_close_to_the_cpu_reenactor(stage):
         # Not measured yet (no GPU lent to this work): fp16 generator against the fp32 CPU one.
         assert diff.mean() < 0.5 and diff.max() <= 12, name
         assert np.abs(mask.cpu().numpy() - ref.mask).mean() < 0.01, name
-    generator.close()
