@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fakes import mux_silence
+
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("FACEPAINT_MEDIA", ROOT.parent / "shared" / "media"))
 
@@ -50,11 +52,7 @@ def audio_only_file(tmp_path: Path) -> Path:
     out = av.open(str(path), "w", format="ipod")
     stream = out.add_stream("aac", rate=16000)
     stream.layout = "mono"
-    for i in range(10):
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 16000, i * 1024
-        out.mux(stream.encode(frame))
-    out.mux(stream.encode(None))
+    mux_silence(out, stream, 10)
     out.close()
     return path
 

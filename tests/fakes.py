@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -186,3 +187,15 @@ class RecordingBackend:
 
     def native_fourcc(self) -> int | None:
         return None
+
+
+def mux_silence(container: Any, stream: Any, blocks: int) -> None:
+    """Encode ``blocks`` x 1024 samples of mono silence into an audio ``stream`` of a PyAV
+    ``container`` (rate from the stream) and flush the encoder."""
+    import av
+
+    for i in range(blocks):
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = stream.rate, i * 1024
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))

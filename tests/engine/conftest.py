@@ -40,6 +40,23 @@ def track(tracker):
     return run
 
 
+@pytest.fixture(scope="session")
+def dlib_descriptor(track):
+    """``descriptor(rgb) -> (128,)``: dlib's face descriptor (the project's identity judge) of the
+    face the tracker finds, its box cut below the brows as dlib's detector would; skips without dlib."""
+    dlib = pytest.importorskip("dlib")
+    models = pytest.importorskip("face_recognition_models")
+    sp = dlib.shape_predictor(models.pose_predictor_model_location())
+    rec = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+
+    def descriptor(img: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = track(img).bbox
+        rect = dlib.rectangle(int(x0), int(y0 + 0.1 * (y1 - y0)), int(x1), int(y1))
+        return np.array(rec.compute_face_descriptor(img, sp(img, rect)))
+
+    return descriptor
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     import cv2
 

@@ -52,17 +52,8 @@ def test_blink_closes_output_eyes(engine, driving, track, s42):
     assert _blink(tracked) > 0.4 > _blink(track(s42[0]))
 
 
-def test_identity_kept(engine, driving, s42, track):
-    dlib = pytest.importorskip("dlib")
-    models = pytest.importorskip("face_recognition_models")
-    sp = dlib.shape_predictor(models.pose_predictor_model_location())
-    rec = dlib.face_recognition_model_v1(models.face_recognition_model_location())
-
-    def descriptor(img):
-        x0, y0, x1, y1 = track(img).bbox
-        rect = dlib.rectangle(int(x0), int(y0 + 0.1 * (y1 - y0)), int(x1), int(y1))
-        return np.array(rec.compute_face_descriptor(img, sp(img, rect)))
-
+def test_identity_kept(engine, driving, s42, dlib_descriptor):
+    descriptor = dlib_descriptor
     ref = descriptor(s42[0])
     # The clip's widest mouth is the hardest frame (~0.45 alone); the target is the typical frame.
     dist = [np.linalg.norm(descriptor(engine.render(*driving[k], 0.3)) - ref) for k in ("open", "blink")]

@@ -91,17 +91,8 @@ def test_neural_output_opens_its_mouth_with_the_driver(neural, driving, track, s
     assert gap_out > 0.5 * gap_driver > 0.1
 
 
-def test_neural_output_keeps_identity(neural, driving, s42, track):
-    dlib = pytest.importorskip("dlib")
-    models = pytest.importorskip("face_recognition_models")
-    sp = dlib.shape_predictor(models.pose_predictor_model_location())
-    rec = dlib.face_recognition_model_v1(models.face_recognition_model_location())
-
-    def descriptor(img):
-        x0, y0, x1, y1 = track(img).bbox
-        rect = dlib.rectangle(int(x0), int(y0 + 0.1 * (y1 - y0)), int(x1), int(y1))
-        return np.array(rec.compute_face_descriptor(img, sp(img, rect)))
-
+def test_neural_output_keeps_identity(neural, driving, s42, dlib_descriptor):
+    descriptor = dlib_descriptor
     ref = descriptor(s42[0])
     dist = [np.linalg.norm(descriptor(neural.render(*driving[k], 0.3)) - ref) for k in ("open", "blink")]
     assert max(dist) < 0.55 and np.mean(dist) < 0.45

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fakes import mux_silence
+
 W, H = 256, 320  # the generated portrait's size: every output video has it
 
 
@@ -82,11 +84,7 @@ def _zero_frames(inputs: Any, check: Any) -> Path:
             video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
             sound = out.add_stream("aac", rate=16000)
             sound.layout = "mono"
-            for i in range(5):
-                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-                frame.sample_rate, frame.pts = 16000, i * 1024
-                out.mux(sound.encode(frame))
-            out.mux(sound.encode(None))
+            mux_silence(out, sound, 5)
         return path
 
     return inputs.get("zero-frames.mkv", build)
@@ -118,11 +116,7 @@ def _audio_only(inputs: Any, check: Any) -> Path:
         with av.open(str(path), "w", format="ipod") as out:
             stream = out.add_stream("aac", rate=16000)
             stream.layout = "mono"
-            for i in range(5):
-                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-                frame.sample_rate, frame.pts = 16000, i * 1024
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
+            mux_silence(out, stream, 5)
         return path
 
     return inputs.get("voice.m4a", build)
