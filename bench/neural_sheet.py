@@ -1,10 +1,13 @@
 """docs/neural_sheet.png: source, driving, geometric, neural on open-mouth, blink and head-turn frames.
 
     python bench/neural_sheet.py [--weights /work/runs/gen] [--out docs/neural_sheet.png]
+    python bench/neural_sheet.py --sources obama2.jpg lp_s10.jpg --driving ../shared/media/validate/sp_W036_happy.mp4
 
 Driving: ../shared/media/driving/lp_d10.mp4 (frame 0 is the neutral the motion is measured from;
-100 is its widest mouth, 223 a full blink, the head turn is its largest |yaw|). Sources: the
-Obama portrait and lp_s42. Each cell is the source's face crop at 256 px.
+100 is its widest mouth, 223 a full blink, the head turn is its largest |yaw|); another clip given
+with --driving has its frames picked from its blendshapes (widest jawOpen, strongest blink,
+largest |yaw|). Sources: portraits/ (default Obama and lp_s42). Each cell is the source's face
+crop at 256 px.
 """
 
 from __future__ import annotations
@@ -27,16 +30,23 @@ MEDIA = ROOT.parent / "shared" / "media"
 CELL = 256
 
 
-def driving_frames(tracker) -> dict[str, tuple[np.ndarray, object]]:
-    """{"neutral", "open mouth", "blink", "head turn"}: (frame, face) of lp_d10."""
+def driving_frames(tracker, clip: Path) -> dict[str, tuple[np.ndarray, object]]:
+    """{"neutral", "open mouth", "blink", "head turn"}: (frame, face) of ``clip``."""
     frames, faces = [], []
-    with VideoSource(MEDIA / "driving" / "lp_d10.mp4") as video:
+    with VideoSource(clip) as video:
         for frame in video:
             found = tracker.track(frame.image, int(round(frame.pts * 1000)))
             frames.append(frame.image)
             faces.append(found[0] if found else None)
     yaw = [abs(f.rotation[0]) if f is not None else -1 for f in faces]
     picks = {"neutral": 0, "open mouth": 100, "blink": 223, "head turn": int(np.argmax(yaw))}
+    if clip != MEDIA / "driving" / "lp_d10.mp4":
+        def score(name: str) -> list[float]:
+            return [f.blendshape(name) if f is not None else -1.0 for f in faces]
+
+        blink = np.add(score("eyeBlinkLeft"), score("eyeBlinkRight"))
+        picks.update({"neutral": next(i for i, f in enumerate(faces) if f is not None),
+                      "open mouth": int(np.argmax(score("jawOpen"))), "blink": int(np.argmax(blink))})
     return {k: (frames[i], faces[i]) for k, i in picks.items()}
 
 
@@ -65,11 +75,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", help="a train output folder (default: the shipped weights)")
     p.add_argument("--out", default=str(ROOT / "docs" / "neural_sheet.png"))
+    p.add_argument("--sources", nargs="+", default=["obama.jpg", "lp_s42.jpg"], help="portraits/ file names")
+    p.add_argument("--driving", type=Path, default=MEDIA / "driving" / "lp_d10.mp4")
     args = p.parse_args()
     with MediaPipeTracker(TrackerConfig(smoothing=False)) as tracker:
-        drive = driving_frames(tracker)
+        drive = driving_frames(tracker, args.driving)
         rows = []
-        for name in ("obama.jpg", "lp_s42.jpg"):
+        for name in args.sources:
             image = read_image(str(MEDIA / "portraits" / name), "portrait")
             built = engines(image, tracker.track(image, None)[0], args.weights)
             box = built["geometric"].source.box
