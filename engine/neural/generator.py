@@ -113,8 +113,3 @@ class CoarseToFineGenerator(nn.Module):
 def build_generator(**config: int) -> CoarseToFineGenerator:
     """The generator for a ``GeneratorConfig`` given as keywords (the backends' architecture factory)."""
     return CoarseToFineGenerator(GeneratorConfig(**config))
-
-
-def parameter_count(module: nn.Module) -> int:
-    """Number of parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters())
