@@ -111,6 +111,16 @@ class GeometricFaceReenactor:
         """See ``FaceReenactor.render``."""
         mx, my = self.maps(target)
         out = cv2.remap(self.source.crop, mx, my, self._interp, borderMode=cv2.BORDER_REPLICATE)
+        alpha = self.paint(out, target, frame, driving)
+        # The person mask rides on the same map: the moved head goes over the still background.
+        mask = cv2.remap(self.source.head_mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return Reenacted(out, mask, mx, my, alpha)
+
+    def paint(self, out: np.ndarray, target: TargetShape, frame: np.ndarray | None,
+              driving: np.ndarray | None) -> float:
+        """Paint what the warp cannot onto ``out`` (a crop at ``target``) in place, as the config
+        says: the mouth interior, the irises at the driving gaze, lid skin over closing eyes.
+        Returns the mouth fill's strength (0 when none was painted)."""
         alpha = 0.0
         if self.config.mouth_fill:
             alpha, closing = mouth_alpha(self.source, target.landmarks, self.config.mouth_open_gain)
@@ -120,9 +130,7 @@ class GeometricFaceReenactor:
             paint_irises(out, self.source, target.landmarks)
         if self.config.lid_fill:
             paint_lids(out, self.source, target.landmarks, target.eye_closure)
-        # The person mask rides on the same map: the moved head goes over the still background.
-        mask = cv2.remap(self.source.head_mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        return Reenacted(out, mask, mx, my, alpha)
+        return alpha
 
     def close(self) -> None:
         """Nothing to release (see ``FaceReenactor.close``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -10,9 +11,11 @@ import torch
 
 from facepaint.engine.config import build_config
 from facepaint.engine.errors import ModelError
+from facepaint.engine.face_reenactor import GeometricFaceReenactor
 from facepaint.engine.files import sha256_file
-from facepaint.engine.geometry import mouth_openness
+from facepaint.engine.geometry import mouth_openness, soft_polygon
 from facepaint.engine.neural.align import align_matrix, align_params, apply_affine
+from facepaint.engine.neural.face_reenactor import NeuralFaceReenactor
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 from facepaint.engine.neural.inputs import IN_CHANNELS, REGIONS, CoarseWarp, heatmaps
 from facepaint.engine.neural.model_files import GENERATOR, MODELS, SHIPPED_SHA256, load_torch, shipped_dir
@@ -96,3 +99,26 @@ def test_neural_output_keeps_identity(neural, driving, s42, dlib_descriptor):
     ref = descriptor(s42[0])
     dist = [np.linalg.norm(descriptor(neural.render(*driving[k], 0.3)) - ref) for k in ("open", "blink")]
     assert max(dist) < 0.55 and np.mean(dist) < 0.45
+
+
+def test_neural_output_carries_the_geometric_mouth_fill_over_the_generator(neural, driving):
+    """The shipped generator paints no mouth interior: the geometric fill goes over its output
+    (mouth_fill on, the default), and without it the inner mouth is the generator's own."""
+    frame, face = driving["open"]
+    target = neural.transformer.transform(face)
+    source, config = neural.source, neural.config.reenactor
+    filled = neural.reenactor.render(target, frame, face.landmarks)
+    bare = NeuralFaceReenactor(source, dataclasses.replace(config, mouth_fill=False, lid_fill=False, gaze=False))
+    own = bare.render(target, frame, face.landmarks)
+    bare.close()
+    geometric = GeometricFaceReenactor(source, dataclasses.replace(config, kind="geometric"))
+    painted = geometric.render(target, frame, face.landmarks)
+    inner = target.landmarks[source.topology.lips_inner, :2]
+    inside = soft_polygon(filled.image.shape[:2], inner, 0.0) > 0.99
+    assert filled.mouth_alpha > 0.5 and inside.sum() > 100
+
+    def gap(a: np.ndarray) -> float:
+        return float(np.abs(a.astype(np.float32) - painted.image.astype(np.float32))[inside].mean())
+
+    assert gap(filled.image) < 2.0
+    assert gap(own.image) > 10.0
