@@ -154,7 +154,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any
         if output is None:
             say(f"rendering {Path(config.driving).name} onto {Path(config.source or 'first frame').name}")
             output = str(Path(tmp) / "output.mp4")
-            stats = render(source, driving, output, engine)
+            stats = render(source, driving, output, _self_reference(engine) if config.self_reenactment else engine)
         say(f"judging {Path(config.output or config.driving).name}, identity every {config.every} frames")
         scored = judge(read_image(source, "source portrait"), driving, output, config.every,
                        config.self_reenactment, say, identity, geometry)
@@ -165,6 +165,21 @@ def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "seconds": round(time.perf_counter() - started, 2), "render": stats, **scored}
     return {key: body[key] for key in REPORT_KEYS}
+
+
+def _self_reference(engine: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The engine layer of a self-reenactment render: ``reference = "first"`` unless given.
+
+    The source is the clip's first frame, so that frame's face is the neutral that maps to the
+    source as it is (FOMM's protocol). ``auto`` would pick the calmest face instead and carry its
+    offset from the first frame into every output frame: lp_d12, which starts mid-expression,
+    scored L1 0.092 against 0.079 for the source held still.
+    """
+    layer = dict(engine or {})
+    transformer = dict(layer.get("transformer", {}))
+    transformer.setdefault("reference", "first")
+    layer["transformer"] = transformer
+    return layer
 
 
 def _prepare(config: EvalConfig, tmp: Path) -> tuple[str, str]:
@@ -197,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--source", help="source portrait (cross-reenactment; needs --driving)")
     what.add_argument("--self", dest="self_video", metavar="VIDEO",
-                      help="self-reenactment: the video's first frame driven by the video itself")
+                      help="self-reenactment: the video's first frame driven by the video itself, "
+                           "with that frame as the reference (unless --reference is given)")
     p.add_argument("--driving", help="driving video (cross-reenactment)")
     p.add_argument("--output", help="an already rendered output video (skips rendering)")
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the report to this JSON file")

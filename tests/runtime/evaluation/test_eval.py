@@ -159,3 +159,11 @@ def test_results_page_tables(cross_report: dict) -> None:
     rows = [ModuleTiming("face_generator", "onnxruntime cpu", 12.345, 15.0, 50)]
     text = results.page([("a × b", cross_report)], [], [], speed, args, 60.0, rows)
     assert "| face_generator | onnxruntime cpu | 12.35 | 15.00 |" in text
+
+
+def test_self_reenactment_takes_the_first_frame_as_reference_unless_told() -> None:
+    # The source is the clip's first frame: its face is the neutral that maps to the source as it is.
+    assert E._self_reference(None) == {"transformer": {"reference": "first"}}
+    given = {"transformer": {"reference": "auto", "expression": 1.2}, "reenactor": {"kind": "neural"}}
+    assert E._self_reference(given) == given
+    assert E._self_reference({"reenactor": {"kind": "neural"}})["transformer"] == {"reference": "first"}
