@@ -131,8 +131,11 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
     net(source, au at the neutral)``, so the neutral driving face maps to the source exactly and
     only changes are transferred; with ``reference="source"`` it is ``net(source, au)`` itself, which is absolute
     without copying any driving landmark (no neutral frame needed, no shape leak). Head motion,
-    lid closure and the head ring are the geometric stage's. Per-landmark mouth gain and smile
-    damping are geometric tunings and are not applied here.
+    lid closure and the head ring are the geometric stage's. Lid closure follows the driver's own
+    lid opening against its neutral (two ratios, no shape): read from the net's lids instead, the
+    judge saw blinks at r 0.59 against the geometric stage's 0.85 (``bench/neural_cross.py``, all
+    three stages neural, 4 pairs; 0.83 with the driver's ratios). Per-landmark mouth gain and
+    smile damping are geometric tunings and are not applied here.
 
     The net is a ~0.5 M-parameter MLP run once per frame (well under a millisecond). It runs on
     the CPU in fp32 whatever ``model.device`` and ``model.precision`` say, because a device
@@ -166,7 +169,6 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
         self._to_crop = r / s
         self._src = torch.from_numpy((s * source.landmarks @ r.T + t).astype(np.float32))[None]
         self._neutral_out = np.zeros((N_POINTS, 3))
-        self._src_eyes = np.maximum(eye_openness(source.landmarks, source.topology), 1e-3)
 
     def close(self) -> None:
         """Release the net's backend; later frames fail."""
@@ -185,7 +187,7 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
         return self.chosen.backend.infer({"source": self._src, "au": a})["delta"][0].double().numpy()
 
     def _expression(self, face: FaceTrack, lm: np.ndarray, unposed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3) crop-pixel displacement from the net and (2,) eye-opening ratio to the source's."""
+        """(N, 3) crop-pixel displacement from the net and (2,) the driver's eye-opening ratio to
+        its neutral (the geometric stage's)."""
         delta = self.config.expression * (self._predict(face.au) - self._neutral_out) @ self._to_crop
-        ratio = eye_openness(self.source.landmarks + delta, self.topology) / self._src_eyes
-        return delta, ratio
+        return delta, eye_openness(unposed, self.topology) / self._neutral_eyes
