@@ -120,7 +120,10 @@ def test_path_matches_the_neural_reenactor(stage):
         ref = reenactor.render(targets[name], None, None)
         image, mask = path.render(*_frame(reenactor, targets[name]), reenactor.chosen.backend)
         assert image.dtype == torch.uint8 and image.shape == ref.image.shape
-        diff = np.abs(image.numpy().astype(int) - ref.image)
+        # The stage paints the mouth, irises and lids on the host over either path's crop.
+        painted = image.numpy().copy()
+        reenactor._painter.paint(painted, targets[name], None, None)
+        diff = np.abs(painted.astype(int) - ref.image)
         # Measured on 32 lp_d10 frames each on lp_s42 and obama: 0.09 grey levels mean, 5 at most;
         # the mask (the warped head mask grown by the prediction): 1e-4 mean, 0.02 at most.
         assert diff.mean() < 0.2 and diff.max() <= 6, name
@@ -224,7 +227,9 @@ def test_cuda_fp16_path_is_close_to_the_cpu_reenactor(cuda_path):
     for name in FRAMES:
         ref = reenactor.render(targets[name], None, None)
         image, mask = path.render(*_frame(reenactor, targets[name], cells=True), generator, cells=True)
-        diff = np.abs(image.cpu().numpy().astype(int) - ref.image)
+        painted = image.cpu().numpy().copy()
+        reenactor._painter.paint(painted, targets[name], None, None)  # as the stage does on the host
+        diff = np.abs(painted.astype(int) - ref.image)
         # Not measured yet (no GPU lent to this work): fp16 generator against the fp32 CPU one.
         assert diff.mean() < 0.5 and diff.max() <= 12, name
         assert np.abs(mask.cpu().numpy() - ref.mask).mean() < 0.01, name
