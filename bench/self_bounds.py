@@ -10,6 +10,7 @@ Same protocol as ``bench/neural_eval.py`` (source = a clip's first frame with a 
 - ``source neutral``: calibrated on the source frame's face (the protocol now);
 - ``oracle targets``: the driving frame's own landmarks as the target shape (head ring moved
   rigidly with them): what a perfect landmark transformer would give the geometric renderer;
+- ``colour shift``: the output shifted by the mean residual over the face (one colour change);
 - ``correction at S px``: the true residual (real frame - output) carried into the driving face's
   aligned square at S px and back, added to the output: the best any correction made at S px
   (the generator works at 128) could do.
@@ -72,6 +73,17 @@ def corrected(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray, size: in
     return np.clip(out + back * inside[..., None], 0, 255).astype(np.uint8)
 
 
+def colour_shifted(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """``out`` shifted by the mean residual (per channel) over the real face's oval: how much of
+    the error is one colour change of the whole face (exposure, white balance, light)."""
+    hull = cv2.convexHull(np.asarray(landmarks)[:, :2].astype(np.float32)).astype(np.int32)
+    mask = np.zeros(real.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    inside = mask.astype(bool)
+    shift = (real[inside].astype(np.float32) - out[inside].astype(np.float32)).mean(0)
+    return np.clip(out + shift, 0, 255).astype(np.uint8)
+
+
 def judge_clip(clip: Path, every: int, max_frames: int) -> dict[str, float] | None:
     """Mean face L1 per setting over one clip's judged frames (None: no face at the start)."""
     rows: dict[str, list[float]] = {}
@@ -97,6 +109,9 @@ def judge_clip(clip: Path, every: int, max_frames: int) -> dict[str, float] | No
                 out = engine.render(frame.image, face, frame.pts)
                 rows.setdefault(name, []).append(region_scores(out, frame.image, face.landmarks)["face_l1"])
                 if name == "source neutral":
+                    shifted = colour_shifted(out, frame.image, face.landmarks)
+                    rows.setdefault("colour shift", []).append(
+                        region_scores(shifted, frame.image, face.landmarks)["face_l1"])
                     for size in SIZES:
                         fixed = corrected(out, frame.image, face.landmarks, size)
                         rows.setdefault(f"correction at {size} px", []).append(
