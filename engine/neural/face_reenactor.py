@@ -111,7 +111,7 @@ class NeuralFaceReenactor:
         return face_np, coarse.astype(np.float32), person[0].cpu().numpy()
 
     def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
-        """See ``FaceReenactor.render`` (``frame`` and ``driving`` are not needed)."""
+        """See ``FaceReenactor.render`` (``frame`` and ``driving`` feed the mouth paint only)."""
         if self._device_path is not None:
             return self._render_on_device(target, frame, driving)
         base = self._base.render(target, None, None)
