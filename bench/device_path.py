@@ -133,8 +133,9 @@ def prepare_frames(stage, targets) -> list[dict]:
         lm = apply_affine(stage.matrix, target.landmarks)
         cmaps = stage._coarse.maps(lm)
         face, coarse, _ = stage.generate(target.landmarks)
-        frames.append({"target": target, "lm": lm, "cmaps": cmaps, "fmaps": stage._base.maps(target),
-                       "ccells": stage._coarse.maps(lm, full=False), "fcells": stage._base.maps(target, full=False),
+        geometric = stage._geometric
+        frames.append({"target": target, "lm": lm, "cmaps": cmaps, "fmaps": geometric.maps(target),
+                       "ccells": stage._coarse.maps(lm, full=False), "fcells": geometric.maps(target, full=False),
                        "coarse": coarse, "heat": heatmaps(lm, stage.size), "face": face})
     return frames
 
@@ -171,11 +172,12 @@ def main() -> int:
         return 0
     engine, targets = load("obama.jpg", args.weights)
     stage = engine.reenactor
+    geometric = stage._geometric
     frames = prepare_frames(stage, targets)
     maps = median_ms(lambda i: (stage._coarse.maps(frames[i % len(frames)]["lm"]),
-                                stage._base.maps(frames[i % len(frames)]["target"])), args.n, lambda: None)
+                                geometric.maps(frames[i % len(frames)]["target"])), args.n, lambda: None)
     cells = median_ms(lambda i: (stage._coarse.maps(frames[i % len(frames)]["lm"], full=False),
-                                 stage._base.maps(frames[i % len(frames)]["target"], full=False)), args.n, lambda: None)
+                                 geometric.maps(frames[i % len(frames)]["target"], full=False)), args.n, lambda: None)
     numpy_rows = cv2_rows(stage, frames, args.n)
     device = torch.device(args.device)
     device_rows = torch_rows(stage, frames, args.n, device)

@@ -108,13 +108,18 @@ class GeometricFaceReenactor:
         return self.source.warp.maps(self._src_vertices, dst, full=full, depth=depth)
 
     def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
-        """See ``FaceReenactor.render``."""
+        """See ``FaceReenactor.render``: ``warp``, then ``paint`` over it."""
+        warped = self.warp(target)
+        alpha = self.paint(warped.image, target, frame, driving)
+        return Reenacted(warped.image, warped.mask, warped.map_x, warped.map_y, alpha)
+
+    def warp(self, target: TargetShape) -> Reenacted:
+        """The source crop and its head mask warped to ``target``, nothing painted (a new image)."""
         mx, my = self.maps(target)
         out = cv2.remap(self.source.crop, mx, my, self._interp, borderMode=cv2.BORDER_REPLICATE)
-        alpha = self.paint(out, target, frame, driving)
         # The person mask rides on the same map: the moved head goes over the still background.
         mask = cv2.remap(self.source.head_mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        return Reenacted(out, mask, mx, my, alpha)
+        return Reenacted(out, mask, mx, my, 0.0)
 
     def paint(self, out: np.ndarray, target: TargetShape, frame: np.ndarray | None,
               driving: np.ndarray | None) -> float:

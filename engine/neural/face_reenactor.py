@@ -17,8 +17,6 @@ the neural output's motion as weaker (``bench/neural_cross.py``, 4 pairs: jaw r 
 
 from __future__ import annotations
 
-import dataclasses
-
 import cv2
 import numpy as np
 import torch
@@ -66,9 +64,8 @@ class NeuralFaceReenactor:
         self.matrix = align_matrix(align_params(source.landmarks), size)
         self.square = warp_to_square(source.crop, self.matrix, size)
         self._coarse = CoarseWarp(self.square, apply_affine(self.matrix, source.landmarks))
-        plain = dataclasses.replace(config, mouth_fill=False, lid_fill=False, gaze=False)
-        self._base = GeometricFaceReenactor(source, plain)
-        self._painter = GeometricFaceReenactor(source, config)
+        # The geometric stage's warp is corrected; its paint goes on top (see the module docstring).
+        self._geometric = GeometricFaceReenactor(source, config)
         ramp = np.minimum(np.arange(size) + 0.5, size - np.arange(size) - 0.5) / (_EDGE * size)
         edge = np.clip(ramp, 0.0, 1.0).astype(np.float32)
         self._edge = np.minimum(edge[:, None], edge[None, :])
@@ -114,7 +111,7 @@ class NeuralFaceReenactor:
         """See ``FaceReenactor.render`` (``frame`` and ``driving`` feed the mouth paint only)."""
         if self._device_path is not None:
             return self._render_on_device(target, frame, driving)
-        base = self._base.render(target, None, None)
+        base = self._geometric.warp(target)
         face, coarse, person = self.generate(target.landmarks)
         # Correction (RGB) and person probability travel back to the crop in one warp, and only
         # onto the square's footprint there: outside it both are zero.
@@ -122,10 +119,10 @@ class NeuralFaceReenactor:
         x0, y0, x1, y1 = self._box
         back = cv2.warpAffine(stack, self._box_matrix, (x1 - x0, y1 - y0),
                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-        image = base.image.copy()
+        image = base.image  # the warp's own new array: corrected and painted in place
         part = image[y0:y1, x0:x1].astype(np.float32) + back[..., :3] + 0.5
         image[y0:y1, x0:x1] = np.clip(part, 0, 255).astype(np.uint8)
-        alpha = self._painter.paint(image, target, frame, driving)
+        alpha = self._geometric.paint(image, target, frame, driving)
         return Reenacted(image, self._person_mask(back[..., 3], base.mask), base.map_x, base.map_y, alpha)
 
     def _render_on_device(self, target: TargetShape, frame: np.ndarray | None,
@@ -135,7 +132,7 @@ class NeuralFaceReenactor:
         path, ring = self._device_path, self._ring
         assert path is not None and ring is not None  # only called once use_device_path has run
         lm = apply_affine(self.matrix, target.landmarks)
-        inputs = path.upload(lm, self._coarse.maps(lm, full=False), self._base.maps(target, full=False))
+        inputs = path.upload(lm, self._coarse.maps(lm, full=False), self._geometric.maps(target, full=False))
         generator = self.chosen.backend
         if self._graph is None and self.chosen.name == "torch" and path.device.type == "cuda":
             def step(lm: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, fx: torch.Tensor,
@@ -151,7 +148,7 @@ class NeuralFaceReenactor:
         mask = mask_t.cpu().numpy()  # the mixer runs on the host: its mask comes down too
         copied.synchronize()
         # The fills are small polygon paints with cv2 on the host, over the finished crop.
-        alpha = self._painter.paint(image, target, frame, driving)
+        alpha = self._geometric.paint(image, target, frame, driving)
         return Reenacted(image, mask, None, None, alpha)
 
     def _person_mask(self, predicted: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:

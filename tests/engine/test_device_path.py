@@ -49,7 +49,7 @@ def _path(reenactor, device: str = "cpu", **kwargs) -> DeviceReenactorPath:
 def _frame(reenactor, target, cells: bool = False) -> tuple:
     """(landmarks in the square, coarse maps, full maps) of one target, as the reenactor makes them."""
     lm = _square_landmarks(reenactor, target)
-    return lm, reenactor._coarse.maps(lm, full=not cells), reenactor._base.maps(target, full=not cells)
+    return lm, reenactor._coarse.maps(lm, full=not cells), reenactor._geometric.maps(target, full=not cells)
 
 
 def test_heatmaps_match_cv2_on_real_landmarks(stage):
@@ -122,7 +122,7 @@ def test_path_matches_the_neural_reenactor(stage):
         assert image.dtype == torch.uint8 and image.shape == ref.image.shape
         # The stage paints the mouth, irises and lids on the host over either path's crop.
         painted = image.numpy().copy()
-        reenactor._painter.paint(painted, targets[name], None, None)
+        reenactor._geometric.paint(painted, targets[name], None, None)
         diff = np.abs(painted.astype(int) - ref.image)
         # Measured on 32 lp_d10 frames each on lp_s42 and obama: 0.09 grey levels mean, 5 at most;
         # the mask (the warped head mask grown by the prediction): 1e-4 mean, 0.02 at most.
@@ -136,7 +136,7 @@ def test_cell_maps_finished_on_the_device_equal_the_host_maps(stage):
     reenactor, targets = stage
     target = targets["open"]
     lm = _square_landmarks(reenactor, target)
-    cases = ((reenactor.source.warp, reenactor._base.maps, target),
+    cases = ((reenactor.source.warp, reenactor._geometric.maps, target),
              (reenactor._coarse.warp, reenactor._coarse.maps, lm))
     for warp, maps, shape in cases:
         cells = maps(shape, full=False)
@@ -228,7 +228,7 @@ def test_cuda_fp16_path_is_close_to_the_cpu_reenactor(cuda_path):
         ref = reenactor.render(targets[name], None, None)
         image, mask = path.render(*_frame(reenactor, targets[name], cells=True), generator, cells=True)
         painted = image.cpu().numpy().copy()
-        reenactor._painter.paint(painted, targets[name], None, None)  # as the stage does on the host
+        reenactor._geometric.paint(painted, targets[name], None, None)  # as the stage does on the host
         diff = np.abs(painted.astype(int) - ref.image)
         # Not measured yet (no GPU lent to this work): fp16 generator against the fp32 CPU one.
         assert diff.mean() < 0.5 and diff.max() <= 12, name
