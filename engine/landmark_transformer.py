@@ -254,7 +254,11 @@ class GeometricLandmarkTransformer:
             # Only sideways and upward motion: the jaw opening (downward) keeps its full size.
             delta[:, 0] *= self._damp
             delta[:, 1] *= np.where(delta[:, 1] < 0.0, self._damp, 1.0)
-        return delta, eye_openness(unposed, self.topology) / self._neutral_eyes
+        return delta, self._lid_ratio(unposed)
+
+    def _lid_ratio(self, unposed: np.ndarray) -> np.ndarray:
+        """(2,) the driver's eye opening against its neutral's (``unposed``: head motion removed)."""
+        return eye_openness(unposed, self.topology) / self._neutral_eyes
 
     def _expression_gain(self) -> np.ndarray:
         """(N, 1) per-landmark expression gain: ``expression`` everywhere, raised towards

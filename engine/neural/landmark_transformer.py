@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from facepaint.engine.errors import ConfigError
-from facepaint.engine.geometry import eye_openness, umeyama
+from facepaint.engine.geometry import umeyama
 from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TransformerConfig
 from facepaint.engine.neural.model_files import TRANSFORMER, open_stage_model, read_tensors
 from facepaint.engine.source_face import SourceFace
@@ -190,4 +190,4 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
         """(N, 3) crop-pixel displacement from the net and (2,) the driver's eye-opening ratio to
         its neutral (the geometric stage's)."""
         delta = self.config.expression * (self._predict(face.au) - self._neutral_out) @ self._to_crop
-        return delta, eye_openness(unposed, self.topology) / self._neutral_eyes
+        return delta, self._lid_ratio(unposed)
