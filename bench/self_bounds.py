@@ -34,7 +34,7 @@ from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
 from facepaint.plugins.sources.video import VideoSource
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
-from facepaint.runtime.evaluation.regions import region_scores
+from facepaint.runtime.evaluation.regions import face_hull, hull_mask, region_scores
 from facepaint.runtime.training.cache import clip_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +73,15 @@ def corrected(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray, size: in
     return np.clip(out + back * inside[..., None], 0, 255).astype(np.uint8)
 
 
+def face_l1(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> float:
+    """The face-region L1 of ``region_scores`` (without its SSIM, which nothing here reads)."""
+    return region_scores(out, real, landmarks, with_ssim=False)["face_l1"]
+
+
 def colour_shifted(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """``out`` shifted by the mean residual (per channel) over the real face's oval: how much of
     the error is one colour change of the whole face (exposure, white balance, light)."""
-    hull = cv2.convexHull(np.asarray(landmarks)[:, :2].astype(np.float32)).astype(np.int32)
-    mask = np.zeros(real.shape[:2], np.uint8)
-    cv2.fillConvexPoly(mask, hull, 1)
-    inside = mask.astype(bool)
+    inside = hull_mask(face_hull(landmarks), real.shape[:2])
     shift = (real[inside].astype(np.float32) - out[inside].astype(np.float32)).mean(0)
     return np.clip(out + shift, 0, 255).astype(np.uint8)
 
@@ -107,15 +109,15 @@ def judge_clip(clip: Path, every: int, max_frames: int) -> dict[str, float] | No
                 continue
             for name, engine in engines.items():
                 out = engine.render(frame.image, face, frame.pts)
-                rows.setdefault(name, []).append(region_scores(out, frame.image, face.landmarks)["face_l1"])
+                rows.setdefault(name, []).append(face_l1(out, frame.image, face.landmarks))
                 if name == "source neutral":
                     shifted = colour_shifted(out, frame.image, face.landmarks)
                     rows.setdefault("colour shift", []).append(
-                        region_scores(shifted, frame.image, face.landmarks)["face_l1"])
+                        face_l1(shifted, frame.image, face.landmarks))
                     for size in SIZES:
                         fixed = corrected(out, frame.image, face.landmarks, size)
                         rows.setdefault(f"correction at {size} px", []).append(
-                            region_scores(fixed, frame.image, face.landmarks)["face_l1"])
+                            face_l1(fixed, frame.image, face.landmarks))
     for engine in engines.values():
         engine.close()
     return {name: float(np.mean(v)) for name, v in rows.items()} if rows else None

@@ -21,19 +21,30 @@ from facepaint.runtime.evaluation.metrics import finite, l1, psnr, ssim
 REGION_KEYS = ("face_l1", "mouth_l1", "face_psnr", "mouth_psnr", "face_ssim", "mouth_ssim")
 
 
+def face_hull(landmarks: np.ndarray) -> np.ndarray:
+    """(k, 2) float32 convex hull of the face oval of a 478-point mesh (pixels)."""
+    oval = get_topology("mediapipe478").oval
+    return cv2.convexHull(np.asarray(landmarks)[oval, :2].astype(np.float32))[:, 0]
+
+
+def hull_mask(hull: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: the pixels inside ``hull`` (the face region of the L1 figures)."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(hull).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
 def region_scores(out: np.ndarray, real: np.ndarray, landmarks: np.ndarray, with_ssim: bool = True) -> dict[str, float]:
     """``REGION_KEYS`` of one output frame against the real one (``landmarks``: the real frame's
     478-point mesh in its pixels); the SSIM keys only ``with_ssim`` (slow)."""
     topo = get_topology("mediapipe478")
     h, w = real.shape[:2]
-    hull = cv2.convexHull(np.asarray(landmarks)[topo.oval, :2].astype(np.float32))[:, 0]
-    mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [np.round(hull).astype(np.int32)], 1)
+    hull = face_hull(landmarks)
+    sel = hull_mask(hull, (h, w))
     x0, y0 = np.maximum(np.floor(hull.min(0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(hull.max(0)).astype(int), (w, h))
     m = mouth_region(np.asarray(landmarks), topo)
     mx0, my0, mx1, my1 = max(m[0], 0), max(m[1], 0), min(m[2], w), min(m[3], h)
-    sel = mask.astype(bool)
     face_o, face_r = out[y0:y1, x0:x1], real[y0:y1, x0:x1]
     mouth_o, mouth_r = out[my0:my1, mx0:mx1], real[my0:my1, mx0:mx1]
     scores = {"face_l1": l1(out[sel], real[sel]), "mouth_l1": l1(mouth_o, mouth_r),
