@@ -151,7 +151,7 @@ def fit(weights: str | None) -> None:
     refs = [heatmaps(lm, size) for lm in lms]
     for width in (1.0, 1.1, 1.2, 1.25, 1.3, 1.4):
         device_ops.LINE_HALF_WIDTH = width
-        diffs = np.array([np.abs(device_ops.draw_heatmaps(torch.from_numpy(lm), size).numpy() - ref).mean((1, 2))
+        diffs = np.array([np.abs(device_ops.Heatmaps(size)(torch.from_numpy(lm)).numpy() - ref).mean((1, 2))
                           for lm, ref in zip(lms, refs, strict=True)])
         print(f"half-width {width:4.2f}: mean abs diff {diffs.mean():.5f} (worst region {diffs.mean(0).max():.4f}) "
               f"over {len(lms)} frames")

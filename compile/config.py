@@ -15,7 +15,7 @@ MIN_OPSET = 16
 
 @dataclasses.dataclass(frozen=True)
 class CompileConfig:
-    """Options of the exporters in ``FORMATS``.
+    """Options of the exporters (``compile --format``, the backend table's ``exporter``).
 
     Attributes:
         precision: Engine precision, ``fp16`` or ``fp32``.

@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 
 from facepaint.compile.config import CompileConfig
+from facepaint.engine.backends.base import BACKEND_TABLE
 from facepaint.engine.backends.provenance import ShapeProfile
 from facepaint.engine.backends.spec import ModelSpec, read_spec
 from facepaint.engine.errors import ConfigError
 from facepaint.engine.neural.model_files import STAGE_MODELS, weights_file
 
-COMPILED_FORMATS = ("onnx", "tensorrt")
+# ``compile --format``'s choices: the exporters of the backend table, once each.
+COMPILED_FORMATS = tuple(dict.fromkeys(row.exporter for row in BACKEND_TABLE if row.exporter))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -161,15 +161,6 @@ def example_inputs(spec: ModelSpec, seed: int = 0) -> dict[str, torch.Tensor]:
     return inputs
 
 
-def export_weights(source: str | Path, out_path: str | Path, config: CompileConfig | None = None) -> Path:
-    """The ``onnx`` row's exporter: ``model.safetensors`` (+ ``model.json``) to ``model.onnx``, checked.
-
-    Raises:
-        ModelError: If loading, export or the check fails.
-    """
-    return export_model(source, out_path, config, check=True).path
-
-
 def export_model(source: str | Path, out_path: str | Path, config: CompileConfig | None = None, *,
                  check: bool = True) -> OnnxExport:
     """Export a ``.safetensors`` model (with its JSON) to ONNX.

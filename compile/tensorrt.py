@@ -150,7 +150,7 @@ def build_engine(onnx_path: str | Path, out_path: str | Path, *, precision: str 
 
 
 def export_engine(source: str | Path, out_path: str | Path, config: CompileConfig | None = None) -> Path:
-    """The ``tensorrt`` row's exporter: ``model.onnx`` to ``model.engine`` (see ``build_engine``)."""
+    """``compile --format tensorrt``'s last step: ``model.onnx`` to ``model.engine`` (see ``build_engine``)."""
     config = config or CompileConfig()
     build_engine(source, out_path, precision=config.precision, profiles=config.shape_profiles,
                  allow_fp32=config.allow_fp32, workspace_gb=config.workspace_gb,

@@ -168,11 +168,6 @@ class GeometricLandmarkTransformer:
             src_eyes = np.maximum(eye_openness(self.source.landmarks, self.topology), 1e-3)
             self._edit_lids = eye_openness(edited, self.topology) / src_eyes
 
-    @property
-    def calibrated(self) -> bool:
-        """Whether a driving neutral is set."""
-        return self._neutral is not None
-
     def reset(self) -> None:
         """Forget the neutral: the next driving face becomes it."""
         self._neutral = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,6 +43,13 @@ POSE_SCALE_DEG = 40.0
 # Faces on each side whose score a face shares: a reference must sit in a calm stretch, not on a
 # single frame where the tracker blinked or a transient passed.
 CALM_WINDOW = 2
+# Live: seconds from the first face during which any calmer face becomes the reference (the
+# warm-up), how much calmer (in ``neutral_score``) a face must be after it, since small differences
+# are tracker noise and each change is a blended step in the output, and how many consecutive faces
+# must all be calm (the score is their worst).
+LIVE_WARMUP_S = 3.0
+LIVE_MARGIN = 0.08
+LIVE_WINDOW = 5
 # During the live warm-up a face must still be this much calmer than the reference to replace it,
 # so tracker noise on a still face does not restart the output's blend every frame.
 WARMUP_MARGIN = 0.02
@@ -111,41 +117,11 @@ def _window_max(values: np.ndarray, window: int) -> np.ndarray:
     return np.stack([padded[k:k + values.size] for k in range(2 * window + 1)]).max(axis=0)
 
 
-@dataclass(frozen=True)
-class EstimatorConfig:
-    """How the live neutral is estimated and refined.
-
-    Attributes:
-        warmup_s: Seconds from the first face during which any calmer face becomes the reference.
-        margin: After the warm-up, how much calmer (in ``neutral_score``) a face must be to
-            replace the reference: small differences are tracker noise, and each change is a
-            (blended) step in the output.
-        window: Consecutive faces that must all be calm (the score is their worst).
-    """
-
-    warmup_s: float = 3.0
-    margin: float = 0.08
-    window: int = 5
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.warmup_s <= 60.0:
-            raise ValueError(f"warmup_s must be in [0, 60], got {self.warmup_s}")
-        if not 0.0 <= self.margin <= 1.0:
-            raise ValueError(f"margin must be in [0, 1], got {self.margin}")
-        if not 1 <= self.window <= 30:
-            raise ValueError(f"window must be in [1, 30], got {self.window}")
-
-
 class NeutralEstimator:
-    """Live reference: the first face at once, then calmer ones while the face is calm.
+    """Live reference: the first face at once, then calmer ones while the face is calm."""
 
-    Args:
-        config: Warm-up, margin and calm window.
-    """
-
-    def __init__(self, config: EstimatorConfig | None = None) -> None:
-        self.config = config or EstimatorConfig()
-        self._recent: deque[tuple[float, float]] = deque(maxlen=self.config.window)
+    def __init__(self) -> None:
+        self._recent: deque[tuple[float, float]] = deque(maxlen=LIVE_WINDOW)
         self._best = (np.inf, np.inf)  # the reference's (jawOpen, neutral_score)
         self._started: float | None = None
         self.pinned = False
@@ -174,10 +150,10 @@ class NeutralEstimator:
             self._started, self._best = t, self._recent[-1]
             self.changes += 1
             return True
-        if self.pinned or len(self._recent) < self.config.window:
+        if self.pinned or len(self._recent) < LIVE_WINDOW:
             return False
         jaw, calm = (max(values) for values in zip(*self._recent, strict=True))
-        margin = WARMUP_MARGIN if t - self._started <= self.config.warmup_s else self.config.margin
+        margin = WARMUP_MARGIN if t - self._started <= LIVE_WARMUP_S else LIVE_MARGIN
         closer = jaw < self._best[0] - JAW_STEP
         calmer = jaw <= self._best[0] + CLOSED_JAW[1] and calm < self._best[1] - margin
         if closer or calmer:

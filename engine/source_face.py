@@ -79,7 +79,6 @@ class SourceFace:
         warp: Backward-warp rasteriser over ``triangles`` at crop size.
         background: Crop with the person (the head hull) inpainted away: what the mixer shows
             where the moved head no longer covers.
-        face_mask: Soft face mask (float32 in [0, 1]).
         head_mask: Soft person mask (float32 in [0, 1]) of the head hull, reaching past the
             inpainted region by ``HEAD_MASK_MARGIN`` so that, at rest, every pixel the mask does
             not fully cover is the source's own (no inpainting halo).
@@ -106,7 +105,6 @@ class SourceFace:
     triangles: np.ndarray
     warp: PiecewiseAffineWarp
     background: np.ndarray
-    face_mask: np.ndarray
     head_mask: np.ndarray
     face_width: float
     eye_open: np.ndarray
@@ -165,14 +163,12 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
     tri = triangulate(verts)
     step = max(1, int(round(face_width / config.grid_cells)))
     background, head_mask = remove_person(crop, anchors, face_width, config)
-    face_mask = soft_polygon(crop.shape[:2], cv2.convexHull(lm[topo.oval, :2].astype(np.float32))[:, 0],
-                             0.01 * face_width)
     lid, lash = _eye_colours(crop, lm, topo)
     radius, sclera = _iris_and_sclera(crop, lm, topo)
     return SourceFace(
         image=image, topology=topo, box=box, pad=pad, crop=crop, landmarks=lm, anchors=anchors, ring=ring,
         triangles=tri, warp=PiecewiseAffineWarp(tri, size, step), background=background,
-        face_mask=face_mask, head_mask=head_mask, face_width=face_width,
+        head_mask=head_mask, face_width=face_width,
         eye_open=eye_openness(lm, topo), mouth_open=mouth_openness(lm, topo),
         lid_colour=lid, lash_colour=lash, mouth_stats=region_stats(crop, mouth_region(lm, topo)),
         mouth_mask=soft_polygon((size[1], size[0]), lm[topo.lips_inner, :2], 0.004 * face_width),

@@ -16,11 +16,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from facepaint.engine.backends.base import BACKEND_NAMES, load_object
 from facepaint.engine.errors import ConfigError
 
 STAGE_KINDS = ("geometric", "neural")
 DEVICES = ("cpu", "cuda", "auto")
-BACKENDS = ("torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "auto")
+BACKENDS = (*BACKEND_NAMES, "auto")  # --backend's choices: the backend table's rows, and auto
 PRECISIONS = ("fp32", "fp16")
 _CUDA_INDEX = re.compile(r"^cuda:\d+$")
 
@@ -80,8 +81,6 @@ def build_stage(stage: str, kind: str, *args: Any) -> Any:
     Raises:
         ConfigError: When that implementation is not part of this install.
     """
-    from facepaint.engine.backends.base import load_object
-
     target = STAGES.get((stage, kind))
     if target is None:
         raise ConfigError(f"unknown {stage} kind '{kind}'; known: {', '.join(STAGE_KINDS)}")

@@ -131,11 +131,6 @@ class SinkContext:
             self.abort()  # type: ignore[attr-defined]
 
 
-def plugin_names(group: str) -> list[str]:
-    """Names registered in one entry-point group, sorted."""
-    return sorted(ep.name for ep in entry_points(group=group))
-
-
 def load_plugin(group: str, name: str) -> Any:
     """Import and return the object registered as ``name`` in ``group``.
 

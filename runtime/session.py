@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facepaint.compile.first_use import compile_on_first_use
 from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.engine.track import FaceTrack
@@ -46,6 +47,7 @@ def open_engine(config: AppConfig, portrait: Portrait, *, still: bool = False) -
     if still:
         transformer = dataclasses.replace(engine_config.transformer, reference="source")
         engine_config = dataclasses.replace(engine_config, transformer=transformer)
+    compile_on_first_use(engine_config)  # what a named backend needs, built here: the engine never compiles
     return ReenactmentEngine(engine_config, portrait.image, portrait.face)
 
 

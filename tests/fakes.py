@@ -199,3 +199,36 @@ def mux_silence(container: Any, stream: Any, blocks: int) -> None:
         frame.sample_rate, frame.pts = stream.rate, i * 1024
         container.mux(stream.encode(frame))
     container.mux(stream.encode(None))
+
+
+def backward_warp_spec(size: tuple[int, int] = (64, 64), source_size: tuple[int, int] | None = None) -> Any:
+    """The ``ModelSpec`` of ``engine.backends.modules.BackwardWarp`` (no weights) with dynamic batch
+    and sizes: the smallest model the backends and the exporters can run (``size``: example output
+    (height, width); ``source_size``: example source, ``size`` if omitted)."""
+    from facepaint.engine.backends.spec import ModelSpec, TensorSpec
+
+    src_h, src_w = source_size or size
+    height, width = size
+    return ModelSpec(
+        architecture="backward_warp",
+        config={},
+        inputs=(
+            TensorSpec("image", (1, 3, src_h, src_w), "float32", ("batch", None, "src_h", "src_w")),
+            TensorSpec("backward_map", (1, height, width, 2), "float32", ("batch", "height", "width", None)),
+        ),
+        outputs=("warped",),
+    )
+
+
+def maps_to_tensor(map_x: np.ndarray, map_y: np.ndarray) -> Any:
+    """cv2-style ``(map_x, map_y)`` float arrays of shape (H, W) as one (1, H, W, 2) tensor."""
+    import torch
+
+    return torch.from_numpy(np.stack([map_x, map_y], axis=-1).astype(np.float32, copy=False))[None]
+
+
+def image_to_tensor(image: np.ndarray) -> Any:
+    """An (H, W, 3) uint8 image as a (1, 3, H, W) float tensor in [0, 1]."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)[None]

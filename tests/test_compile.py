@@ -1,4 +1,4 @@
-"""compile/: ONNX export checked against torch, the FORMATS round trip, CLI errors."""
+"""compile/: ONNX export checked against torch, the backend table's round trip, CLI errors."""
 
 from __future__ import annotations
 
@@ -9,21 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from facepaint.compile.cli import _parser as compile_parser
 from facepaint.compile.cli import main as compile_main
 from facepaint.compile.config import CompileConfig
+from facepaint.compile.models import COMPILED_FORMATS, compile_one
 from facepaint.compile.onnx import export_onnx
 from facepaint.compile.tensorrt import build_engine, choose_precision
-from facepaint.engine.backends.base import backend_for, format_named, load_object
-from facepaint.engine.backends.modules import (
-    BackwardWarp,
-    backward_warp_spec,
-    image_to_tensor,
-    maps_to_tensor,
-)
+from facepaint.engine.backends.base import BACKEND_TABLE, Backend
+from facepaint.engine.backends.choose import open_model
+from facepaint.engine.backends.modules import BackwardWarp
 from facepaint.engine.backends.onnx import OnnxBackend
 from facepaint.engine.backends.provenance import ShapeProfile
 from facepaint.engine.backends.spec import save_weights
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
+from fakes import backward_warp_spec, image_to_tensor, maps_to_tensor
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -40,21 +39,33 @@ def face_inputs(astronaut: np.ndarray, size: int) -> dict[str, torch.Tensor]:
     return {"image": image_to_tensor(astronaut), "backward_map": maps_to_tensor(xs + shift[..., 0], ys + shift[..., 1])}
 
 
+def _open(path: Path, backend: str, device: str = "cpu", precision: str | None = None,
+          allow_fp32: bool = False) -> Backend:
+    """``path`` opened through the product's loader (``open_model``: its stem in its folder)."""
+    return open_model(path.stem, path.parent, backend, device, precision, allow_fp32).backend
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """BackwardWarp in the torch format, exported to ONNX by the FORMATS row's exporter (one export)."""
+    """BackwardWarp in the torch format, compiled to ONNX as `compile --format onnx --verify` does (one export)."""
     folder = tmp_path_factory.mktemp("warp")
     weights = save_weights(BackwardWarp(), folder / "warp.safetensors", backward_warp_spec((40, 48), (64, 56)))
-    fmt = format_named("onnx")
-    assert fmt.source == "torch"
-    onnx_path = load_object(fmt.exporter)(weights, folder / f"warp{fmt.suffix}", CompileConfig())
-    return weights, onnx_path
+    compiled = compile_one("onnx", weights, CompileConfig(), verify=True)
+    assert compiled.path == folder / "warp.onnx" and compiled.max_abs_diff is not None
+    return weights, compiled.path
 
 
-def test_round_trip_torch_to_onnx_through_formats(exported: tuple[Path, Path], astronaut: np.ndarray) -> None:
+def test_compile_formats_are_the_backend_tables_exporters() -> None:
+    exporters = {row.exporter for row in BACKEND_TABLE if row.exporter}
+    assert set(COMPILED_FORMATS) == exporters and len(COMPILED_FORMATS) == len(exporters)
+    fmt = next(a for a in compile_parser()._actions if a.dest == "format")
+    assert tuple(fmt.choices or ()) == COMPILED_FORMATS
+
+
+def test_round_trip_torch_to_onnx_through_the_loader(exported: tuple[Path, Path], astronaut: np.ndarray) -> None:
     weights, onnx_path = exported
     inputs = face_inputs(astronaut, 160)  # other sizes than the export's example: dynamic axes work
-    with backend_for(weights) as torch_backend, backend_for(onnx_path) as onnx_backend:
+    with _open(weights, "torch") as torch_backend, _open(onnx_path, "onnxruntime") as onnx_backend:
         assert isinstance(onnx_backend, OnnxBackend)
         assert onnx_backend.input_names == torch_backend.input_names
         assert onnx_backend.output_names == torch_backend.output_names
@@ -93,13 +104,13 @@ def test_onnx_cuda_without_provider_lists_available(exported: tuple[Path, Path])
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     with pytest.raises(BackendUnavailable, match="available providers: .*CPUExecutionProvider"):
-        backend_for(exported[1], device="cuda")
+        _open(exported[1], "onnxruntime", "cuda")
 
 
 def test_onnx_fp16_of_fp32_model_needs_allow_fp32(exported: tuple[Path, Path]) -> None:
     with pytest.raises(BackendUnavailable, match="fp32 ONNX model"):
-        backend_for(exported[1], precision="fp16")
-    with backend_for(exported[1], precision="fp16", allow_fp32=True) as backend:
+        _open(exported[1], "onnxruntime", precision="fp16")
+    with _open(exported[1], "onnxruntime", precision="fp16", allow_fp32=True) as backend:
         assert backend.input_types["image"] == "tensor(float)"
 
 
@@ -150,9 +161,11 @@ def test_tensorrt_engine_matches_torch(exported: tuple[Path, Path], astronaut: n
     pytest.importorskip("tensorrt")
     profiles = ("image=1x3x64x64:1x3x512x512:1x3x512x512", "backward_map=1x16x16x2:1x160x160x2:1x256x256x2")
     config = CompileConfig(precision=precision, profiles=profiles)
-    engine = load_object(format_named("tensorrt").exporter)(exported[1], tmp_path / "warp.engine", config)
+    local = tmp_path / exported[1].name
+    shutil.copyfile(exported[1], local)
+    engine = compile_one("tensorrt", local, config).path
     inputs = face_inputs(astronaut, 160)
-    with backend_for(exported[0]) as reference, backend_for(engine, "cuda", precision=precision) as trt:
+    with _open(exported[0], "torch") as reference, _open(engine, "tensorrt", "cuda", precision) as trt:
         want = reference.infer(inputs)["warped"]
         got = trt.infer({k: v.cuda() for k, v in inputs.items()})["warped"]
         torch.cuda.synchronize()
@@ -169,7 +182,7 @@ def test_cpu_backends_hand_over_fresh_cpu_outputs(exported: tuple[Path, Path], w
 
     path = exported[0] if which == "torch" else exported[1]
     image, grid = torch.rand(1, 3, 30, 36), torch.rand(1, 48, 40, 2) * 30
-    with backend_for(path) as backend:
+    with _open(path, "torch" if which == "torch" else "onnxruntime") as backend:
         assert backend.output_device == "cpu" and backend.outputs_reused is False
         first = backend.infer({"image": image, "backward_map": grid})["warped"]
         kept = first.clone()
@@ -201,8 +214,6 @@ def _only(tmp_path: Path, *files: Path) -> Path:
 
 def test_auto_picks_onnxruntime_on_cpu_and_says_what_it_passed_over(exported: tuple[Path, Path],
                                                                     tmp_path: Path) -> None:
-    from facepaint.engine.backends.choose import open_model
-
     (tmp_path / "both").mkdir()
     chosen = open_model("warp", _only(tmp_path / "both", *exported), "auto", "auto")
     with chosen.backend:
@@ -215,8 +226,6 @@ def test_auto_picks_onnxruntime_on_cpu_and_says_what_it_passed_over(exported: tu
 
 
 def test_named_backends_never_fall_back_and_name_their_extra(exported: tuple[Path, Path], tmp_path: Path) -> None:
-    from facepaint.engine.backends.choose import open_model
-
     folder = _only(tmp_path, *exported)
     with pytest.raises(ModelError, match="warp.engine, which does not exist"):
         open_model("warp", folder, "tensorrt", "cuda")
@@ -225,8 +234,9 @@ def test_named_backends_never_fall_back_and_name_their_extra(exported: tuple[Pat
         open_model("warp", folder, "tensorrt", "cuda")
     with pytest.raises(BackendUnavailable, match=r"facepaint-live\[rtx\]"):
         open_model("warp", folder, "tensorrt-rtx", "cuda")
-    with pytest.raises(ConfigError, match="tensorrt-rtx runs on an NVIDIA RTX GPU"):
-        open_model("warp", folder, "tensorrt-rtx", "cpu")
+    for gpu_only in ("tensorrt", "tensorrt-rtx"):  # the table's needs_gpu, before any file or runtime
+        with pytest.raises(ConfigError, match=f"{gpu_only} runs on CUDA only; got device 'cpu'.*--device cuda"):
+            open_model("warp", folder, gpu_only, "cpu")
     with pytest.raises(BackendUnavailable, match="auto found no way to run gen.*onnxruntime: no gen.onnx; torch"):
         open_model("gen", folder, "auto", "cpu")
 

@@ -1,10 +1,13 @@
-"""The ``Backend`` protocol, the one format table, and ``backend_for``.
+"""The ``Backend`` protocol and ``BACKEND_TABLE``, the one table of the model backends.
 
-``FORMATS`` is read by both sides of the seam, as ultralytics reads ``export_formats`` and
-``_BACKEND_MAP``: the loader picks a backend class by file suffix, and ``facepaint.compile`` picks
-the exporter that produces that suffix. Both are named as ``"module:attr"`` strings and imported
-only when used, so listing the formats imports neither torch nor onnxruntime nor TensorRT, and
-``engine/`` never imports ``compile/``.
+Every list of backends, model-file suffixes and compile formats is derived from ``BACKEND_TABLE``:
+``--backend``'s choices (``engine.stages.BACKENDS``), which file a backend reads and the order
+``auto`` tries them in (``engine.backends.choose``), the suffixes a weights folder is searched for
+(``engine.neural.model_files``) and ``compile --format``'s choices (``facepaint.compile.models``).
+A new backend is one row. Backend classes are named as ``"module:Class"`` strings imported only
+when used, so reading the table imports neither torch nor onnxruntime nor TensorRT. ``engine/``
+never imports ``compile/`` or ``runtime/`` (tests/test_import_graph.py): an exporter is named here
+by the ``compile --format`` that writes the file, and only ``compile/`` knows how.
 """
 
 from __future__ import annotations
@@ -28,75 +31,67 @@ _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 @dataclasses.dataclass(frozen=True)
-class Format:
-    """One row of the format table.
+class BackendRow:
+    """One row of the backend table.
 
     Attributes:
-        name: Format name used on the command line (``torch``, ``onnx``, ``tensorrt``).
-        suffix: File suffix that selects this format when loading.
+        name: ``--backend`` value (``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``).
+        suffix: The model file it runs: ``STEM + suffix`` in a weights folder.
         backend: ``"module:Class"`` of the ``Backend`` that loads it.
-        exporter: ``"module:function"`` in ``facepaint.compile`` that writes it from ``source``, called
-            as ``exporter(source_path, out_path, config: CompileConfig) -> Path``; ``None`` for the
-            source format itself (written by ``facepaint.engine.backends.spec.save_weights``).
-        source: Name of the format the exporter reads, or ``None``.
-        needs_gpu: The format only runs on CUDA.
+        exporter: The ``compile --format`` that writes that file from the trained safetensors, or
+            None for the safetensors themselves (written by training).
+        needs_gpu: It runs on CUDA only (``auto`` skips it on the CPU; naming it there is an error).
+        auto_rank: Where ``auto`` tries it, 1 first (fastest first).
     """
 
     name: str
     suffix: str
     backend: str
     exporter: str | None
-    source: str | None
     needs_gpu: bool
+    auto_rank: int
 
 
-FORMATS: tuple[Format, ...] = (
-    Format("torch", ".safetensors", "facepaint.engine.backends.torch:TorchBackend",
-           None, None, needs_gpu=False),
-    Format("onnx", ".onnx", "facepaint.engine.backends.onnx:OnnxBackend",
-           "facepaint.compile.onnx:export_weights", "torch", needs_gpu=False),
-    Format("tensorrt", ".engine", "facepaint.engine.backends.tensorrt:TensorRTBackend",
-           "facepaint.compile.tensorrt:export_engine", "onnx", needs_gpu=True),
+# On the CPU onnxruntime beats eager torch on small convnets (a 2 M-parameter UNet at 256²: 86 ms
+# against 145 ms on this project's 2-core machines); on CUDA the TensorRT builds come first.
+BACKEND_TABLE: tuple[BackendRow, ...] = (
+    BackendRow("torch", ".safetensors", "facepaint.engine.backends.torch:TorchBackend", None,
+               needs_gpu=False, auto_rank=4),
+    BackendRow("onnxruntime", ".onnx", "facepaint.engine.backends.onnx:OnnxBackend", "onnx",
+               needs_gpu=False, auto_rank=3),
+    BackendRow("tensorrt", ".engine", "facepaint.engine.backends.tensorrt:TensorRTBackend", "tensorrt",
+               needs_gpu=True, auto_rank=1),
+    BackendRow("tensorrt-rtx", ".onnx", "facepaint.engine.backends.rtx:TensorRTRTXBackend", "onnx",
+               needs_gpu=True, auto_rank=2),
 )
-
-
+BACKEND_NAMES = tuple(row.name for row in BACKEND_TABLE)
+# Every suffix a weights folder may hold a model in, once each, in table order.
+MODEL_SUFFIXES = tuple(dict.fromkeys(row.suffix for row in BACKEND_TABLE))
 # Formats that torch.load / pickle would have to unpickle: never loaded, whatever the caller asks.
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 
 
+def backend_row(name: str) -> BackendRow:
+    """The row of backend ``name``.
+
+    Raises:
+        ConfigError: An unknown name (the message lists the known ones).
+    """
+    for row in BACKEND_TABLE:
+        if row.name == name:
+            return row
+    raise ConfigError(f"unknown backend '{name}'; known: auto, {', '.join(BACKEND_NAMES)}")
+
+
+def auto_order(cuda: bool) -> tuple[BackendRow, ...]:
+    """The rows ``auto`` tries, fastest first; on the CPU only those that run there."""
+    return tuple(sorted((row for row in BACKEND_TABLE if cuda or not row.needs_gpu), key=lambda r: r.auto_rank))
+
+
 def supported_suffixes() -> str:
-    """Return the supported suffixes as one readable string (for error messages)."""
-    return ", ".join(f"{f.suffix} ({f.name})" for f in FORMATS)
-
-
-def format_for(path: str | Path) -> Format:
-    """Return the format row whose suffix matches ``path``.
-
-    Raises:
-        ConfigError: If the suffix is not in ``FORMATS``; the message lists the supported ones.
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix in PICKLE_SUFFIXES:
-        raise ConfigError(f"'{path}' is a pickled checkpoint ({suffix}), which can run code when loaded, so it is "
-                          "refused; convert its state dict to .safetensors "
-                          "(facepaint.engine.backends.spec.save_weights) on a machine you trust; "
-                          f"supported: {supported_suffixes()}")
-    for fmt in FORMATS:
-        if fmt.suffix == suffix:
-            return fmt
-    raise ConfigError(f"unsupported model file '{path}' (suffix '{suffix}'); supported: {supported_suffixes()}")
-
-
-def format_named(name: str) -> Format:
-    """Return the format row called ``name``.
-
-    Raises:
-        ConfigError: If no row has that name.
-    """
-    for fmt in FORMATS:
-        if fmt.name == name:
-            return fmt
-    raise ConfigError(f"unknown format '{name}'; known: {', '.join(f.name for f in FORMATS)}")
+    """The model-file suffixes and their backends as one readable string (for error messages)."""
+    return ", ".join(f"{suffix} ({', '.join(r.name for r in BACKEND_TABLE if r.suffix == suffix)})"
+                     for suffix in MODEL_SUFFIXES)
 
 
 def load_object(target: str) -> Any:
@@ -184,7 +179,6 @@ class BackendBase:
     Subclasses implement ``load``, ``infer`` and ``_release``.
     """
 
-    format_name: ClassVar[str] = ""
     outputs_reused: ClassVar[bool] = False
 
     def __init__(self, options: BackendOptions | None = None) -> None:
@@ -236,34 +230,3 @@ class BackendBase:
         if self._closed or self._loaded:
             state = "closed" if self._closed else "already loaded"
             raise ModelError(f"{type(self).__name__} is {state}; create a new backend for another model")
-
-
-def backend_for(path: str | Path, device: str = "cpu", *, precision: str | None = None,
-                allow_fp32: bool = False) -> Backend:
-    """Create the backend that matches ``path``'s suffix and load the model.
-
-    Args:
-        path: Model file (``.safetensors`` with a ``.json`` beside it, ``.onnx`` or ``.engine``).
-        device: ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``fp32`` or ``fp16`` to check the file against, or None for the file's own.
-        allow_fp32: Run fp32 where fp16 is asked for and not possible.
-
-    Returns:
-        A loaded backend; close it (or use it in a ``with`` block) when done.
-
-    Raises:
-        ConfigError: On an unknown suffix or a CPU device for a GPU-only format.
-        BackendUnavailable: If the runtime, the device or the precision is missing here.
-        ModelError: If the file cannot be read.
-    """
-    options = BackendOptions(device=device, precision=precision, allow_fp32=allow_fp32)
-    fmt = format_for(path)
-    if fmt.needs_gpu and not options.is_cuda:
-        raise ConfigError(f"{fmt.name} models run on CUDA only; pass device='cuda' for '{path}'")
-    backend = load_object(fmt.backend)(options)
-    try:
-        backend.load(path)
-    except BaseException:
-        backend.close()
-        raise
-    return backend

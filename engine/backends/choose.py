@@ -13,19 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from facepaint.engine.backends.base import Backend, BackendOptions, load_object
+from facepaint.engine.backends.base import Backend, BackendOptions, auto_order, backend_row, load_object
 from facepaint.engine.errors import BackendUnavailable, ConfigError, EngineMismatch, FacepaintError, ModelError
-
-# backend name -> (file suffix, "module:Class")
-BACKEND_FILES: dict[str, tuple[str, str]] = {
-    "torch": (".safetensors", "facepaint.engine.backends.torch:TorchBackend"),
-    "onnxruntime": (".onnx", "facepaint.engine.backends.onnx:OnnxBackend"),
-    "tensorrt": (".engine", "facepaint.engine.backends.tensorrt:TensorRTBackend"),
-    "tensorrt-rtx": (".onnx", "facepaint.engine.backends.rtx:TensorRTRTXBackend"),
-}
-# What ``auto`` tries, fastest first. On the CPU onnxruntime beats eager torch on small convnets
-# (a 2 M-parameter UNet at 256²: 86 ms against 145 ms on this project's 2-core machines).
-AUTO_ORDER = {"cuda": ("tensorrt", "tensorrt-rtx", "onnxruntime", "torch"), "cpu": ("onnxruntime", "torch")}
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,27 +55,25 @@ def open_model(stem: str, folder: Path, backend: str = "auto", device: str = "cp
     """Load model ``stem`` from ``folder`` with ``backend`` (or the best available for ``auto``).
 
     Raises:
-        ConfigError: An unknown backend name.
+        ConfigError: An unknown backend name, or a GPU-only one on the CPU.
         BackendUnavailable / EngineMismatch / ModelError: From the named backend; for ``auto``,
             one error listing why every candidate was passed over.
     """
     resolved = resolve_device(device)
     options = BackendOptions(device=resolved, precision=precision, allow_fp32=allow_fp32)
     if backend != "auto":
-        if backend not in BACKEND_FILES:
-            raise ConfigError(f"unknown backend '{backend}'; known: auto, {', '.join(BACKEND_FILES)}")
-        path = folder / f"{stem}{BACKEND_FILES[backend][0]}"
+        path = folder / f"{stem}{backend_row(backend).suffix}"
         return ChosenModel(_load(backend, path, options), backend, path, resolved)
     passed: list[str] = []
-    for name in AUTO_ORDER["cuda" if resolved.startswith("cuda") else "cpu"]:
-        path = folder / f"{stem}{BACKEND_FILES[name][0]}"
+    for row in auto_order(cuda=options.is_cuda):
+        path = folder / f"{stem}{row.suffix}"
         if not path.is_file():
-            passed.append(f"{name}: no {path.name}")
+            passed.append(f"{row.name}: no {path.name}")
             continue
         try:
-            return ChosenModel(_load(name, path, options), name, path, resolved, tuple(passed))
+            return ChosenModel(_load(row.name, path, options), row.name, path, resolved, tuple(passed))
         except (BackendUnavailable, EngineMismatch, ModelError, ConfigError) as exc:
-            passed.append(f"{name}: {exc}")
+            passed.append(f"{row.name}: {exc}")
     raise BackendUnavailable(f"--backend auto found no way to run {stem} from {folder} on {resolved}: "
                              + "; ".join(passed))
 
@@ -95,13 +82,18 @@ def _load(name: str, path: Path, options: BackendOptions) -> Backend:
     """Create backend ``name`` and load ``path`` (closed again if the load fails).
 
     Raises:
+        ConfigError: A GPU-only backend on the CPU.
         ModelError: When the file is missing.
         FacepaintError: Whatever the backend raises.
     """
+    row = backend_row(name)
+    if row.needs_gpu and not options.is_cuda:
+        raise ConfigError(f"{name} runs on CUDA only; got device '{options.device}' (use --device cuda, "
+                          "or --backend onnxruntime for the CPU)")
     if not path.is_file():
         raise ModelError(f"{name} needs {path}, which does not exist; build it with `facepaint-live compile` "
                          "or use --backend torch with the shipped weights")
-    backend: Backend = load_object(BACKEND_FILES[name][1])(options)
+    backend: Backend = load_object(row.backend)(options)
     try:
         backend.load(path)
     except FacepaintError:

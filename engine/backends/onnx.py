@@ -61,8 +61,6 @@ class OnnxBackend(BackendBase):
     model's declared float type and float outputs come back as float32, on the CPU.
     """
 
-    format_name = "onnx"
-
     def __init__(self, options: BackendOptions | None = None) -> None:
         """Create an unloaded backend with ``options`` (device and precision)."""
         super().__init__(options)

@@ -53,8 +53,6 @@ class TensorRTRTXBackend(OnnxBackend):
         cache_dir: Runtime-cache folder (None: ``default_cache_dir()``).
     """
 
-    format_name = "tensorrt-rtx"
-
     def __init__(self, options: BackendOptions | None = None, cache_dir: Path | None = None) -> None:
         super().__init__(options)
         if not self.options.is_cuda:

@@ -108,7 +108,6 @@ class TensorRTBackend(BackendBase):
     next ``infer`` (``.clone()`` what you keep), and they are ready once that stream reaches them.
     """
 
-    format_name = "tensorrt"
     outputs_reused = True  # views of the bound output buffers (see the class docstring)
 
     def __init__(self, options: BackendOptions | None = None) -> None:

@@ -82,8 +82,6 @@ class TorchBackend(BackendBase):
     compute choice and never changes what callers receive.
     """
 
-    format_name = "torch"
-
     def __init__(self, options: BackendOptions | None = None,
                  architectures: Mapping[str, str | Factory] = ARCHITECTURES) -> None:
         """Create an unloaded backend.

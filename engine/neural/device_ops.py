@@ -117,12 +117,6 @@ class Heatmaps:
         return torch.stack([tent[..., lo:hi].amax(-1) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
 
 
-def draw_heatmaps(landmarks_sq: torch.Tensor, size: int, sigma: float = 1.2) -> torch.Tensor:
-    """``Heatmaps(size, sigma, landmarks_sq.device)(landmarks_sq)``: one-off drawing (a per-frame
-    caller keeps a ``Heatmaps``)."""
-    return Heatmaps(size, sigma, landmarks_sq.device)(landmarks_sq)
-
-
 class MapUpsampler:
     """``PiecewiseAffineWarp.maps(full=True)`` finished on the device from its cell maps
     (``full=False``): the host sends step² fewer floats per frame and skips the full-size resize.

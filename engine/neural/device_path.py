@@ -123,13 +123,6 @@ class DeviceReenactorPath:
         coarse, full = self._upsample
         return self.step(landmarks, *coarse(coarse_x, coarse_y), *full(full_x, full_y), generator=generator)
 
-    def render(self, landmarks_sq: np.ndarray, coarse_maps: Maps, full_maps: Maps,
-               generator: Backend, cells: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """``upload`` then ``step`` (``step_cells`` with ``cells``): (image, person mask) on the
-        device (see ``step``)."""
-        inputs = self.upload(landmarks_sq, coarse_maps, full_maps)
-        return (self.step_cells if cells else self.step)(*inputs, generator=generator)
-
 
 class CopyEvent(Protocol):
     """What ``PinnedRing.copy_from`` returns with its buffer (``torch.cuda.Event`` on CUDA)."""
@@ -137,19 +130,12 @@ class CopyEvent(Protocol):
     def synchronize(self) -> None:
         """Wait until the copy has landed."""
 
-    def query(self) -> bool:
-        """Whether the copy has landed."""
-
 
 class _Done:
     """The event of a copy that is already done (CPU)."""
 
     def synchronize(self) -> None:
         """Nothing to wait for."""
-
-    def query(self) -> bool:
-        """Always done."""
-        return True
 
 
 class PinnedRing:
@@ -184,11 +170,6 @@ class PinnedRing:
         self._events: list[torch.cuda.Event | None] = [None] * slots
         self._stream = torch.cuda.Stream(self.device) if cuda else None
         self._next = 0
-
-    @property
-    def buffers(self) -> tuple[torch.Tensor, ...]:
-        """The ring's host buffers, in slot order."""
-        return tuple(self._buffers)
 
     def copy_from(self, tensor: torch.Tensor) -> tuple[np.ndarray, CopyEvent]:
         """Copy ``tensor`` into the next buffer.

@@ -17,6 +17,8 @@ the neural output's motion as weaker (``bench/neural_cross.py``, 4 pairs: jaw r 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ from facepaint.engine.face_reenactor import GeometricFaceReenactor, Reenacted, R
 from facepaint.engine.landmark_transformer import TargetShape
 from facepaint.engine.neural.align import align_matrix, align_params, apply_affine, warp_to_square
 from facepaint.engine.neural.device_ops import GraphedModule
-from facepaint.engine.neural.device_path import DeviceReenactorPath, PinnedRing
+from facepaint.engine.neural.device_path import DeviceReenactorPath, FrameInputs, PinnedRing
 from facepaint.engine.neural.inputs import CoarseWarp, heatmaps, to_tensor_layout
 from facepaint.engine.neural.model_files import GENERATOR, open_stage_model, read_model_spec
 from facepaint.engine.source_face import SourceFace
@@ -73,9 +75,7 @@ class NeuralFaceReenactor:
         # A NaN or black face at warm-up is the classic fp16 overflow: refused, naming --precision fp32.
         rest = self.chosen.backend.infer({"x": self._input(apply_affine(self.matrix, source.landmarks))[0]})
         check_warm_up({"face": rest["face"] + 1.0}, model.precision, f"the generator ({self.chosen.describe()})")
-        self._device_path: DeviceReenactorPath | None = None
-        self._graph: GraphedModule | None = None
-        self._ring: PinnedRing | None = None
+        self._device: _OnDevice | None = None
         if self.chosen.device.startswith("cuda"):
             self.use_device_path(self.chosen.device)
 
@@ -85,12 +85,34 @@ class NeuralFaceReenactor:
         CUDA; on the CPU the numpy path is about twice as fast (the tests call this there to check
         the wiring).
 
+        The step is warmed up here on the source at rest, and with the torch backend on CUDA
+        captured as a CUDA graph (its shapes are fixed per source), so the first frame pays for
+        neither.
+
         Raises:
             ConfigError: For cubic interpolation (the device path resamples bilinearly).
         """
-        self._device_path = DeviceReenactorPath(self.source, self.square, self.matrix, self._edge,
-                                                self._coarse.warp, device, self.config.interpolation)
-        self._ring = PinnedRing((*self.source.crop.shape[:2], 3), torch.uint8, 2, device)
+        path = DeviceReenactorPath(self.source, self.square, self.matrix, self._edge, self._coarse.warp, device,
+                                   self.config.interpolation)
+        ring = PinnedRing((*self.source.crop.shape[:2], 3), torch.uint8, 2, device)
+        generator = self.chosen.backend
+        rest = TargetShape(self.source.landmarks.copy(), self.source.anchors.copy(), np.zeros(2))
+        inputs = self._upload(path, rest)
+        graph = None
+        if self.chosen.name == "torch" and path.device.type == "cuda":
+            def step(lm: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, fx: torch.Tensor,
+                     fy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                return path.step_cells(lm, cx, cy, fx, fy, generator)
+
+            graph = GraphedModule(step, *inputs)  # warmed up on a side stream, then captured
+        else:
+            path.step_cells(*inputs, generator=generator)
+        self._device = _OnDevice(path, ring, graph)
+
+    def _upload(self, path: DeviceReenactorPath, target: TargetShape) -> FrameInputs:
+        """The device path's inputs for ``target``: its landmarks and both warps' cell maps."""
+        lm = apply_affine(self.matrix, target.landmarks)
+        return path.upload(lm, self._coarse.maps(lm, full=False), self._geometric.maps(target, full=False))
 
     def _input(self, lm_square: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """(generator input (1, C, S, S), coarse warp) for target landmarks in square pixels."""
@@ -109,8 +131,8 @@ class NeuralFaceReenactor:
 
     def render(self, target: TargetShape, frame: np.ndarray | None, driving: np.ndarray | None) -> Reenacted:
         """See ``FaceReenactor.render`` (``frame`` and ``driving`` feed the mouth paint only)."""
-        if self._device_path is not None:
-            return self._render_on_device(target, frame, driving)
+        if self._device is not None:
+            return self._render_on_device(self._device, target, frame, driving)
         base = self._geometric.warp(target)
         face, coarse, person = self.generate(target.landmarks)
         # Correction (RGB) and person probability travel back to the crop in one warp, and only
@@ -125,26 +147,16 @@ class NeuralFaceReenactor:
         alpha = self._geometric.paint(image, target, frame, driving)
         return Reenacted(image, self._person_mask(back[..., 3], base.mask), base.map_x, base.map_y, alpha)
 
-    def _render_on_device(self, target: TargetShape, frame: np.ndarray | None,
+    def _render_on_device(self, device: _OnDevice, target: TargetShape, frame: np.ndarray | None,
                           driving: np.ndarray | None) -> Reenacted:
-        """``render`` on the device path; the step is replayed as a CUDA graph with the torch
-        backend on CUDA (its shapes are fixed per source), run eagerly otherwise."""
-        path, ring = self._device_path, self._ring
-        assert path is not None and ring is not None  # only called once use_device_path has run
-        lm = apply_affine(self.matrix, target.landmarks)
-        inputs = path.upload(lm, self._coarse.maps(lm, full=False), self._geometric.maps(target, full=False))
-        generator = self.chosen.backend
-        if self._graph is None and self.chosen.name == "torch" and path.device.type == "cuda":
-            def step(lm: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, fx: torch.Tensor,
-                     fy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                return path.step_cells(lm, cx, cy, fx, fy, generator)
-
-            self._graph = GraphedModule(step, *inputs)
-        if self._graph is not None:
-            image_t, mask_t = self._graph(*inputs)
+        """``render`` on the device path: the step replayed as its CUDA graph where one was
+        captured, run eagerly otherwise."""
+        inputs = self._upload(device.path, target)
+        if device.graph is not None:
+            image_t, mask_t = device.graph(*inputs)
         else:
-            image_t, mask_t = path.step_cells(*inputs, generator=generator)
-        image, copied = ring.copy_from(image_t)
+            image_t, mask_t = device.path.step_cells(*inputs, generator=self.chosen.backend)
+        image, copied = device.ring.copy_from(image_t)
         mask = mask_t.cpu().numpy()  # the mixer runs on the host: its mask comes down too
         copied.synchronize()
         # The fills are small polygon paints with cv2 on the host, over the finished crop.
@@ -167,8 +179,18 @@ class NeuralFaceReenactor:
 
     def close(self) -> None:
         """Release the generator's backend and the device path (device memory); later renders fail."""
-        self._device_path = self._graph = self._ring = None
+        self._device = None
         self.chosen.backend.close()
+
+
+@dataclass(frozen=True, eq=False)
+class _OnDevice:
+    """The reenactor's device path: the step, its CUDA graph (torch on CUDA, else None) and the
+    ring its crops come down through."""
+
+    path: DeviceReenactorPath
+    ring: PinnedRing
+    graph: GraphedModule | None
 
 
 def _square_box(matrix: np.ndarray, size: int,

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from facepaint.engine.errors import ModelError
 from facepaint.engine.neural.inputs import IN_CHANNELS
 
 SEG_CLASSES = ("background", "face", "hair")
@@ -89,10 +90,12 @@ class CoarseToFineGenerator(nn.Module):
         )
         self.fuse = nn.ModuleList(_conv(chans[i] * 2, chans[i]) for i in reversed(range(config.levels)))
         self.head = nn.Conv2d(w, 3 + len(SEG_CLASSES), 3, 1, 1)
-        assert self.head.bias is not None
+        bias = self.head.bias
+        if bias is None:  # nn.Conv2d has one unless bias=False: narrows the type
+            raise ModelError("the generator's head conv has no bias to zero")
         with torch.no_grad():
             self.head.weight[:3].zero_()
-            self.head.bias[:3].zero_()
+            bias[:3].zero_()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """See the class docstring."""

@@ -21,7 +21,7 @@ from torch import nn
 from facepaint.engine.errors import ConfigError
 from facepaint.engine.geometry import umeyama
 from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TransformerConfig
-from facepaint.engine.neural.model_files import TRANSFORMER, open_stage_model, read_tensors
+from facepaint.engine.neural.model_files import TRANSFORMER, open_stage_model, read_tensors, stage_backend
 from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import ModelConfig
 from facepaint.engine.topology import IBUG68_FROM_MESH, MESH_STABLE
@@ -160,7 +160,7 @@ class NeuralLandmarkTransformer(GeometricLandmarkTransformer):
             raise ConfigError(f"the neural landmark transformer needs the mediapipe478 mesh, got "
                               f"'{source.topology.name}'; use tracker 'mediapipe' or the geometric transformer")
         super().__init__(source, config)
-        backend = model.backend if model.backend in ("torch", "onnxruntime") else "auto"
+        backend = stage_backend(TRANSFORMER, model.backend)
         self.chosen = open_stage_model(TRANSFORMER, model, backend=backend, device="cpu", precision="fp32")
         self.models = (self.chosen.describe(),)
         template = read_tensors(TRANSFORMER, model.weights, ("template",))["template"].astype(np.float64)

@@ -1,11 +1,14 @@
-"""The neural stages' model files: where they are, their checksums, and how a stage opens one.
+"""The neural stages' model files, read side: where they are, their checksums, and how a stage opens one.
 
 Every neural model is a stem (``MODELS``) in a folder: ``STEM.safetensors`` (fp16 weights) and
 ``STEM.json`` (the backends' ``ModelSpec``: architecture, config, inputs, outputs, the weights'
 sha256 and how they were trained), and, once ``facepaint-live compile`` has run, ``STEM.onnx`` or
 ``STEM.engine`` beside them. A stage opens its model through ``engine.backends.choose`` (torch,
 onnxruntime, TensorRT, TensorRT-RTX) and reads the spec's config (crop size, constants) from the
-JSON and safetensors, whichever backend runs the network.
+JSON and safetensors, whichever backend runs the network. A compiled file that is not in the
+weights folder is looked for in the user cache, where ``facepaint.compile.first_use`` builds it
+before the engine is made (``runtime.session.open_engine``): a stage never compiles. Training
+writes models with ``facepaint.runtime.training.publish``.
 
 The shipped folder is this package's ``weights/``. Its safetensors must also match
 ``SHIPPED_SHA256``, so a file swapped in an install is refused even when its JSON was edited to
@@ -18,7 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facepaint.engine.backends.spec import ModelSpec, TensorSpec, check_weights_sha256, read_spec
+from facepaint.engine.backends.base import MODEL_SUFFIXES, PICKLE_SUFFIXES, backend_row, supported_suffixes
+from facepaint.engine.backends.spec import ModelSpec, check_weights_sha256, read_spec
 from facepaint.engine.errors import ModelError
 
 if TYPE_CHECKING:
@@ -36,7 +40,6 @@ AU_REGRESSOR = "au_regressor"
 # measures the transformer (training loss, evaluation) and is shipped for `eval`.
 STAGE_MODELS = (TRANSFORMER, GENERATOR, MIXER)
 MODELS = (*STAGE_MODELS, AU_REGRESSOR)
-SUFFIXES = (".safetensors", ".onnx", ".engine")
 
 # sha256 of the shipped weights (docs/MODEL_CARD.md and docs/NEURAL_LMT_MIXER.md say how they were trained).
 SHIPPED_SHA256: dict[str, str] = {
@@ -64,11 +67,18 @@ def model_folder(weights: str | Path | None, stem: str) -> Path:
     if weights is None:
         return shipped_dir()
     folder = Path(weights).expanduser()
-    for cand in (folder, folder / "weights"):
-        if any((cand / f"{stem}{suffix}").is_file() for suffix in SUFFIXES):
+    candidates = (folder, folder / "weights")
+    for cand in candidates:
+        if any((cand / f"{stem}{suffix}").is_file() for suffix in MODEL_SUFFIXES):
             return cand
-    raise ModelError(f"no {stem}.safetensors (or .onnx/.engine) in {folder} or {folder / 'weights'}; train it "
-                     "with `facepaint-live train`, or leave out --weights to use the shipped weights")
+    for pickled in (cand / f"{stem}{suffix}" for cand in candidates for suffix in PICKLE_SUFFIXES):
+        if pickled.is_file():
+            raise ModelError(f"'{pickled}' is a pickled checkpoint, which can run code when loaded, so it is "
+                             "refused; convert its state dict to .safetensors "
+                             "(facepaint.engine.backends.spec.save_weights) on a machine you trust; "
+                             f"supported: {supported_suffixes()}")
+    raise ModelError(f"no {stem} model in {folder} or {folder / 'weights'} (supported: {supported_suffixes()}); "
+                     "train it with `facepaint-live train`, or leave out --weights to use the shipped weights")
 
 
 def weights_file(stem: str, weights: str | Path | None) -> Path:
@@ -115,65 +125,78 @@ def read_tensors(stem: str, weights: str | Path | None, names: tuple[str, ...]) 
         return {n: np.asarray(handle.get_tensor(n), np.float32) for n in names}
 
 
-def open_stage_model(stem: str, model: ModelConfig, **override: Any) -> ChosenModel:
-    """Open ``stem`` with the backend, device and precision of ``model`` (``override`` replaces any).
+def stage_backend(stem: str, backend: str) -> str:
+    """The backend model ``stem`` is opened with under ``--backend backend``: the landmark
+    transformer runs on the CPU (``NeuralLandmarkTransformer`` says why), so it keeps ``torch`` or
+    ``onnxruntime`` and takes ``auto`` instead of the GPU backends that serve the image networks."""
+    if stem == TRANSFORMER and backend not in ("torch", "onnxruntime"):
+        return "auto"
+    return backend
+
+
+def stage_folder(stem: str, weights: str | Path | None, backend: str,
+                 precision: str | None) -> tuple[Path, str | None]:
+    """(the folder ``stem`` is opened from with ``backend``, the ``compile --format`` that builds
+    its file there, or None when it is not compiled on first use).
+
+    A backend named with its file missing from the weights folder (the shipped folder holds
+    safetensors only) reads it from ``compiled_folder``, which ``facepaint.compile.first_use``
+    fills before the engine is made.
 
     Raises:
-        ModelError / BackendUnavailable / EngineMismatch / ConfigError: From the checks and backends.
+        ModelError: See ``model_folder``.
+        ConfigError: An unknown backend.
     """
-    from facepaint.engine.backends.choose import BACKEND_FILES, open_model
-
-    settings = {"backend": model.backend, "device": model.device, "precision": model.precision,
-                "allow_fp32": model.allow_fp32, **override}
-    backend = settings["backend"]
-    folder = model_folder(model.weights, stem)
-    if backend in ("torch", "auto"):
-        weights_file(stem, model.weights)  # the shipped table's check, before any backend reads it
-    elif backend in BACKEND_FILES and not (folder / f"{stem}{BACKEND_FILES[backend][0]}").is_file():
-        folder = compiled_on_first_use(stem, model.weights, "tensorrt" if backend == "tensorrt" else "onnx",
-                                       settings["precision"])
-    return open_model(stem, folder, **settings)
+    folder = model_folder(weights, stem)
+    if backend == "auto":
+        return folder, None
+    row = backend_row(backend)
+    if row.exporter is None or (folder / f"{stem}{row.suffix}").is_file():
+        return folder, None
+    return compiled_folder(stem, weights, row.exporter, precision), row.exporter
 
 
-def compiled_on_first_use(stem: str, weights: str | Path | None, fmt: str, precision: str | None) -> Path:
-    """A cache folder holding ``stem`` compiled to ``fmt`` from its checked safetensors.
+def compiled_folder(stem: str, weights: str | Path | None, fmt: str, precision: str | None) -> Path:
+    """The cache folder of ``stem`` compiled to ``fmt`` from its checked safetensors.
 
-    A backend asked for by name whose file is not in the weights folder (the shipped folder holds
-    safetensors only) gets it built once into ``cache_root()/models``, keyed by the weights'
-    sha256, the format and, for TensorRT, the GPU and precision; later runs reuse it. The build
-    happens in a scratch folder renamed into place, so an interrupted build leaves nothing.
+    Keyed by the weights' sha256, the format and, for TensorRT, the precision and the GPU, so a
+    changed model or GPU gets a build of its own.
 
     Raises:
-        BackendUnavailable: When the compiler of ``fmt`` is not installed (the message names the extra).
-        ModelError: See ``weights_file``; also when the export fails.
+        ModelError: See ``weights_file``.
     """
-    import shutil
-    import tempfile
-
-    from facepaint.compile.config import CompileConfig  # compile/ builds what the engine runs
-    from facepaint.compile.models import check_tools, compile_one
     from facepaint.engine.files import cache_root, sha256_file
 
-    source = weights_file(stem, weights)
-    key = f"{stem}-{sha256_file(source)[:16]}-{fmt}"
+    key = f"{stem}-{sha256_file(weights_file(stem, weights))[:16]}-{fmt}"
     if fmt == "tensorrt":
         import torch
 
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "nogpu"
         key += f"-{precision or 'fp16'}-" + "".join(c if c.isalnum() else "_" for c in gpu)
-    folder = cache_root() / "models" / key
-    if folder.is_dir():
-        return folder
-    check_tools(fmt, verify=False)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-        local = Path(scratch) / source.name
-        for suffix in (".safetensors", ".json"):
-            shutil.copyfile(source.with_suffix(suffix), local.with_suffix(suffix))
-        compile_one(fmt, local, CompileConfig(precision=precision or "fp16"))
-        Path(scratch).rename(folder)
-        Path(scratch).mkdir()  # TemporaryDirectory removes its (now empty) folder on exit
-    return folder
+    return cache_root() / "models" / key
+
+
+def open_stage_model(stem: str, model: ModelConfig, **override: Any) -> ChosenModel:
+    """Open ``stem`` with the backend, device and precision of ``model`` (``override`` replaces any).
+
+    Raises:
+        ModelError: A compiled file that was not built (``facepaint.compile.first_use``), and
+            from the checks and backends.
+        BackendUnavailable / EngineMismatch / ConfigError: From the checks and backends.
+    """
+    from facepaint.engine.backends.choose import open_model
+
+    settings = {"backend": model.backend, "device": model.device, "precision": model.precision,
+                "allow_fp32": model.allow_fp32, **override}
+    backend = settings["backend"]
+    if backend in ("torch", "auto"):
+        weights_file(stem, model.weights)  # the shipped table's check, before any backend reads it
+    folder, fmt = stage_folder(stem, model.weights, backend, settings["precision"])
+    if fmt is not None and not folder.is_dir():
+        raise ModelError(f"{stem}{backend_row(backend).suffix} is not built for --backend {backend}: run "
+                         f"`facepaint-live compile --format {fmt} --out DIR` and pass --weights DIR "
+                         "(a render builds it on first use)")
+    return open_model(stem, folder, **settings)
 
 
 def load_torch(stem: str, weights: str | Path | None = None) -> nn.Module:
@@ -182,50 +205,11 @@ def load_torch(stem: str, weights: str | Path | None = None) -> nn.Module:
     Raises:
         ModelError: See ``weights_file``; also when the weights do not fit the architecture.
     """
-    from facepaint.engine.backends.base import BackendOptions
+    from facepaint.engine.backends.choose import open_model
     from facepaint.engine.backends.torch import TorchBackend
 
-    backend = TorchBackend(BackendOptions(device="cpu", precision="fp32"))
-    backend.load(weights_file(stem, weights))
-    module = backend.module
-    if module is None:
+    path = weights_file(stem, weights)
+    backend = open_model(stem, path.parent, "torch", "cpu", precision="fp32").backend
+    if not isinstance(backend, TorchBackend) or backend.module is None:
         raise ModelError(f"no module was loaded for {stem}")
-    return module
-
-
-def stage_spec(stem: str, config: dict[str, Any], training: dict[str, Any] | None = None) -> ModelSpec:
-    """The ``ModelSpec`` of a model of the stage networks, for ``config`` (the architecture's keywords).
-
-    The batch axis is dynamic; the spatial sizes are the ones the model was trained at.
-    """
-    from facepaint.engine.neural.inputs import IN_CHANNELS
-    from facepaint.engine.neural.landmark_transformer import N_DRIVING, N_POINTS
-
-    batch3 = ("batch", None, None)
-    batch4 = ("batch", None, None, None)
-    if stem == GENERATOR:
-        size = int(config.get("size", 128))
-        inputs: tuple[TensorSpec, ...] = (TensorSpec("x", (1, IN_CHANNELS, size, size), axes=batch4),)
-        return ModelSpec("coarse_to_fine_generator", config, inputs, ("face", "segmentation", "residual"),
-                         training=training or {})
-    if stem in (TRANSFORMER, AU_REGRESSOR):
-        shape = TensorSpec("source" if stem == TRANSFORMER else "shape", (1, N_POINTS, 3), axes=batch3)
-        extra = (TensorSpec("au", (1, N_DRIVING), axes=("batch", None)),) if stem == TRANSFORMER else ()
-        outputs = ("delta",) if stem == TRANSFORMER else ("au",)
-        return ModelSpec(stem, config, (shape, *extra), outputs, training=training or {})
-    if stem == MIXER:
-        size = int(config.get("size", 64))
-        inputs = tuple(TensorSpec(name, (1, ch, size, size), axes=batch4)
-                       for name, ch in (("face", 3), ("mask", 1), ("background", 3)))
-        return ModelSpec("background_mixer", config, inputs, ("rgb", "alpha"), training=training or {})
-    raise ModelError(f"unknown model '{stem}'; known: {', '.join(MODELS)}")
-
-
-def save_model(folder: str | Path, stem: str, module: nn.Module, config: dict[str, Any],
-               training: dict[str, Any]) -> Path:
-    """Write ``module`` as ``folder/STEM.safetensors`` (fp16) + ``STEM.json``; returns the safetensors path."""
-    from facepaint.engine.backends.spec import save_weights
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return save_weights(module, folder / f"{stem}.safetensors", stage_spec(stem, config, training), half=True)
+    return backend.module

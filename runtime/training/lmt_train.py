@@ -19,8 +19,9 @@ from scipy.spatial import Delaunay
 from facepaint.engine.errors import InputError
 from facepaint.engine.geometry import umeyama
 from facepaint.engine.neural.landmark_transformer import N_AU, STABLE, AURegressor, LandmarkTransformerNet
-from facepaint.engine.neural.model_files import AU_REGRESSOR, TRANSFORMER, save_model
+from facepaint.engine.neural.model_files import AU_REGRESSOR, TRANSFORMER
 from facepaint.runtime.training.lmt_common import MetricsLog, load_checkpoint, open_run, save_checkpoint
+from facepaint.runtime.training.publish import save_model
 
 
 @dataclass(frozen=True)

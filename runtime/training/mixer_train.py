@@ -19,11 +19,12 @@ import torch
 
 from facepaint.engine.errors import InputError
 from facepaint.engine.neural.background_mixer import BackgroundMixerNet, composite
-from facepaint.engine.neural.model_files import MIXER, save_model
+from facepaint.engine.neural.model_files import MIXER
 from facepaint.engine.source_face import SourceConfig, person_layers
 from facepaint.engine.topology import get_topology
 from facepaint.runtime.training.lmt_cache import crop_landmarks
 from facepaint.runtime.training.lmt_common import MetricsLog, load_checkpoint, open_run, save_checkpoint
+from facepaint.runtime.training.publish import save_model
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,12 @@ import torch.nn.functional as F
 
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
-from facepaint.engine.neural.model_files import GENERATOR, save_model
+from facepaint.engine.neural.model_files import GENERATOR
 from facepaint.runtime.training.cache import CachedClip
 from facepaint.runtime.training.checkpoint import load_state, save_state
 from facepaint.runtime.training.data import Batch, PairSampler, make_batch
 from facepaint.runtime.training.losses import PatchDiscriminator, PerceptualLoss, gan_losses
+from facepaint.runtime.training.publish import save_model
 
 
 @dataclass(frozen=True)

@@ -11,23 +11,22 @@ import pytest
 import torch
 
 from facepaint.engine.backends.base import (
-    FORMATS,
+    BACKEND_TABLE,
+    MODEL_SUFFIXES,
     Backend,
     BackendOptions,
-    backend_for,
-    format_for,
+    auto_order,
     load_object,
 )
-from facepaint.engine.backends.modules import (
-    BackwardWarp,
-    backward_warp_spec,
-    image_to_tensor,
-    maps_to_tensor,
-)
+from facepaint.engine.backends.choose import open_model
+from facepaint.engine.backends.modules import BackwardWarp
 from facepaint.engine.backends.spec import read_spec, save_weights
 from facepaint.engine.backends.torch import TorchBackend
 from facepaint.engine.errors import BackendUnavailable, ConfigError, ModelError
 from facepaint.engine.files import sha256_file
+from facepaint.engine.neural.model_files import GENERATOR, open_stage_model
+from facepaint.engine.stages import BACKENDS, ModelConfig
+from fakes import backward_warp_spec, image_to_tensor, maps_to_tensor
 
 
 def smooth_map(height: int, width: int, seed: int = 0, amplitude: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
@@ -45,32 +44,45 @@ def warp_weights(tmp_path: Path) -> Path:
     return save_weights(BackwardWarp(), tmp_path / "warp.safetensors", backward_warp_spec((48, 40)))
 
 
-def test_formats_table_is_consistent() -> None:
-    suffixes = [f.suffix for f in FORMATS]
-    assert len(set(suffixes)) == len(suffixes)
-    names = {f.name for f in FORMATS}
-    for fmt in FORMATS:
-        assert fmt.source is None or fmt.source in names
-        assert fmt.exporter is None or fmt.exporter.startswith("facepaint.compile.")
-        assert fmt.backend.startswith("facepaint.engine.backends.")
-    assert [f.name for f in FORMATS if f.needs_gpu] == ["tensorrt"]
+def _open(path: Path, backend: str = "torch", device: str = "cpu", precision: str | None = None,
+          allow_fp32: bool = False) -> Backend:
+    """``path`` opened through the product's loader (``open_model``: its stem in its folder)."""
+    return open_model(path.stem, path.parent, backend, device, precision, allow_fp32).backend
 
 
-def test_format_table_classes_and_exporters_resolve() -> None:
-    # Importing a backend or exporter module must not need its runtime (TensorRT is imported lazily).
-    for fmt in FORMATS:
-        assert callable(load_object(fmt.backend))
-        if fmt.exporter:
-            assert callable(load_object(fmt.exporter))
+def test_the_backend_table_is_the_one_list() -> None:
+    names = [row.name for row in BACKEND_TABLE]
+    assert len(set(names)) == len(names)
+    assert BACKENDS == (*names, "auto")  # --backend's choices
+    assert MODEL_SUFFIXES == (".safetensors", ".onnx", ".engine")
+    for row in BACKEND_TABLE:
+        assert row.backend.startswith("facepaint.engine.backends.")
+        assert (row.exporter is None) == (row.suffix == ".safetensors")  # only the trained weights are not compiled
+    assert [row.name for row in BACKEND_TABLE if row.needs_gpu] == ["tensorrt", "tensorrt-rtx"]
+    assert [row.name for row in auto_order(cuda=True)] == ["tensorrt", "tensorrt-rtx", "onnxruntime", "torch"]
+    assert [row.name for row in auto_order(cuda=False)] == ["onnxruntime", "torch"]
 
 
-def test_unknown_suffix_lists_supported(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as err:
-        backend_for(tmp_path / "model.pt")
+def test_backend_table_classes_resolve() -> None:
+    # Importing a backend module must not need its runtime (TensorRT is imported lazily).
+    for row in BACKEND_TABLE:
+        assert callable(load_object(row.backend))
+
+
+def test_a_weights_folder_without_a_model_lists_the_supported_suffixes(tmp_path: Path) -> None:
+    (tmp_path / f"{GENERATOR}.h5").write_bytes(b"\0")
+    with pytest.raises(ModelError) as err:
+        open_stage_model(GENERATOR, ModelConfig(weights=str(tmp_path)))
     message = str(err.value)
-    for fmt in FORMATS:
-        assert fmt.suffix in message
-    assert format_for("A/B.ONNX").name == "onnx"
+    assert "\n" not in message and str(tmp_path) in message
+    for row in BACKEND_TABLE:
+        assert row.suffix in message and row.name in message
+
+
+def test_an_unknown_backend_lists_the_known_ones(warp_weights: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _open(warp_weights, "openvino")
+    assert all(name in str(err.value) for name in BACKENDS)
 
 
 def test_bad_options_are_config_errors() -> None:
@@ -80,14 +92,15 @@ def test_bad_options_are_config_errors() -> None:
         BackendOptions(precision="int8")
 
 
-def test_gpu_format_on_cpu_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="device='cuda'"):
-        backend_for(tmp_path / "model.engine", device="cpu")
+@pytest.mark.parametrize("backend", ["tensorrt", "tensorrt-rtx"])
+def test_gpu_backend_on_cpu_is_refused(warp_weights: Path, backend: str) -> None:
+    with pytest.raises(ConfigError, match="--device cuda"):
+        _open(warp_weights, backend, "cpu")
 
 
 def test_torch_backend_loads_and_matches_module(warp_weights: Path) -> None:
     image, grid = torch.rand(2, 3, 30, 36), torch.rand(2, 48, 40, 2) * 40 - 2
-    with backend_for(warp_weights) as backend:
+    with _open(warp_weights) as backend:
         assert isinstance(backend, Backend) and isinstance(backend, TorchBackend)
         assert backend.input_names == ("image", "backward_map") and backend.output_names == ("warped",)
         out = backend.infer({"image": image, "backward_map": grid})
@@ -113,26 +126,26 @@ def test_close_runs_once_and_infer_after_close_fails(warp_weights: Path) -> None
 
 def test_fp16_on_cpu_is_refused_unless_allowed(warp_weights: Path) -> None:
     with pytest.raises(BackendUnavailable, match="allow_fp32"):
-        backend_for(warp_weights, precision="fp16")
-    with backend_for(warp_weights, precision="fp16", allow_fp32=True) as backend:
+        _open(warp_weights, precision="fp16")
+    with _open(warp_weights, precision="fp16", allow_fp32=True) as backend:
         assert backend.dtype == torch.float32
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_without_cuda_is_unavailable(warp_weights: Path) -> None:
     with pytest.raises(BackendUnavailable, match="CUDA"):
-        backend_for(warp_weights, device="cuda")
+        _open(warp_weights, device="cuda")
 
 
 def test_missing_config_and_wrong_weights_are_model_errors(tmp_path: Path, warp_weights: Path) -> None:
     lonely = tmp_path / "lonely.safetensors"
     lonely.write_bytes(warp_weights.read_bytes())
     with pytest.raises(ModelError, match="lonely.json"):
-        backend_for(lonely)
+        _open(lonely)
     spec = warp_weights.with_suffix(".json")
     spec.write_text(spec.read_text().replace("backward_warp", "no_such_net"))
     with pytest.raises(ModelError, match="backward_warp"):
-        backend_for(warp_weights)
+        _open(warp_weights)
 
 
 def test_backward_warp_matches_cv2_remap_on_a_face(astronaut: np.ndarray) -> None:
@@ -163,7 +176,7 @@ def test_backward_warp_identity_and_other_source_size() -> None:
 def test_torch_cuda_matches_cpu(warp_weights: Path, astronaut: np.ndarray, precision: str, atol: float) -> None:
     map_x, map_y = smooth_map(*astronaut.shape[:2])
     inputs = {"image": image_to_tensor(astronaut), "backward_map": maps_to_tensor(map_x, map_y)}
-    with backend_for(warp_weights) as cpu, backend_for(warp_weights, "cuda", precision=precision) as gpu:
+    with _open(warp_weights) as cpu, _open(warp_weights, "torch", "cuda", precision=precision) as gpu:
         want = cpu.infer(inputs)["warped"]
         got = gpu.infer({k: v.cuda() for k, v in inputs.items()})["warped"]
     assert got.device.type == "cuda" and got.dtype == torch.float32

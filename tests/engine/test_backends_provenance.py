@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from facepaint.compile.cli import _parser as compile_parser
-from facepaint.engine.backends.base import BackendOptions, backend_for
+from facepaint.engine.backends.base import BackendOptions
+from facepaint.engine.backends.choose import open_model
 from facepaint.engine.backends.provenance import (
     EngineHeader,
     EngineTarget,
@@ -132,16 +133,16 @@ def test_missing_tensorrt_is_unavailable(no_tensorrt: None, tmp_path: Path, onnx
     with pytest.raises(BackendUnavailable, match="tensorrt"):
         TensorRTBackend(BackendOptions(device="cuda")).load(engine)
     with pytest.raises(BackendUnavailable, match="tensorrt"):
-        backend_for(engine, device="cuda", precision="fp16")
+        open_model("warp", tmp_path, "tensorrt", "cuda", precision="fp16")
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_engine_from_another_gpu_is_refused_on_this_one(tmp_path: Path, onnx_file: Path) -> None:
     pytest.importorskip("tensorrt")
-    engine = write_engine_file(tmp_path / "warp.engine", header(onnx_file, gpu_name="Some Other GPU"), b"")
+    write_engine_file(tmp_path / "warp.engine", header(onnx_file, gpu_name="Some Other GPU"), b"")
     with pytest.raises(EngineMismatch, match="GPU: built for Some Other GPU"):
-        backend_for(engine, device="cuda", precision="fp16")
+        open_model("warp", tmp_path, "tensorrt", "cuda", precision="fp16")
 
 
 class FakeTRT:

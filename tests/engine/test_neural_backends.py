@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from facepaint.compile.cli import main as compile_main
+from facepaint.compile.first_use import compile_on_first_use
 from facepaint.engine.backends.base import BackendOptions
 from facepaint.engine.backends.onnx import OnnxBackend
 from facepaint.engine.backends.torch import TorchBackend
 from facepaint.engine.config import build_config
-from facepaint.engine.errors import BackendUnavailable
+from facepaint.engine.errors import BackendUnavailable, ModelError
 from facepaint.engine.neural.align import apply_affine
 from facepaint.engine.neural.model_files import (
     GENERATOR,
@@ -29,7 +30,6 @@ from facepaint.engine.neural.model_files import (
     shipped_dir,
 )
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
-from facepaint.engine.stages import ModelConfig
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -114,20 +114,29 @@ def test_auto_takes_onnxruntime_where_compiled_and_says_what_it_passed_over(comp
 
 def test_a_named_backend_builds_its_file_on_first_use_into_the_cache(s42, monkeypatch, tmp_path,
                                                                      no_tensorrt) -> None:
-    """The shipped folder holds safetensors only: ``--backend onnxruntime`` exports the ONNX once
-    into the user cache and reuses it; TensorRT, not installed here, is refused naming its extra
-    before anything is written."""
+    """The shipped folder holds safetensors only: ``--backend onnxruntime`` makes the session
+    export the ONNX once into the user cache before it builds the engine (whose stages only read
+    it), and later runs reuse it; TensorRT, not installed here, is refused naming its extra before
+    anything is written."""
     monkeypatch.setenv("FACEPAINT_CACHE", str(tmp_path))
-    model = ModelConfig(backend="onnxruntime")
-    first = open_stage_model(GENERATOR, model)
+    config = build_config(EngineConfig, {"reenactor": {"kind": "neural"}, "model": {"backend": "onnxruntime"}})
+    with pytest.raises(ModelError, match=r"not built for --backend onnxruntime.*compile --format onnx"):
+        open_stage_model(GENERATOR, config.model)  # a stage never compiles
+    assert not (tmp_path / "facepaint-live").exists()
+    built = compile_on_first_use(config)
+    first = open_stage_model(GENERATOR, config.model)
     first.backend.close()
-    assert first.name == "onnxruntime" and first.path.parent.parent == tmp_path / "facepaint-live" / "models"
-    built = first.path.stat().st_mtime_ns
-    again = open_stage_model(GENERATOR, model)
+    assert built == [first.path.parent] and first.name == "onnxruntime"
+    assert first.path.parent.parent == tmp_path / "facepaint-live" / "models"
+    stamp = first.path.stat().st_mtime_ns
+    assert compile_on_first_use(config) == []
+    again = open_stage_model(GENERATOR, config.model)
     again.backend.close()
-    assert again.path == first.path and again.path.stat().st_mtime_ns == built
+    assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
+    tensorrt = build_config(EngineConfig, {"reenactor": {"kind": "neural"},
+                                           "model": {"backend": "tensorrt", "device": "cpu"}})
     with pytest.raises(BackendUnavailable, match=r"facepaint-live\[tensorrt\]"):
-        open_stage_model(GENERATOR, ModelConfig(backend="tensorrt", device="cpu"))
+        compile_on_first_use(tensorrt)
     assert sorted(p.name for p in first.path.parent.parent.iterdir()) == [first.path.parent.name]
 
 
@@ -167,7 +176,8 @@ def test_the_device_path_wired_into_the_reenactor_renders_like_the_host_path(s42
         engine.render(*driving["neutral"], 0.0)
         target = engine.transformer.transform(driving["open"][1])
         host = engine.reenactor.render(target, None, None)
-        engine.reenactor.use_device_path("cpu")
+        engine.reenactor.use_device_path("cpu")  # warmed up here, eagerly: graphs are CUDA only
+        assert engine.reenactor._device is not None and engine.reenactor._device.graph is None
         device = engine.reenactor.render(target, None, None)
         device_image = device.image.copy()  # a ring slot: the next renders reuse it
         # The device path gets the geometric paint too, with the driver's mouth interior.
@@ -191,6 +201,9 @@ def test_neural_stages_on_cuda_fp16_render_what_the_cpu_renders(s42, driving) ->
                                              "mixer": {"kind": "neural"}, "model": {"device": device}})
         with ReenactmentEngine(config, *s42) as engine:
             models[device] = engine.models
+            on_device = engine.reenactor._device
+            # The step is captured as a CUDA graph by the constructor, not on the first frame.
+            assert (on_device is not None and on_device.graph is not None) == (device == "cuda")
             engine.render(*driving["neutral"], 0.0)
             frames[device] = engine.render(*driving["open"], 0.1).astype(np.int16)
     assert f"{GENERATOR}: torch on cuda" in models["cuda"] and f"{TRANSFORMER}: torch on cpu" in models["cuda"]

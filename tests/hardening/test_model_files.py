@@ -42,15 +42,17 @@ class _Boom:
 
 @pytest.mark.parametrize("suffix", [".pt", ".pth", ".pkl", ".ckpt"])
 def test_pickled_checkpoints_are_refused_unread(suffix: str, tmp_path: Path) -> None:
-    from facepaint.engine.backends.base import backend_for
-    from facepaint.engine.errors import ConfigError
+    """``--weights DIR`` holding only a pickled generator: the stage refuses it, naming why, unread."""
+    from facepaint.engine.neural.model_files import GENERATOR, open_stage_model
+    from facepaint.engine.stages import ModelConfig
 
     marker = tmp_path / "marker.txt"
-    model = tmp_path / f"model{suffix}"
+    (tmp_path / "weights").mkdir()
+    model = tmp_path / "weights" / f"{GENERATOR}{suffix}"
     model.write_bytes(pickle.dumps(_Boom(marker)))
-    (tmp_path / "model.json").write_text("{}")
-    with pytest.raises(ConfigError, match="is a pickled checkpoint") as info:
-        backend_for(model)
+    (tmp_path / "weights" / f"{GENERATOR}.json").write_text("{}")
+    with pytest.raises(ModelError, match="is a pickled checkpoint") as info:
+        open_stage_model(GENERATOR, ModelConfig(weights=str(tmp_path)))
     assert "\n" not in str(info.value) and ".safetensors" in str(info.value)
     assert not marker.exists()
 
