@@ -77,8 +77,9 @@ def model_folder(weights: str | Path | None, stem: str) -> Path:
                              "refused; convert its state dict to .safetensors "
                              "(facepaint.engine.backends.spec.save_weights) on a machine you trust; "
                              f"supported: {supported_suffixes()}")
-    raise ModelError(f"no {stem} model in {folder} or {folder / 'weights'} (supported: {supported_suffixes()}); "
-                     "train it with `facepaint-live train`, or leave out --weights to use the shipped weights")
+    first, *others = MODEL_SUFFIXES
+    raise ModelError(f"no {stem}{first} (or {'/'.join(others)}) in {folder} or {folder / 'weights'}; train it "
+                     "with `facepaint-live train`, or leave out --weights to use the shipped weights")
 
 
 def weights_file(stem: str, weights: str | Path | None) -> Path:
@@ -127,9 +128,10 @@ def read_tensors(stem: str, weights: str | Path | None, names: tuple[str, ...]) 
 
 def stage_backend(stem: str, backend: str) -> str:
     """The backend model ``stem`` is opened with under ``--backend backend``: the landmark
-    transformer runs on the CPU (``NeuralLandmarkTransformer`` says why), so it keeps ``torch`` or
-    ``onnxruntime`` and takes ``auto`` instead of the GPU backends that serve the image networks."""
-    if stem == TRANSFORMER and backend not in ("torch", "onnxruntime"):
+    transformer runs on the CPU (``NeuralLandmarkTransformer`` says why), so it keeps a backend
+    that runs there (``torch``, ``onnxruntime``) and takes ``auto`` instead of the GPU-only ones
+    that serve the image networks."""
+    if stem == TRANSFORMER and backend != "auto" and backend_row(backend).needs_gpu:
         return "auto"
     return backend
 
@@ -189,7 +191,7 @@ def open_stage_model(stem: str, model: ModelConfig, **override: Any) -> ChosenMo
     settings = {"backend": model.backend, "device": model.device, "precision": model.precision,
                 "allow_fp32": model.allow_fp32, **override}
     backend = settings["backend"]
-    if backend in ("torch", "auto"):
+    if backend == "auto" or backend_row(backend).exporter is None:  # it may read the safetensors
         weights_file(stem, model.weights)  # the shipped table's check, before any backend reads it
     folder, fmt = stage_folder(stem, model.weights, backend, settings["precision"])
     if fmt is not None and not folder.is_dir():

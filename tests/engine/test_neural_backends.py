@@ -140,6 +140,22 @@ def test_a_named_backend_builds_its_file_on_first_use_into_the_cache(s42, monkey
     assert sorted(p.name for p in first.path.parent.parent.iterdir()) == [first.path.parent.name]
 
 
+def test_a_render_with_a_named_backend_builds_its_file_before_the_engine(media, monkeypatch, tmp_path) -> None:
+    """The product's path: ``--backend onnxruntime`` on the shipped weights renders, the session
+    having built the generator's ONNX into the cache (``open_engine``) before the engine read it."""
+    from facepaint.runtime.cli import main
+
+    monkeypatch.setenv("FACEPAINT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out.png"
+    code = main(["--source", str(media / "portraits" / "lp_s42.jpg"), "--driving",
+                 str(media / "portraits" / "biden2.jpg"), "--reenactor", "neural", "--backend", "onnxruntime",
+                 "--output", str(out), "--quiet"])
+    assert code == 0 and out.is_file()
+    built = list((tmp_path / "cache" / "facepaint-live" / "models").iterdir())
+    assert len(built) == 1 and built[0].name.startswith(f"{GENERATOR}-") and built[0].name.endswith("-onnx")
+    assert (built[0] / f"{GENERATOR}.onnx").is_file()
+
+
 def test_fp16_on_the_cpu_is_refused_naming_the_flags(s42) -> None:
     config = build_config(EngineConfig, {"reenactor": {"kind": "neural"}, "model": {"precision": "fp16"}})
     with pytest.raises(BackendUnavailable, match="--allow-fp32"):
