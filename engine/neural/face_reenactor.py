@@ -76,14 +76,16 @@ class NeuralFaceReenactor:
         rest = self.chosen.backend.infer({"x": self._input(apply_affine(self.matrix, source.landmarks))[0]})
         check_warm_up({"face": rest["face"] + 1.0}, model.precision, f"the generator ({self.chosen.describe()})")
         self._device: _OnDevice | None = None
-        if self.chosen.device.startswith("cuda"):
+        # The device path keeps the frame on the GPU, so it needs the generator's outputs there:
+        # torch and TensorRT on CUDA; onnxruntime hands them back in host memory on any provider.
+        if self.chosen.backend.output_device.startswith("cuda"):
             self.use_device_path(self.chosen.device)
 
     def use_device_path(self, device: str) -> None:
         """Run each frame on ``device`` (``device_path``): only the landmarks and the warps' cell
-        maps go up and the finished crop comes down through a pinned ring. Chosen by itself on
-        CUDA; on the CPU the numpy path is about twice as fast (the tests call this there to check
-        the wiring).
+        maps go up and the finished crop comes down through a pinned ring. Chosen by itself where
+        the generator's outputs are on CUDA; on the CPU the numpy path is about twice as fast
+        (the tests call this there to check the wiring).
 
         The step is warmed up here on the source at rest, and with the torch backend on CUDA
         captured as a CUDA graph (its shapes are fixed per source), so the first frame pays for

@@ -207,6 +207,27 @@ def test_the_device_path_wired_into_the_reenactor_renders_like_the_host_path(s42
     assert frame.shape == s42[0].shape
 
 
+def test_a_generator_handing_back_host_tensors_keeps_the_host_path_on_cuda(s42, monkeypatch) -> None:
+    """onnxruntime hands its outputs back in host memory on every provider, so on CUDA the
+    reenactor keeps the numpy path (the device path would mix devices): the backend's
+    ``output_device`` decides, not the device asked for. Shown without a GPU: the shipped torch
+    generator on the CPU, reported as chosen for cuda."""
+    import dataclasses
+
+    from facepaint.engine.face_reenactor import ReenactorConfig
+    from facepaint.engine.neural import face_reenactor as module
+    from facepaint.engine.source_face import SourceConfig, prepare_source
+    from facepaint.engine.stages import ModelConfig
+
+    real = module.open_stage_model
+    monkeypatch.setattr(module, "open_stage_model",
+                        lambda stem, model: dataclasses.replace(real(stem, model), device="cuda"))
+    reenactor = module.NeuralFaceReenactor(prepare_source(*s42, SourceConfig()), ReenactorConfig(), ModelConfig())
+    assert reenactor.chosen.device == "cuda" and reenactor.chosen.backend.output_device == "cpu"
+    assert reenactor._device is None
+    reenactor.close()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_neural_stages_on_cuda_fp16_render_what_the_cpu_renders(s42, driving) -> None:
