@@ -125,6 +125,8 @@ def compile_one(fmt: str, source: Path, config: CompileConfig, *, verify: bool =
         diff = result.max_abs_diff
     if fmt == "onnx":
         return Compiled(source.stem, onnx_path, time.perf_counter() - start, diff)
+    if fmt != "tensorrt":  # a backend table row whose exporter has no code here yet
+        raise ConfigError(f"compile --format {fmt} has no exporter in facepaint.compile.models.compile_one")
     from facepaint.compile.tensorrt import export_engine
 
     if not config.profiles and source.with_suffix(".json").is_file():
