@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from facepaint.compile.config import CompileConfig
 from facepaint.compile.models import check_tools, compile_one
+from facepaint.engine.backends.base import backend_row
 from facepaint.engine.neural.model_files import (
     GENERATOR,
     MIXER,
@@ -42,9 +43,10 @@ def compile_on_first_use(config: EngineConfig) -> list[Path]:
     built = []
     for stem, kind in ((TRANSFORMER, config.transformer.kind), (GENERATOR, config.reenactor.kind),
                        (MIXER, config.mixer.kind)):
-        if kind != "neural":
-            continue
-        folder, fmt = stage_folder(stem, model.weights, stage_backend(stem, model.backend), model.precision)
+        backend = stage_backend(stem, model.backend)
+        if kind != "neural" or backend == "auto" or backend_row(backend).exporter is None:
+            continue  # auto and torch run what the folder holds: nothing to build, nothing read here
+        folder, fmt = stage_folder(stem, model.weights, backend, model.precision)
         if fmt is not None and not folder.is_dir():
             build(stem, model.weights, fmt, model.precision, folder)
             built.append(folder)
