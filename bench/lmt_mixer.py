@@ -3,7 +3,7 @@
     python bench/lmt_mixer.py --cache /work/cache/lmt/validate [--weights DIR] [--sheet out.png]
         [--parts transformer,mixer,motion]
 
-The cache is ``facepaint.runtime.training.lmt_cache.build_clip_cache`` of media/validate (people the
+The cache is the training cache (``facepaint.runtime.training.cache.build_cache``) of media/validate (people the
 shipped weights never saw). ``motion`` renders the Obama portrait driven by lp_d12 (large head
 turns) with the old whole-crop paste, the geometric mix and the neural mixer, and writes the
 contact sheet (source, driving, old paste, geometric mix, neural transformer + geometric mix,

