@@ -4,7 +4,7 @@ A model's run folder (``OUT/runs/<model>``) holds::
 
     config.json                     {"model": name, "config": {...}, "hash": config_hash(config)}
     checkpoint/state.safetensors    every net (``model.<net>.<key>``), every Adam state
-                                    (``opt.<optimizer>.<param index>.<key>``), torch's RNG state
+                                    (``opt.<optimizer>.<param index>.<key>``)
     checkpoint/state.json           step, the optimizers' param groups, the config hash
     metrics.jsonl                   one JSON line per logged step
     samples/step_XXXXXXX.png        the model's sample grid, when it draws one
@@ -63,7 +63,8 @@ def open_run(folder: Path, model: str, config: Any, resume: bool) -> str:
 
 def save_state(folder: Path, step: int, digest: str, nets: Mapping[str, nn.Module],
                optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
-    """Write every net, optimizer state and torch's RNG state into ``folder`` (each file atomically)."""
+    """Write every net and optimizer state into ``folder`` (each file atomically; the loop seeds
+    every step's draws from (seed, step), so no RNG state is needed)."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,6 @@ def save_state(folder: Path, step: int, digest: str, nets: Mapping[str, nn.Modul
         for index, state in sd["state"].items():
             for key, value in state.items():
                 tensors[f"opt.{name}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["torch_rng"] = torch.get_rng_state()
     tmp = folder / (STATE_FILE + ".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(folder / STATE_FILE)
@@ -110,7 +110,6 @@ def load_state(folder: Path, digest: str, nets: Mapping[str, nn.Module],
                 # Adam keeps 'step' on the CPU; the moments live with the parameters.
                 state.setdefault(int(index), {})[field] = value if field == "step" else value.to(device)
         opt.load_state_dict({"state": state, "param_groups": meta["param_groups"][name]})
-    torch.set_rng_state(tensors["torch_rng"])
     return int(meta["step"])
 
 
@@ -120,6 +119,13 @@ class MetricsLog:
     def __init__(self, folder: Path) -> None:
         self.path = folder / "metrics.jsonl"
         self._t0 = time.perf_counter()
+
+    def keep_until(self, step: int) -> None:
+        """Drop the lines after ``step``: a resumed run logs again what a stopped one logged after
+        its last checkpoint, and one line per step stays."""
+        if self.path.is_file():
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            _write(self.path, "".join(line + "\n" for line in lines if json.loads(line)["step"] <= step))
 
     def __call__(self, step: int, values: Mapping[str, float]) -> dict[str, float]:
         """Log ``values`` at ``step``; returns the row written."""

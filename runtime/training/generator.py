@@ -38,7 +38,8 @@ class GeneratorTrainConfig:
         gan_start: Step at which the adversarial losses switch on.
         clip: Largest gradient norm of each network per step (the unnormalised generator blew up
             at lr 1e-3 without it: losses went from 2 to 7e4 within 20 steps).
-        width: Generator width (first level channels); blocks: its residual blocks.
+        size, width, levels, blocks: The generator's architecture (``GeneratorConfig``; ``size``
+            must be the cache's crop size).
         log_every, save_every: Steps between metrics lines / checkpoints and sample grids.
     """
 
@@ -54,7 +55,9 @@ class GeneratorTrainConfig:
     seg: float = 0.5
     gan_start: int = 300
     clip: float = 1.0
+    size: int = 128
     width: int = 16
+    levels: int = 3
     blocks: int = 3
     log_every: int = 20
     save_every: int = 200
@@ -65,7 +68,7 @@ class GeneratorTrainConfig:
 
     def arch(self) -> GeneratorConfig:
         """The architecture."""
-        return GeneratorConfig(width=self.width, blocks=self.blocks)
+        return GeneratorConfig(size=self.size, width=self.width, levels=self.levels, blocks=self.blocks)
 
 
 def check(config: GeneratorTrainConfig) -> None:
@@ -84,6 +87,9 @@ class GeneratorTrainable(Trainable):
 
         if not data.clips:
             raise InputError("no training clips")
+        if data.clips[0].crops.shape[1] != config.size:
+            raise ConfigError(f"generator.size {config.size} differs from the cache's crops "
+                              f"({data.clips[0].crops.shape[1]} px); set generator.size or cache.size to match")
         try:
             gen = CoarseToFineGenerator(config.arch()).to(device)
         except ValueError as exc:

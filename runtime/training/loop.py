@@ -17,7 +17,8 @@ The ``Trainable`` gives the loop:
   that optimizer minimises (a step whose terms lack the name leaves that optimizer alone, which
   is how a model trains in phases or starts a discriminator late);
 * ``batch(rng, step)``: the step's batch, drawn from ``rng`` = numpy's generator seeded with
-  ``(seed, step)``, so a resumed run draws the batches the uninterrupted one would have;
+  ``(seed, step)`` (torch's is seeded from it too), so a resumed run draws what the
+  uninterrupted one would have;
 * ``loss(batch, step)``: a dict of scalar tensors; all of them are logged (means over
   ``log_every`` steps) to ``metrics.jsonl``;
 * ``lr(name, step)``: the learning rate of optimizer ``name`` at ``step`` (default: constant);
@@ -110,16 +111,22 @@ def run(name: str, model: Trainable, config: Any, folder: Path, resume: bool,
     """Train ``model`` in run folder ``folder`` until step ``config.steps``; returns the step reached.
 
     A new run refuses a folder that holds one; ``resume`` continues the one there (with the same
-    settings) from its last checkpoint.
+    settings) from its last checkpoint. A resume with more ``steps`` extends the run; a model whose
+    learning rate follows a schedule over ``steps`` then follows the new one from there.
     """
     digest = open_run(folder, name, config, resume)
-    step = 0
+    step, log = 0, MetricsLog(folder)
     if resume:
         step = load_state(folder / "checkpoint", digest, model.nets, model.optimizers, model.device) or 0
+        log.keep_until(step)
     scaler = torch.amp.GradScaler("cuda", enabled=model.amp)
-    log, acc = MetricsLog(folder), []
+    acc: list[dict[str, float]] = []
     while step < config.steps:
-        terms = model.loss(model.batch(np.random.default_rng([config.seed, step]), step), step)
+        rng = np.random.default_rng([config.seed, step])
+        # Torch's draws (noise, dropout) are seeded per step too: a model's run does not depend on
+        # what ran before it in the process, and a resume needs no RNG state.
+        torch.manual_seed(int(rng.integers(2 ** 63 - 1)))
+        terms = model.loss(model.batch(rng, step), step)
         for opt_name, opt in model.optimizers.items():
             if opt_name in terms:
                 _optimise(model, opt_name, opt, terms[opt_name], scaler, step)
