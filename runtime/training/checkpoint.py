@@ -53,7 +53,8 @@ def open_run(folder: Path, model: str, config: Any, resume: bool) -> str:
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
         if not resume:
-            raise ConfigError(f"{folder} already holds a {model} run; add --resume to continue it or pick another --out")
+            raise ConfigError(f"{folder} already holds a {model} run; add --resume to continue it "
+                              "or pick another --out")
         if old.get("hash") != digest:
             raise ConfigError(f"{folder} holds a {model} run with other settings (hash {str(old.get('hash'))[:12]} "
                               f"vs {digest[:12]}); resume with the same settings or pick another --out")

@@ -8,11 +8,12 @@ import argparse
 import json
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from facepaint.engine.errors import ConfigError
 from facepaint.runtime.training.models import MODELS
@@ -104,8 +105,8 @@ def main(argv: list[str]) -> int:
     """Run ``train``; returns the exit code."""
     from facepaint.runtime.config import load_toml
     from facepaint.runtime.training.config import build_plan
-    from facepaint.runtime.training.prepare import prepare
     from facepaint.runtime.training.models import train_models
+    from facepaint.runtime.training.prepare import prepare
 
     args = build_parser().parse_args(argv)
     plan = build_plan(*([load_toml(args.config)] if args.config else []), args_to_layer(args))

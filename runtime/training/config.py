@@ -98,10 +98,11 @@ def build_plan(*layers: Mapping[str, Any]) -> TrainPlan:
     for key in merged:
         if key not in run_keys and key not in BY_NAME:
             close = difflib.get_close_matches(key, [*run_keys, *BY_NAME], n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(run_keys | set(BY_NAME)))}"
+            known = ", ".join(sorted(run_keys | set(BY_NAME)))
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known: {known}"
             raise ConfigError(f"unknown training config key '{key}'{hint}")
     run = build_config(RunConfig, {k: v for k, v in merged.items() if k in run_keys})
-    configs = {}
+    configs: dict[str, Any] = {}
     # Every table given is checked, also of a model this run leaves out (a typo there is still a typo).
     for name in dict.fromkeys([*run.models, *(k for k in merged if k in BY_NAME)]):
         table = merged.get(name, {})

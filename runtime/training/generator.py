@@ -16,7 +16,7 @@ from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 from facepaint.engine.neural.model_files import GENERATOR, save_model
 from facepaint.runtime.training.data import Batch, PairSampler, make_batch
-from facepaint.runtime.training.loop import TrainData, Trainable
+from facepaint.runtime.training.loop import Trainable, TrainData
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,11 @@ class GeneratorTrainable(Trainable):
             gen = CoarseToFineGenerator(config.arch()).to(device)
         except ValueError as exc:
             raise ConfigError(f"generator: {exc}") from None
-        nets: dict[str, torch.nn.Module] = {"generator": gen}
-        if config.gan > 0:
-            nets["discriminator"] = PatchDiscriminator(3 + 7).to(device)
+        self.cfg, self.gen = config, gen
+        self.disc = PatchDiscriminator(3 + 7).to(device) if config.gan > 0 else None
+        nets: dict[str, torch.nn.Module] = {"generator": gen, **({"discriminator": self.disc} if self.disc is not None else {})}
         super().__init__(nets, {name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.5, 0.999))
                                 for name, net in nets.items()}, device)
-        self.cfg, self.gen, self.disc = config, gen, nets.get("discriminator")
         self.perc = PerceptualLoss().to(device) if config.perceptual > 0 else None
         self.sampler = PairSampler(data.clips, config.region_gain)
         self.clip, self.amp = config.clip, device.type == "cuda"

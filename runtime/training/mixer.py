@@ -25,7 +25,7 @@ from facepaint.engine.neural.model_files import MIXER, save_model
 from facepaint.engine.source_face import SourceConfig, person_layers
 from facepaint.engine.topology import get_topology
 from facepaint.runtime.training.cache import CachedClip
-from facepaint.runtime.training.loop import TrainData, Trainable, cosine
+from facepaint.runtime.training.loop import Trainable, TrainData, cosine
 
 
 @dataclass(frozen=True)
@@ -124,13 +124,15 @@ class MixerTrainable(Trainable):
         self.net = BackgroundMixerNet(config.width, config.levels, config.size).to(device)
         super().__init__({MIXER: self.net}, {MIXER: torch.optim.Adam(self.net.parameters(), lr=config.lr)}, device)
 
-    def batch(self, rng: np.random.Generator, step: int) -> tuple[torch.Tensor, ...]:
+    def batch(self, rng: np.random.Generator, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(face, mask, background) of ``batch`` random pairs."""
-        return tuple(t.to(self.device) for t in self.data.batch(rng, self.cfg.batch))
+        face, mask, back = self.data.batch(rng, self.cfg.batch)
+        return face.to(self.device), mask.to(self.device), back.to(self.device)
 
-    def loss(self, batch: tuple[torch.Tensor, ...], step: int) -> dict[str, torch.Tensor]:
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         """``mixer_losses``."""
-        return mixer_losses(self.net, *batch, self.cfg)
+        face, mask, back = batch
+        return mixer_losses(self.net, face, mask, back, self.cfg)
 
     def lr(self, name: str, step: int) -> float:
         """Cosine decay over the run."""
@@ -138,7 +140,8 @@ class MixerTrainable(Trainable):
 
     def export(self, folder: Path, training: dict[str, Any]) -> list[Path]:
         """``background_mixer.safetensors`` + JSON."""
-        notes = {**training, "clips": self.data.names, "crops": int(len(self.data.crops)), **dataclasses.asdict(self.cfg)}
+        notes = {**training, "clips": self.data.names, "crops": int(len(self.data.crops)),
+                 **dataclasses.asdict(self.cfg)}
         arch = {"width": self.cfg.width, "levels": self.cfg.levels, "size": self.cfg.size}
         return [save_model(folder, MIXER, self.net.cpu(), arch, notes)]
 

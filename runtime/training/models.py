@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from facepaint.runtime.training import generator, mixer, transformer
-from facepaint.runtime.training.loop import TrainData, Trainable, run
+from facepaint.runtime.training.loop import Trainable, TrainData, run
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from facepaint.engine.geometry import umeyama
 from facepaint.engine.neural.landmark_transformer import N_AU, STABLE, AURegressor, LandmarkTransformerNet
 from facepaint.engine.neural.model_files import AU_REGRESSOR, TRANSFORMER, save_model
 from facepaint.runtime.training.cache import CachedClip
-from facepaint.runtime.training.loop import TrainData, Trainable, cosine
+from facepaint.runtime.training.loop import Trainable, TrainData, cosine
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,8 @@ class TransformerTrainable(Trainable):
         notes = {**training, "clips": self.data.names, "frames": int(len(self.data.canon)),
                  **dataclasses.asdict(self.cfg)}
         arch = {TRANSFORMER: {"hidden": self.cfg.hidden, "layers": self.cfg.layers}, AU_REGRESSOR: {}}
-        return [save_model(folder, stem, self.nets[stem].cpu(), arch[stem], notes) for stem in (TRANSFORMER, AU_REGRESSOR)]
+        return [save_model(folder, stem, self.nets[stem].cpu(), arch[stem], notes)
+                for stem in (TRANSFORMER, AU_REGRESSOR)]
 
 
 def lmt_losses(net, regressor, src, au, tgt, edges, cfg: TransformerTrainConfig) -> dict[str, torch.Tensor]:

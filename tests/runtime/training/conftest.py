@@ -33,5 +33,6 @@ def tiny_cache(tiny_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     from facepaint.runtime.training.cache import CacheSettings, build_cache
 
     out = tmp_path_factory.mktemp("cache")
-    build_cache(tiny_clips, out, CacheSettings(max_frames=8, still_crops=4), lambda: MediaPipeTracker(TrackerConfig(smoothing=False)))
+    build_cache(tiny_clips, out, CacheSettings(max_frames=8, still_crops=4),
+                lambda: MediaPipeTracker(TrackerConfig(smoothing=False)))
     return out
