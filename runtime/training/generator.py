@@ -96,7 +96,9 @@ class GeneratorTrainable(Trainable):
             raise ConfigError(f"generator: {exc}") from None
         self.cfg, self.gen = config, gen
         self.disc = PatchDiscriminator(3 + 7).to(device) if config.gan > 0 else None
-        nets: dict[str, torch.nn.Module] = {"generator": gen, **({"discriminator": self.disc} if self.disc is not None else {})}
+        nets: dict[str, torch.nn.Module] = {"generator": gen}
+        if self.disc is not None:
+            nets["discriminator"] = self.disc
         super().__init__(nets, {name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.5, 0.999))
                                 for name, net in nets.items()}, device)
         self.perc = PerceptualLoss().to(device) if config.perceptual > 0 else None
