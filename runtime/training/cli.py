@@ -25,7 +25,8 @@ EXAMPLES = """examples:
   facepaint-live --source me.jpg --driving talk.mp4 --weights my_weights/ --reenactor neural --output out.mp4
 
 models (each a TOML table of its settings; --set <model>.<key>=<value>):
-""" + "\n".join(f"  {m.name:12s} {m.help}" for m in MODELS)
+""" + "\n".join(f"  {m.name:12s} {m.help}; {m.config.__dataclass_fields__['steps'].default} steps unless --steps"
+            for m in MODELS)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="a TOML file of training settings (flags win over it)")
     for row in FLAGS:
-        p.add_argument(row.flag, dest=row.key, type=row.parse, default=None, help=row.help)
+        p.add_argument(row.flag, dest=row.key, type=row.parse, default=None, help=row.help,
+                       metavar=row.key.rpartition(".")[2].upper())
     p.add_argument("--resume", action="store_true", default=None, help="continue the runs in --out")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="one setting, as in the TOML file (repeatable), e.g. generator.perceptual=0")

@@ -118,7 +118,7 @@ def run(name: str, model: Trainable, config: Any, folder: Path, resume: bool,
     step, log = 0, MetricsLog(folder)
     if resume:
         step = load_state(folder / "checkpoint", digest, model.nets, model.optimizers, model.device) or 0
-        log.keep_until(step)
+        log.keep_until(step)  # a run stopped before its first checkpoint starts again from 0
     scaler = torch.amp.GradScaler("cuda", enabled=model.amp)
     acc: list[dict[str, float]] = []
     while step < config.steps:

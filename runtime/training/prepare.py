@@ -26,6 +26,9 @@ def check(plan: TrainPlan) -> None:
     for flag, folder in (("--data", run.data), ("--val", run.val)):
         if folder is not None:
             _check_clips(flag, Path(folder))
+    runs = Path(run.out) / "runs"
+    if run.resume and not any((runs / name / "config.json").is_file() for name, _ in plan.models):
+        raise InputError(f"--resume: no run of {', '.join(run.models)} in {runs}; leave out --resume to start one")
     for name, config in plan.models:
         entry = BY_NAME[name]
         if entry.check is not None:
