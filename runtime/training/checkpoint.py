@@ -40,25 +40,31 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def open_run(folder: Path, model: str, config: Any, resume: bool) -> str:
-    """Create or reopen a model's run folder; returns the config hash.
+def check_run(folder: Path, model: str, config: Any, resume: bool) -> str:
+    """The config hash of a run of ``model`` in ``folder``, after checking that it may start there.
 
     Raises:
         ConfigError: If ``folder`` holds a run and ``resume`` is False, or a run with other
             settings when resuming.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.json"
     digest = config_hash(config)
     if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
         if not resume:
             raise ConfigError(f"{folder} already holds a {model} run; add --resume to continue it "
                               "or pick another --out")
-        if old.get("hash") != digest:
-            raise ConfigError(f"{folder} holds a {model} run with other settings (hash {str(old.get('hash'))[:12]} "
-                              f"vs {digest[:12]}); resume with the same settings or pick another --out")
-    _write(path, json.dumps({"model": model, "config": dataclasses.asdict(config), "hash": digest}, indent=1))
+        if json.loads(path.read_text(encoding="utf-8")).get("hash") != digest:
+            raise ConfigError(f"{folder} holds a {model} run with other settings; resume with the same settings "
+                              "(the file and flags it was started with) or pick another --out")
+    return digest
+
+
+def open_run(folder: Path, model: str, config: Any, resume: bool) -> str:
+    """Create or reopen a model's run folder (``check_run`` first); returns the config hash."""
+    digest = check_run(folder, model, config, resume)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(folder / "config.json", json.dumps({"model": model, "config": dataclasses.asdict(config), "hash": digest},
+                                              indent=1))
     return digest
 
 

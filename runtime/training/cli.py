@@ -25,8 +25,7 @@ EXAMPLES = """examples:
   facepaint-live --source me.jpg --driving talk.mp4 --weights my_weights/ --reenactor neural --output out.mp4
 
 models (each a TOML table of its settings; --set <model>.<key>=<value>):
-""" + "\n".join(f"  {m.name:12s} {m.help}; {m.config.__dataclass_fields__['steps'].default} steps unless --steps"
-            for m in MODELS)
+""" + "\n".join(f"  {m.name:12s} {m.help}; {m.config().steps} steps unless --steps" for m in MODELS)
 
 
 @dataclass(frozen=True)

