@@ -32,7 +32,7 @@ from facepaint.plugins.sources.image import read_image
 from facepaint.plugins.sources.video import VideoSource
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
-from facepaint.runtime.training.validate import engines
+from facepaint.runtime.evaluation.self_reenact import engines
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 INVERSE = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

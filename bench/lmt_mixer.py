@@ -3,26 +3,165 @@
     python bench/lmt_mixer.py --cache /work/cache/lmt/validate [--weights DIR] [--sheet out.png]
         [--parts transformer,mixer,motion]
 
-The cache is ``facepaint.runtime.training.lmt_cache.build_clip_cache`` of media/validate (people the
+The cache is the training cache (``facepaint.runtime.training.cache.build_cache``) of media/validate (people the
 shipped weights never saw). ``motion`` renders the Obama portrait driven by lp_d12 (large head
 turns) with the old whole-crop paste, the geometric mix and the neural mixer, and writes the
 contact sheet (source, driving, old paste, geometric mix, neural transformer + geometric mix,
 neural transformer + neural mixer) on an open-mouth and a head-turn frame.
+
+The figures (they judge trained models on the training cache, so they live here rather than in
+``runtime.evaluation``, which training does not import and which does not import training):
+
+* ``transformer_figures``: self-reenactment landmark error (source = a clip's first frame, every
+  later frame is the truth), identity leak in cross pairs (the output's face shape against the
+  source's and the driver's) and AU consistency (the shipped landmark->AU regressor on the output
+  against the driver's AUs), for both transformers in both reference modes.
+* ``mixer_figures``: background L1 of the mixed crop against the real frame on same-clip pairs.
+* ``head_motion``: how much the background far from the head changes from frame to frame when
+  a portrait follows a head-turning clip, for the old whole-crop paste, the geometric mix and
+  the neural mixer.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from facepaint.engine.background_mixer import MixerConfig
-from facepaint.engine.landmark_transformer import TransformerConfig
+from facepaint.engine.errors import ModelError
+from facepaint.engine.landmark_transformer import GeometricLandmarkTransformer, TransformerConfig
+from facepaint.engine.neural.background_mixer import composite
+from facepaint.engine.neural.landmark_transformer import IBUG, NeuralLandmarkTransformer, to_canonical
+from facepaint.engine.neural.model_files import AU_REGRESSOR, MIXER, TRANSFORMER, load_torch, read_tensors
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+from facepaint.engine.source_face import SourceConfig, prepare_source
 from facepaint.engine.stages import ModelConfig
-from facepaint.runtime.evaluation.lmt_mixer_figures import head_motion, mixer_figures, transformer_figures
+from facepaint.engine.track import FaceTrack
+from facepaint.runtime.training.cache import crop_landmarks
+
+# Face-shape points of the 68: upper jaw, nose, eye corners (they carry identity; an expression
+# moves the chin, mouth, lids and brows).
+SHAPE = IBUG[[0, 1, 2, 3, 13, 14, 15, 16] + list(range(27, 36)) + [36, 39, 42, 45]]
+MODES = ("first", "source")
+
+
+def _faces(rec, rows, box=None, size=None) -> list[FaceTrack]:
+    out = []
+    for k in rows:
+        lm = rec["landmarks"][k] if box is None else crop_landmarks(rec["landmarks"][k], box, size)
+        out.append(FaceTrack(lm.astype(np.float32), rec["blendshapes"][k], rec["rotation"][k], np.zeros(3, np.float32),
+                             rec["au"][k], "mediapipe478", (1, 1)))
+    return out
+
+
+def _source(rec):
+    """The clip's first cached crop as a prepared source, and the crop box/size."""
+    box, size = rec["crop_box"], rec["crops"].shape[1]
+    face = _faces(rec, [int(rec["crop_index"][0])], box, size)[0]
+    return prepare_source(np.ascontiguousarray(rec["crops"][0]), face, SourceConfig()), box, size
+
+
+def _transformers(source, weights):
+    for mode in MODES:
+        yield f"geometric/{mode}", GeometricLandmarkTransformer(source, TransformerConfig(reference=mode))
+        yield f"neural/{mode}", NeuralLandmarkTransformer(source, TransformerConfig(kind="neural", reference=mode),
+                                                           ModelConfig(weights=weights))
+
+
+def transformer_figures(cache: Path, weights: str | None = None) -> dict[str, dict[str, float]]:
+    """Per transformer/mode: ``self_nme`` (mean 68-point error over the source face width,
+    self-reenactment), ``leak_src``/``leak_drv`` (mean canonical face-shape distance of cross
+    outputs to the source and to the driver), ``au_err`` (mean |AU| error, 0..5 scale, cross)."""
+    recs = [np.load(f) for f in sorted(Path(cache).glob("*.npz"))]
+    recs = [r for r in recs if len(r["crops"])]
+    template = read_tensors(TRANSFORMER, weights, ("template",))["template"].astype(np.float64)
+    regressor = load_torch(AU_REGRESSOR, weights)
+    acc: dict[str, dict[str, list[float]]] = {}
+    still = []
+    for a, rec in enumerate(recs):
+        source, box, size = _source(rec)
+        # The cached crop's pixels -> the prepared source's (padded) crop pixels.
+        truth = crop_landmarks(rec["landmarks"], box, size)[:, IBUG, :2] - np.asarray(source.origin)
+        still.append(np.linalg.norm(source.landmarks[IBUG, :2] - truth, axis=-1).mean() / source.face_width)
+        drivers = _faces(rec, range(len(rec["landmarks"])))
+        other = recs[(a + 1) % len(recs)]
+        cross = _faces(other, range(len(other["landmarks"])))
+        src_shape = to_canonical(source.landmarks, template)[SHAPE]
+        for name, tr in _transformers(source, weights):
+            row = acc.setdefault(name, {})
+            tr.calibrate(drivers[0])
+            out = np.stack([tr.transform(f).landmarks[IBUG, :2] for f in drivers])
+            row.setdefault("self_nme", []).append(np.linalg.norm(out - truth, axis=-1).mean() / source.face_width)
+            tr.calibrate(cross[0])
+            outs = np.stack([to_canonical(tr.transform(f).landmarks, template) for f in cross])
+            drv = np.stack([to_canonical(f.landmarks, template)[SHAPE] for f in cross])
+            row.setdefault("leak_src", []).append(np.abs(outs[:, SHAPE] - src_shape).mean())
+            row.setdefault("leak_drv", []).append(np.abs(outs[:, SHAPE] - drv).mean())
+            with torch.no_grad():
+                aus = regressor(torch.from_numpy(outs.astype(np.float32))).numpy() * 5.0
+            row.setdefault("au_err", []).append(np.abs(aus - other["au"][:, :17]).mean())
+    figures = {name: {k: float(np.mean(v)) for k, v in row.items()} for name, row in acc.items()}
+    figures["still source"] = {"self_nme": float(np.mean(still))}
+    return figures
+
+
+def mixer_figures(cache: Path, weights: str | None = None, pairs: int = 256) -> dict[str, float]:
+    """Background-region L1 (0..1 scale, over pixels outside the target's person mask) of the
+    plain mix and of the neural mixer on fixed same-clip pairs, and the same over the part of
+    it the other frame's person hid (what must be invented)."""
+    from facepaint.engine.neural.background_mixer import BackgroundMixerNet
+    from facepaint.runtime.training.cache import load_cache
+    from facepaint.runtime.training.mixer import MixerData
+
+    net = load_torch(MIXER, weights)
+    if not isinstance(net, BackgroundMixerNet):
+        raise ModelError(f"{MIXER} weights hold a {type(net).__name__}, not a BackgroundMixerNet")
+    data = MixerData(load_cache(cache)[1], net.size)
+    rng = np.random.default_rng(7)
+    sums = {"geometric": [0.0, 0.0], "neural": [0.0, 0.0]}
+    counts = [0.0, 0.0]
+    for start in range(0, pairs, 32):
+        face, mask, back = data.batch(rng, min(32, pairs - start))
+        hidden = (_person_of_background(back, face) & (mask < 0.5)).float()
+        outside = (mask < 0.5).float()
+        with torch.no_grad():
+            rgb, m = net(face, mask, back)
+        outs = {"geometric": composite(face, mask, back), "neural": composite(rgb, m, back)}
+        for name, out in outs.items():
+            err = (out - face).abs().mean(1, keepdim=True)
+            sums[name][0] += float((err * outside).sum())
+            sums[name][1] += float((err * hidden).sum())
+        counts[0] += float(outside.sum())
+        counts[1] += float(hidden.sum())
+    return {f"{name}/{region}": s[i] / max(counts[i], 1.0) for name, s in sums.items()
+            for i, region in enumerate(("background", "uncovered"))}
+
+
+def _person_of_background(back: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """Where the background differs from the target frame by more than noise (the inpainted
+    person of the other frame, or whatever moved), (B, 1, H, W) bool."""
+    return (back - face).abs().mean(1, keepdim=True) > 0.04
+
+
+def head_motion(engines: dict, frames: list, faces: list, far: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per engine: mean absolute frame-to-frame change (0..255) of the ``far`` pixels and ms per
+    render, over a driving sequence."""
+    out = {}
+    for name, render in engines.items():
+        prev, diffs, t0 = None, [], time.perf_counter()
+        for k, (frame, face) in enumerate(zip(frames, faces, strict=True)):
+            img = render(frame, face, k / 25.0).astype(np.float32)
+            if prev is not None:
+                diffs.append(np.abs(img - prev)[far].mean())
+            prev = img
+        out[name] = {"bg_change": float(np.mean(diffs)), "ms": 1000 * (time.perf_counter() - t0) / len(frames)}
+    return out
+
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 

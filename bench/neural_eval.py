@@ -18,8 +18,8 @@ import numpy as np
 
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
+from facepaint.runtime.evaluation.self_reenact import KEYS, self_reenact
 from facepaint.runtime.training.cache import clip_files
-from facepaint.runtime.training.validate import KEYS, self_reenact
 
 ROOT = Path(__file__).resolve().parents[1]
 

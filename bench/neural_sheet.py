@@ -23,7 +23,7 @@ from facepaint.plugins.sources.image import read_image
 from facepaint.plugins.sources.video import VideoSource
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
-from facepaint.runtime.training.validate import engines
+from facepaint.runtime.evaluation.self_reenact import engines
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"

@@ -22,7 +22,7 @@ from facepaint.plugins.sources.image import read_image
 from facepaint.plugins.sources.video import VideoSource
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
-from facepaint.runtime.training.validate import engines
+from facepaint.runtime.evaluation.self_reenact import engines
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 

@@ -29,7 +29,6 @@ from facepaint.runtime.flags import add_engine_flags, engine_layer
 SCHEMA = "facepaint-bench/1"
 BENCH_KEYS = ("schema", "fps", "floor_fps", "ratio", "passthrough_fps", "stages", "floor_stages",
               "latency_ms", "frames", "runs", "source", "driving", "device", "encoder", "machine", "date")
-MACHINE_KEYS = ("cpu", "cores", "gpu", "platform")
 # The headline pair: a 512x512 portrait driven by a 512x512, 448-frame talking clip.
 DEFAULT_SOURCE = "portraits/lp_s42.jpg (in the shared media folder)"
 

@@ -23,6 +23,7 @@ from facepaint.engine.backends.base import BackendOptions
 from facepaint.engine.backends.onnx import OnnxBackend
 from facepaint.engine.backends.spec import read_spec
 from facepaint.engine.backends.torch import TorchBackend
+from facepaint.engine.errors import ModelError
 from facepaint.engine.neural.model_files import STAGE_MODELS, weights_file
 
 
@@ -81,7 +82,8 @@ def _cuda_runners(source: Path, inputs: dict[str, torch.Tensor]) -> dict[str, Ca
     gpu = TorchBackend(BackendOptions(device="cuda", precision="fp16"))
     gpu.load(source)
     module = gpu.module
-    assert module is not None
+    if module is None:
+        raise ModelError(f"{source}: the torch backend loaded no module on the GPU")
     args = [t.to("cuda", torch.float16 if t.is_floating_point() else t.dtype) for t in inputs.values()]
     graphed = GraphedModule(module, *args)
 

@@ -66,7 +66,6 @@ IDENTITY_KEYS = ("aed_median", "aed_mean", "csim_median", "csim_mean", "same_per
                  "frames_judged", "faces_missing")
 EXPRESSION_KEYS = ("ed_blendshapes", "ed_au", "signals")
 SIGNAL_KEYS = tuple(M.SIGNALS)
-SIGNAL_FIGURES = ("r", "amplitude", "lag_frames")
 LANDMARK_KEYS = ("akd", "mode", "jitter")
 ANGLE_KEYS = M.ANGLES
 BOUND_NAMES = M.BOUND_NAMES

@@ -1,1 +1,2 @@
-"""Training of the neural stages: data caches, losses and resumable training loops."""
+"""Training of the neural stages: one clip cache, one loop each model plugs into (``loop.py``),
+one checkpoint format, settings from TOML and flags; ``facepaint-live train`` runs it."""

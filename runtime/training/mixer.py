@@ -1,4 +1,4 @@
-"""Training of ``BackgroundMixerNet`` on self-supervised pairs from the clip cache.
+"""Training of ``BackgroundMixerNet`` on self-supervised pairs from the clip cache's still-box crops.
 
 A pair is two fixed-box crops of one clip (the camera does not move): the target frame's own
 person (its head hull mask, as the engine makes it) is the reenacted face, and the other frame
@@ -10,8 +10,10 @@ perceptual loss: no backbone licensed for it is installed here (see the model ca
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,14 +24,14 @@ from facepaint.engine.neural.background_mixer import BackgroundMixerNet, composi
 from facepaint.engine.neural.model_files import MIXER
 from facepaint.engine.source_face import SourceConfig, person_layers
 from facepaint.engine.topology import get_topology
-from facepaint.runtime.training.lmt_cache import crop_landmarks
-from facepaint.runtime.training.lmt_common import MetricsLog, load_checkpoint, open_run, save_checkpoint
+from facepaint.runtime.training.cache import CachedClip
+from facepaint.runtime.training.loop import Trainable, TrainData, cosine
 from facepaint.runtime.training.publish import save_model
 
 
 @dataclass(frozen=True)
 class MixerTrainConfig:
-    """Mixer training settings.
+    """Mixer training settings (the ``[mixer]`` table).
 
     Attributes:
         steps: Optimiser steps.
@@ -39,8 +41,7 @@ class MixerTrainConfig:
             crops are resized to ``size``.
         w_tv, w_mask: Weights of the mask's total variation and L2.
         seed: Seed of the weights and of the pair sampling (per step).
-        log_every, checkpoint_every: Steps between metrics lines / checkpoints.
-        device: ``cpu`` or ``cuda``.
+        log_every, save_every: Steps between metrics lines / checkpoints.
     """
 
     steps: int = 1500
@@ -53,39 +54,40 @@ class MixerTrainConfig:
     w_mask: float = 0.002
     seed: int = 0
     log_every: int = 50
-    checkpoint_every: int = 250
-    device: str = "cpu"
+    save_every: int = 250
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.batch, self.log_every, self.save_every) < 1 or self.lr <= 0:
+            raise ValueError("steps, batch, log_every and save_every must be >= 1 and lr > 0")
 
 
 class MixerData:
-    """Crops, person masks and person-removed backgrounds of every cached clip (float32 in [0, 1]).
+    """Still-box crops, person masks and person-removed backgrounds of the cached clips (float32
+    in [0, 1]).
 
     Args:
-        cache: Folder of ``.npz`` clips (see ``lmt_cache``).
+        clips: Cached clips (those with fewer than two still crops are left out).
         size: Side the crops are resized to (person layers are made at the cached size first).
     """
 
-    def __init__(self, cache: Path, size: int = 64) -> None:
-        files = sorted(Path(cache).glob("*.npz"))
-        if not files:
-            raise InputError(f"no cached clips (*.npz) in {cache}; build the cache first")
+    def __init__(self, clips: list[CachedClip], size: int = 64) -> None:
         topo, cfg = get_topology("mediapipe478"), SourceConfig()
         crops, masks, backs, clip = [], [], [], []
         self.names = []
-        for c, f in enumerate(files):
-            rec = np.load(f)
-            if len(rec["crops"]) < 2:
+        for c, rec in enumerate(clips):
+            if len(rec.still_crops) < 2:
                 continue
-            self.names.append(f.stem)
-            size = rec["crops"].shape[1]
-            lms = crop_landmarks(rec["landmarks"][rec["crop_index"]], rec["crop_box"], size)
-            for img, lm in zip(rec["crops"], lms, strict=True):
+            self.names.append(rec.name)
+            for img, lm in zip(rec.still_crops, rec.still_landmarks(), strict=True):
                 bg, mask = person_layers(img, lm.astype(np.float64), topo, cfg)
                 img, mask, bg = (cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in (img, mask, bg))
                 crops.append(img)
                 masks.append(mask)
                 backs.append(bg)
                 clip.append(c)
+        if not crops:
+            raise InputError("no cached clip holds two still-box crops to train the mixer on; rebuild the cache "
+                             "with cache.still_crops >= 2")
         self.crops = np.stack(crops).astype(np.float32) / 255.0
         self.masks = np.stack(masks)[:, None].astype(np.float32)
         self.backs = np.stack(backs).astype(np.float32) / 255.0
@@ -106,50 +108,45 @@ class MixerData:
 
 
 def mixer_losses(net: BackgroundMixerNet, face, mask, back, cfg: MixerTrainConfig) -> dict[str, torch.Tensor]:
-    """The loss terms and their weighted sum (``total``) on one batch."""
+    """The loss terms and their weighted sum (``background_mixer``) on one batch."""
     rgb, m = net(face, mask, back)
     out = composite(rgb, m, back)
     l1 = (out - face).abs().mean()
     tv = (m[..., 1:, :] - m[..., :-1, :]).abs().mean() + (m[..., 1:] - m[..., :-1]).abs().mean()
     l2 = (m ** 2).mean()
-    return {"total": l1 + cfg.w_tv * tv + cfg.w_mask * l2, "l1": l1, "mask_tv": tv, "mask_l2": l2}
+    return {MIXER: l1 + cfg.w_tv * tv + cfg.w_mask * l2, "l1": l1, "mask_tv": tv, "mask_l2": l2}
 
 
-def train_background_mixer(cache: Path, out: Path, config: MixerTrainConfig = MixerTrainConfig(),
-                           resume: bool = False) -> Path:
-    """Train the mixer on a cache; write ``background_mixer.safetensors`` (fp16) into ``out``.
+class MixerTrainable(Trainable):
+    """A ``BackgroundMixerNet`` on same-clip pairs of still-box crops."""
 
-    Args:
-        cache: Training cache folder (``lmt_cache`` output).
-        out: Run folder (config, checkpoints, metrics.jsonl, final weights).
-        config: Settings.
-        resume: Continue the run in ``out`` from its checkpoint.
+    def __init__(self, config: MixerTrainConfig, data: TrainData, device: torch.device) -> None:
+        self.cfg, self.data = config, MixerData(data.clips, config.size)
+        self.net = BackgroundMixerNet(config.width, config.levels, config.size).to(device)
+        super().__init__({MIXER: self.net}, {MIXER: torch.optim.Adam(self.net.parameters(), lr=config.lr)}, device)
 
-    Returns:
-        The final weights path.
-    """
-    torch.manual_seed(config.seed)
-    start = open_run(out, config, resume)
-    data = MixerData(cache, config.size)
-    dev = torch.device(config.device)
-    net = BackgroundMixerNet(config.width, config.levels, config.size).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    if start:
-        load_checkpoint(out, {"mixer": net}, {"mixer": opt})
-    log = MetricsLog(out)
-    for step in range(start, config.steps):
-        rng = np.random.default_rng([config.seed, step])
-        face, mask, back = (t.to(dev) for t in data.batch(rng, config.batch))
-        terms = mixer_losses(net, face, mask, back, config)
-        for group in opt.param_groups:
-            group["lr"] = config.lr * (0.1 + 0.45 * (1 + np.cos(np.pi * step / config.steps)))
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        opt.step()
-        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            log(step + 1, **{k: float(v.detach()) for k, v in terms.items()})
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            save_checkpoint(out, step + 1, {"mixer": net}, {"mixer": opt})
-    training = {"cache": str(cache), "clips": data.names, "crops": int(len(data.crops)), **asdict(config)}
-    arch = {"width": config.width, "levels": config.levels, "size": config.size}
-    return save_model(out, MIXER, net.cpu(), arch, training)
+    def batch(self, rng: np.random.Generator, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(face, mask, background) of ``batch`` random pairs."""
+        face, mask, back = self.data.batch(rng, self.cfg.batch)
+        return face.to(self.device), mask.to(self.device), back.to(self.device)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """``mixer_losses``."""
+        face, mask, back = batch
+        return mixer_losses(self.net, face, mask, back, self.cfg)
+
+    def lr(self, name: str, step: int) -> float:
+        """Cosine decay over the run."""
+        return cosine(self.cfg.lr, step, self.cfg.steps)
+
+    def export(self, folder: Path, training: dict[str, Any]) -> list[Path]:
+        """``background_mixer.safetensors`` + JSON."""
+        notes = {**training, "clips": self.data.names, "crops": int(len(self.data.crops)),
+                 **dataclasses.asdict(self.cfg)}
+        arch = {"width": self.cfg.width, "levels": self.cfg.levels, "size": self.cfg.size}
+        return [save_model(folder, MIXER, self.net.cpu(), arch, notes)]
+
+
+def build(config: MixerTrainConfig, data: TrainData, device: torch.device) -> MixerTrainable:
+    """The background mixer's ``Trainable``."""
+    return MixerTrainable(config, data, device)
