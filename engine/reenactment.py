@@ -3,6 +3,7 @@ handling (hold the last motion, then ease back to the source at rest; blend back
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,8 +88,10 @@ class ReenactmentEngine:
         measure: Reads the blendshapes of the edited still, to correct ``config.expression``
             toward what it asks for (None: the edit is not checked).
         neutral: The driving face motion is measured from (None: the first one the engine meets).
-        follow_neutral: Live ``--reference auto``: start from the first face, move the neutral to
-            calmer ones (``NeutralEstimator``) until ``recalibrate`` pins it.
+        live: A live stream: with ``reference="auto"`` the engine starts from the first face and
+            moves the neutral to calmer ones (``NeutralEstimator``) until ``recalibrate`` pins it.
+        still: Driven by one still image, which has no neutral frame to measure motion from: it
+            is always read against the source's own face (``reference="source"``).
         background: Puts the person of every output frame over another background (None: keep it).
 
     Raises:
@@ -98,8 +101,11 @@ class ReenactmentEngine:
     """
 
     def __init__(self, config: EngineConfig, image: np.ndarray, face: FaceTrack, *, measure: Measure | None = None,
-                 neutral: FaceTrack | None = None, follow_neutral: bool = False,
+                 neutral: FaceTrack | None = None, live: bool = False, still: bool = False,
                  background: BackgroundReplacer | None = None) -> None:
+        if still:
+            transformer = dataclasses.replace(config.transformer, reference="source")
+            config = dataclasses.replace(config, transformer=transformer)
         self.config = config
         self.source: SourceFace = prepare_source(image, face, config.source)
         self.transformer: LandmarkTransformer = _stage("transformer", config.transformer, self.source, config.model)
@@ -116,7 +122,7 @@ class ReenactmentEngine:
         self.expression = config.expression
         self._basis: ExpressionBasis | None = None
         self.set_expression(config.expression, measure)
-        self._estimator = NeutralEstimator() if follow_neutral else None
+        self._estimator = NeutralEstimator() if live and config.transformer.reference == "auto" else None
         if neutral is not None:
             self.transformer.calibrate(neutral)
         self.background = background

@@ -282,7 +282,8 @@ def open_parts(config: AppConfig) -> LiveParts:
         preview = stack.enter_context(PreviewSink()) if config.preview else None
         camera = open_camera(config)
         stack.callback(camera.close)
-        size = (config.virtual_camera.size[0], config.virtual_camera.size[1])
+        width, height = config.virtual_camera.size
+        size = (width, height)
         sinks: list[Sink] = []
         if config.vcam:
             from facepaint.plugins.sinks.vcam import VirtualCamSink
@@ -328,7 +329,7 @@ def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
     """
     parts = parts if parts is not None else open_parts(config)
     live = LiveRun(parts, duration=config.duration, capacity=config.runtime.live_queue)
-    live.controls.expression = ExpressionStepper(config.engine.expression)
+    live.controls.expression = ExpressionStepper(parts.session.engine.expression)  # the edit it was built with
     try:
         live.run()
     finally:

@@ -185,7 +185,7 @@ def _driver(stack: ExitStack, config: AppConfig, session: Session, workers: int)
     ones opened here and closed with ``stack``."""
     driver = session.driver()
     if workers > 1:
-        extra = [stack.enter_context(contextlib.closing(open_tracker(config, live=False)))
+        extra = [stack.enter_context(contextlib.closing(open_tracker(config.tracker, live=False)))
                  for _ in range(workers - 1)]
         stack.callback(driver.track_in_parallel(extra).close)
     return driver

@@ -17,6 +17,7 @@ import numpy as np
 from facepaint.engine.reenactment import Measure, ReenactmentEngine
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Frame, StreamTimestamps, Tracker, load_plugin
+from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig
@@ -25,34 +26,28 @@ from facepaint.runtime.portrait import Portrait, load_portrait
 from facepaint.runtime.reference import Reference, stream_reference
 
 
-def open_tracker(config: AppConfig, *, live: bool) -> Tracker:
-    """The tracker plugin named by ``config.tracker``.
+def open_tracker(config: TrackerConfig, *, live: bool) -> Tracker:
+    """The tracker plugin named by ``config.name``.
 
     A file render turns the tracker's own causal smoothing off: it smooths with
     ``CenteredSmoother`` instead, which looks ahead and so does not make the output trail the face.
     """
-    tracker = config.tracker
-    return load_plugin("facepaint.trackers", tracker.name)(tracker if live else dataclasses.replace(tracker,
-                                                                                                   smoothing=False))
+    return load_plugin("facepaint.trackers", config.name)(config if live else dataclasses.replace(config,
+                                                                                                 smoothing=False))
 
 
 def open_engine(config: AppConfig, portrait: Portrait, *, tracker: Tracker | None = None,
                 reference: Reference | None = None, still: bool = False, live: bool = False) -> ReenactmentEngine:
     """The reenactment engine prepared for ``portrait``, complete: its stages built from
     ``config.engine``, its edit checked with ``tracker`` (image mode; None: not checked), its
-    neutral (``reference``; None: the first driving face) and ``config.background`` given.
-
-    A still driving image has no neutral frame to measure motion from, so it is always read
-    against the source's own face (``reference="source"``); videos use the configured reference.
+    neutral (``reference``; None: the first driving face) and ``config.background`` given; ``still``
+    and ``live`` as ``ReenactmentEngine`` takes them.
     """
-    engine = config.engine
-    if still:
-        engine = dataclasses.replace(engine, transformer=dataclasses.replace(engine.transformer, reference="source"))
     background = open_background(config.background, portrait.image, portrait.face) if config.background else None
-    return ReenactmentEngine(engine, portrait.image, portrait.face,
+    return ReenactmentEngine(config.engine, portrait.image, portrait.face,
                              measure=measure_with(tracker) if tracker is not None else None,
-                             neutral=reference.face if reference else None,
-                             follow_neutral=live and engine.transformer.reference == "auto", background=background)
+                             neutral=reference.face if reference else None, live=live, still=still,
+                             background=background)
 
 
 def measure_with(tracker: Tracker) -> Measure:
@@ -88,7 +83,7 @@ class Session:
         self.live, self.still = live, still
         self.smooth = not live and config.tracker.smoothing
         self._mode = config.engine.transformer.reference
-        self.tracker = open_tracker(config, live=live)
+        self.tracker = open_tracker(config.tracker, live=live)
         try:
             self.portrait = load_portrait(config, self.tracker, image)
             self.tracker.reset()  # the portrait was tracked in image mode; the stream starts afresh

@@ -77,6 +77,7 @@ class FakeEngine:
         self.recalibrated = self.closed = 0
         self.reference: FaceTrack | None = None
         self.expressions: list[object] = []
+        self.expression = None  # the edit it was built with: none
         self.following_neutral = False
         self.models: tuple[str, ...] = ()
 

@@ -175,7 +175,7 @@ def _drive(media: Path, tracker, regions: list[str], frames: int = 120) -> tuple
     clip = media / "driving" / "lp_d3.mp4"
     config = build_app_config({"source": str(media / "portraits" / "lp_s42.jpg"), "driving": str(clip),
                                "output": "x.mp4", "engine": {"transformer": {"regions": regions}}})
-    drive = open_tracker(config, live=False)
+    drive = open_tracker(config.tracker, live=False)
     try:
         portrait = load_portrait(config, drive)
         drive.reset()
