@@ -200,8 +200,9 @@ def add_flags(parser: argparse.ArgumentParser, command: str, flags: Iterable[Fla
         target.add_argument(f.flag, **options)
 
 
-def config_layer(args: argparse.Namespace, flags: Iterable[Flag] = FLAGS) -> dict[str, Any]:
-    """The config layer of the flags that were given (absent ones: the config's own default).
+def config_layer(args: argparse.Namespace, command: str = MAIN, flags: Iterable[Flag] = FLAGS) -> dict[str, Any]:
+    """The config layer of the flags of ``command`` that were given (absent ones: the config's own
+    default); the command's other options (``eval --json``) are not read.
 
     Raises:
         ConfigError: A value its row's ``parse`` cannot read (``--au``, ``--size`` ...).
@@ -209,7 +210,7 @@ def config_layer(args: argparse.Namespace, flags: Iterable[Flag] = FLAGS) -> dic
     layer: dict[str, Any] = {}
     for f in flags:
         value = getattr(args, f.dest, None)
-        if f.key is None or value is None or value is False:
+        if command not in f.commands or f.key is None or value is None or value is False:
             continue
         if f.switch is not None:
             value = f.switch

@@ -81,7 +81,7 @@ class Session:
     def __init__(self, config: AppConfig, *, live: bool, still: bool = False, image: np.ndarray | None = None,
                  limit: int | None = None) -> None:
         self.live, self.still = live, still
-        self.smooth = not live and config.tracker.smoothing
+        self._smooth = not live and config.tracker.smoothing
         self._mode = config.engine.transformer.reference
         self.tracker = open_tracker(config.tracker, live=live)
         try:
@@ -104,7 +104,7 @@ class Session:
 
     def driver(self) -> Driver:
         """A new per-frame driver over this session's tracker and engine."""
-        return Driver(self.tracker, self.engine, CenteredSmoother() if self.smooth else None)
+        return Driver(self.tracker, self.engine, CenteredSmoother() if self._smooth else None)
 
     def close(self) -> None:
         """Close the engine and the tracker once; later calls do nothing."""

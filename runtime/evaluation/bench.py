@@ -233,7 +233,7 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     if args.max_frames is not None and args.max_frames < 2:
         raise ConfigError(f"--max-frames must be >= 2, got {args.max_frames}")
-    report = bench(args.source, args.driving, config_layer(args).get("engine", {}), args.max_frames, args.repeat,
+    report = bench(args.source, args.driving, config_layer(args, BENCH).get("engine", {}), args.max_frames, args.repeat,
                    progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
     print("\n".join(summary_lines(report)))
     if args.json_path:

@@ -289,7 +289,7 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     config = config_from_args(args)
     report = evaluate(config, progress=lambda msg: print(f"eval: {msg}", file=sys.stderr, flush=True),
-                      engine=config_layer(args).get("engine", {}))
+                      engine=config_layer(args, EVAL).get("engine", {}))
     print("\n".join(summary_lines(report)))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))
