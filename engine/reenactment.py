@@ -129,7 +129,7 @@ class ReenactmentEngine:
 
     @property
     def following_neutral(self) -> bool:
-        """Whether the driving neutral is being refined live (``follow_neutral``)."""
+        """Whether the driving neutral is being refined live (built with ``live=True``, reference ``auto``)."""
         return self._estimator is not None
 
     def reference_state(self) -> str:
@@ -218,7 +218,7 @@ class ReenactmentEngine:
 
     def recalibrate(self) -> None:
         """The next driving face seen becomes the neutral (the output blends there, no jump); a
-        neutral followed live (``follow_neutral``) stays there."""
+        neutral followed live stays there."""
         if self._estimator is not None:
             self._estimator.pin()
         self._restart_neutral()

@@ -3,7 +3,7 @@
 The choosing is ``facepaint.engine.reference``; this module feeds it faces. The clip is decoded
 and tracked once before the engine is built (every frame up to ``PREPASS_FRAMES``, then evenly
 spaced frames) and the engine is given the chosen face as its neutral. Live, the engine refines
-its own neutral (``ReenactmentEngine(follow_neutral=True)``).
+its own neutral (``ReenactmentEngine(live=True)``).
 """
 
 from __future__ import annotations
