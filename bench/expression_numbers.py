@@ -2,7 +2,7 @@
 
 Per portrait and expression: smile (mean mouthSmile), jawOpen and browInnerUp read by MediaPipe
 (image mode) on the edited still, and dlib's descriptor distance to the source. The edits are
-made as the CLI makes them (``refine_expression`` included).
+made as the CLI makes them (each edit checked by re-tracking it).
 
     python bench/expression_numbers.py                                   # strength 1.0
     python bench/expression_numbers.py --strength 0.6 --portraits obama,lp_s42
@@ -20,8 +20,7 @@ import numpy as np
 from facepaint.engine.expression import EXPRESSIONS, ExpressionConfig
 from facepaint.runtime.config import build_app_config
 from facepaint.runtime.evaluation.identity import IdentityJudge
-from facepaint.runtime.expression import refine_expression
-from facepaint.runtime.session import Session
+from facepaint.runtime.session import Session, measure_with
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reference = judge.descriptor(session.portrait.image)
             print(f"{name:8s} source    {figures(session.portrait.face)}")
             for expression in EXPRESSIONS:
-                engine.set_expression(ExpressionConfig(expression=expression, strength=args.strength))
-                refine_expression(engine, tracker)
+                engine.set_expression(ExpressionConfig(expression=expression, strength=args.strength),
+                                      measure_with(tracker))
                 out = engine.rest()
                 found = tracker.track(out, None)
                 distance = float(np.linalg.norm(judge.descriptor(out) - reference))

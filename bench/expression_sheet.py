@@ -20,7 +20,7 @@ import numpy as np
 from facepaint.engine.expression import EXPRESSIONS
 from facepaint.runtime.config import build_app_config
 from facepaint.runtime.expression import render_sheet
-from facepaint.runtime.session import Session
+from facepaint.runtime.session import Session, measure_with
 
 TILE_SCALE = 0.45  # tiles half the CLI sheet's size: 10 rows x 9 tiles stay one page
 # The page is stored as a 256-colour PNG: about 1.5 MB instead of 6 MB in the repository.
@@ -33,7 +33,7 @@ def portrait_row(path: Path, strengths: Sequence[float]) -> np.ndarray:
     """The source and each expression, one row per strength."""
     config = build_app_config({"source": str(path), "expressions": list(EXPRESSIONS), "output": "unused.png"})
     with Session(config, live=False) as session:
-        rows = [render_sheet(session.engine, session.tracker, config.engine.expression, EXPRESSIONS, (s,),
+        rows = [render_sheet(session.engine, measure_with(session.tracker), config.engine.expression, EXPRESSIONS, (s,),
                              columns=99) for s in strengths]
     return np.concatenate(rows)
 

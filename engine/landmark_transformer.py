@@ -16,6 +16,8 @@ from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import check_kind
 from facepaint.engine.track import FaceTrack
 
+GAIN_RANGE = (0.0, 2.0)  # the gains on the transferred motion (expression, rotation, translation, mouth)
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -77,8 +79,9 @@ class TransformerConfig:
             raise ValueError(f"regions must be a non-empty subset of {', '.join(REGIONS)}, got {', '.join(regions)}")
         object.__setattr__(self, "regions", regions)
         for name in ("expression", "rotation", "translation", "mouth"):
-            if not 0.0 <= getattr(self, name) <= 2.0:
-                raise ValueError(f"{name} gain must be in [0, 2], got {getattr(self, name)}")
+            lo, hi = GAIN_RANGE
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} gain must be in [{lo:g}, {hi:g}], got {getattr(self, name)}")
         if not 0.0 <= self.blink_closed < self.blink_open <= 1.0:
             raise ValueError(f"need 0 <= blink_closed < blink_open <= 1, got {self.blink_closed}, {self.blink_open}")
         if not 0.0 <= self.smile_headroom <= 1.0:

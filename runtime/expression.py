@@ -1,4 +1,4 @@
-"""Expression control in the CLI: its flags, their parsing, and the still edits (no driving needed).
+"""Expression control in the CLI: the still edits (no driving needed) and the live hotkeys.
 
     facepaint-live --source me.jpg --expression happy --output happy.png
     facepaint-live --source me.jpg --au AU12=0.8,AU4=-0.3 --pose yaw=10 --output x.png
@@ -10,7 +10,6 @@ This module is CLI layer: the summary line goes to stderr from here.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -20,151 +19,10 @@ import cv2
 import numpy as np
 
 from facepaint.engine.errors import ConfigError
-from facepaint.engine.expression import (
-    EXPRESSIONS,
-    POSE_AXES,
-    STRENGTH_RANGE,
-    ExpressionConfig,
-    blendshape_offset,
-    refined_channels,
-)
-from facepaint.engine.regions import REGIONS
+from facepaint.engine.expression import EXPRESSIONS, POSE_AXES, STRENGTH_RANGE, ExpressionConfig
+from facepaint.engine.reenactment import Measure
 
-# Re-track-and-correct rounds of an edit, and the largest correction (blendshape units): the
-# linear basis undershoots on faces far from its training data (Biden's neutral: smile 0.97 ->
-# 0.48 uncorrected); two rounds bring the tracker's reading to the request where the basis can.
-REFINE_STEPS = 2
-REFINE_LIMIT = 0.4
 SHEET_TILE = 360  # contact-sheet tile height in pixels: faces large enough to judge an expression
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The expression flags of the main command."""
-    g = p.add_argument_group("expression control")
-    g.add_argument("--expression", help=f"apply an expression: {', '.join(EXPRESSIONS)} (neutral removes the "
-                   "source's own); on a still without --driving/--cam, or as an offset to the driving motion")
-    g.add_argument("--strength", type=float, help="how far toward the expression, 0..1.5 (default 1)")
-    g.add_argument("--au", help="AU edits, e.g. AU12=0.8,AU4=-0.3: a signed value adds, an unsigned one sets")
-    g.add_argument("--pose", help="head pose offset in degrees, e.g. yaw=10,pitch=-5,roll=0")
-    g.add_argument("--expressions", help="contact sheet of the source and these expressions ('all' or a "
-                   "comma list) into --output IMAGE")
-    g.add_argument("--regions", help=f"parts of the driving motion to transfer, comma list of {','.join(REGIONS)}")
-    g.add_argument("--expression-scale", type=float, help="gain on the driving expression, 0..2 (default 1)")
-    g.add_argument("--pose-scale", type=float, help="gain on the driving head motion, 0..2 (default 1)")
-    g.add_argument("--background", help="put the person over IMAGE, a colour (#00ff00, green) or blur")
-
-
-def args_layer(args: argparse.Namespace) -> dict[str, Any]:
-    """The config layer of the expression flags (only what was given).
-
-    Raises:
-        ConfigError: On a malformed ``--au``, ``--pose``, ``--regions`` or ``--expressions``.
-    """
-    expression: dict[str, Any] = {}
-    if args.expression is not None:
-        expression["expression"] = args.expression
-    if args.strength is not None:
-        expression["strength"] = args.strength
-    if args.au:
-        expression["au"] = parse_au(args.au)
-    if args.pose:
-        expression["pose"] = parse_pose(args.pose)
-    transformer: dict[str, Any] = {}
-    if args.regions:
-        transformer["regions"] = parse_regions(args.regions)
-    if args.expression_scale is not None:
-        transformer["expression"] = args.expression_scale
-    if args.pose_scale is not None:
-        transformer["rotation"] = transformer["translation"] = args.pose_scale
-    engine = {k: v for k, v in (("expression", expression), ("transformer", transformer)) if v}
-    layer: dict[str, Any] = {"engine": engine} if engine else {}
-    if args.expressions:
-        layer["expressions"] = parse_expressions(args.expressions)
-    if args.background:
-        layer["background"] = args.background
-    return layer
-
-
-def _pairs(text: str, flag: str, example: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise ConfigError(f"{flag} wants NAME=VALUE pairs such as {example}, got '{item}'")
-        pairs.append((name.strip(), value.strip()))
-    if not pairs:
-        raise ConfigError(f"{flag} wants NAME=VALUE pairs such as {example}, got '{text}'")
-    return pairs
-
-
-def _number(flag: str, name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"{flag} {name}: '{value}' is not a number") from None
-
-
-def parse_au(text: str) -> tuple[tuple[str, float, bool], ...]:
-    """``AU12=0.8,AU4=-0.3`` -> ``(("AU12", 0.8, False), ("AU4", -0.3, True))``: signed adds."""
-    return tuple((name, _number("--au", name, value), value[0] in "+-")
-                 for name, value in _pairs(text, "--au", "AU12=0.8,AU4=-0.3"))
-
-
-def parse_pose(text: str) -> tuple[float, float, float]:
-    """``yaw=10,roll=-5`` -> ``(10.0, 0.0, -5.0)``."""
-    angles = dict.fromkeys(POSE_AXES, 0.0)
-    for name, value in _pairs(text, "--pose", "yaw=10,pitch=-5"):
-        if name not in angles:
-            raise ConfigError(f"--pose: unknown axis '{name}'; use {', '.join(POSE_AXES)}")
-        angles[name] = _number("--pose", name, value)
-    return tuple(angles.values())  # type: ignore[return-value]
-
-
-def parse_regions(text: str) -> tuple[str, ...]:
-    """``eyes,mouth`` -> ``("eyes", "mouth")``."""
-    return _comma_list("--regions", "region", text, REGIONS, "a comma list of")
-
-
-def parse_expressions(text: str) -> tuple[str, ...]:
-    """``all`` or ``happy,sad`` -> the expressions of a contact sheet."""
-    if text.strip() == "all":
-        return EXPRESSIONS
-    return _comma_list("--expressions", "expression", text, EXPRESSIONS, "all or a comma list of")
-
-
-def _comma_list(flag: str, what: str, text: str, allowed: tuple[str, ...], hint: str) -> tuple[str, ...]:
-    """The names of a comma list, each one of ``allowed``.
-
-    Raises:
-        ConfigError: Naming the first unknown name (or the whole text when it names none) and the choices.
-    """
-    names = tuple(filter(None, (part.strip() for part in text.split(","))))
-    bad = [n for n in names if n not in allowed]
-    if bad or not names:
-        raise ConfigError(f"{flag}: unknown {what} '{bad[0] if bad else text}'; use {hint} {', '.join(allowed)}")
-    return names
-
-
-def refine_expression(engine: Any, tracker: Any, steps: int = REFINE_STEPS) -> None:
-    """Correct the engine's expression edit by re-tracking the edited still (image mode).
-
-    The blendshapes the edit carries (``refined_channels``) are read off the rendered still and
-    their shortfall against the request is added to the edit, ``steps`` times.
-    """
-    config = engine.expression
-    source = engine.source_blendshapes
-    mask = refined_channels(config, source)
-    if not mask.any():
-        return
-    wanted = source + blendshape_offset(config, source)
-    correction = np.zeros_like(source)
-    for _ in range(steps):
-        faces = tracker.track(engine.rest(), None)
-        if not faces:
-            return
-        error = np.where(mask, wanted - np.asarray(faces[0].blendshapes, np.float64), 0.0)
-        correction = np.clip(correction + error, -REFINE_LIMIT, REFINE_LIMIT)
-        engine.set_expression(config, correction)
 
 
 def label(image: np.ndarray, text: str) -> np.ndarray:
@@ -185,20 +43,19 @@ def contact_sheet(tiles: Sequence[np.ndarray], columns: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def render_sheet(engine: Any, tracker: Any, base: ExpressionConfig, names: Sequence[str],
+def render_sheet(engine: Any, measure: Measure, base: ExpressionConfig, names: Sequence[str],
                  strengths: Sequence[float] = (1.0,), columns: int = 5) -> np.ndarray:
-    """The source, then the source with each expression at each strength (each edit refined by
-    re-tracking with ``tracker``), as one labelled sheet; each tile is the face's part of the
-    portrait, the only part an edit changes."""
+    """The source, then the source with each expression at each strength (each edit checked with
+    ``measure``), as one labelled sheet; each tile is the face's part of the portrait, the only
+    part an edit changes."""
     source = engine.source.image
     x0, y0, x1, y1 = engine.source.box
     tiles = [label(source[y0:y1, x0:x1], "source")]
     for name in names:
         for strength in strengths:
-            engine.set_expression(dataclasses.replace(base, expression=name, strength=strength))
-            refine_expression(engine, tracker)
+            engine.set_expression(dataclasses.replace(base, expression=name, strength=strength), measure)
             text = name if strength == 1.0 else f"{name} {strength:g}"
-            tiles.append(label(engine.rest()[y0:y1, x0:x1], text))
+            tiles.append(label(engine.still()[y0:y1, x0:x1], text))
     engine.set_expression(base)
     return contact_sheet(tiles, columns=min(len(tiles), columns))
 
@@ -211,21 +68,21 @@ def run_still(config: Any) -> int:
         FacepaintError: No face in the source, a basis that cannot be loaded, an unwritable output.
     """
     from facepaint.plugins.base import Frame, load_plugin
-    from facepaint.plugins.sinks.file import IMAGE_SUFFIXES, output_kind
+    from facepaint.plugins.media import WRITE_IMAGES
+    from facepaint.plugins.sinks.file import output_kind
     from facepaint.runtime.portrait import read_portrait
-    from facepaint.runtime.session import Session
+    from facepaint.runtime.session import Session, measure_with
 
     if output_kind(str(config.output)) != "image":
         raise ConfigError(f"--output {config.output}: an edited still is an image; "
-                          f"use one of {', '.join(IMAGE_SUFFIXES)}")
+                          f"use one of {', '.join(WRITE_IMAGES)}")
     image = read_portrait(config)
-    with Session(config, live=False, image=image) as session:  # refines the edit when it opens
+    with Session(config, live=False, image=image) as session:  # its engine checked the edit when built
         if config.expressions:
-            out = render_sheet(session.engine, session.tracker, config.engine.expression, config.expressions)
+            out = render_sheet(session.engine, measure_with(session.tracker), config.engine.expression,
+                               config.expressions)
         else:
-            out = session.engine.rest()
-        if session.background is not None:
-            out = session.background.apply(out)
+            out = session.engine.still()
     with load_plugin("facepaint.sinks", "file")(config.output, size=(out.shape[1], out.shape[0])) as sink:
         sink.write(Frame(image=out, index=0, pts=0.0, captured_at=0.0))
     print(f"facepaint-live: wrote {config.output}: {describe(config)} ({out.shape[1]}x{out.shape[0]})",

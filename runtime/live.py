@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.errors import ConfigError
-from facepaint.engine.person_matte import BackgroundReplacer
-from facepaint.engine.reenactment import ReenactmentEngine
-from facepaint.plugins.base import Frame, LiveSource, Sink, Tracker, load_plugin
+from facepaint.plugins.base import Frame, LiveSource, Sink, load_plugin
+from facepaint.plugins.media import WRITE_VIDEOS
 from facepaint.plugins.sinks.preview import HudInfo, PreviewSink
 from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.config import AppConfig
@@ -31,7 +30,7 @@ from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
-from facepaint.runtime.session import Driver, Session, Tracked
+from facepaint.runtime.session import Session, Tracked
 from facepaint.runtime.stats import write_stats_json
 
 # How often the supervising thread wakes up when there is no preview window to pump.
@@ -70,25 +69,21 @@ class LiveParts:
 
     Attributes:
         camera: The live source (webcam or paced file).
-        tracker: Face tracker (causal smoothing on).
-        engine: The reenactment engine prepared for the portrait.
+        session: Tracker (causal smoothing on) and engine for the portrait; closed with the rest.
         sinks: Output sinks, written from the output thread (virtual camera, recording).
         preview: The preview window, pumped from the main thread (None: no window).
         size: (width, height) every output frame is letterboxed to.
-        background: ``--background`` replacement of every output frame (None: none).
     """
 
     camera: LiveSource
-    tracker: Tracker
-    engine: ReenactmentEngine
+    session: Session
     sinks: list[Sink] = field(default_factory=list)
     preview: PreviewSink | None = None
     size: tuple[int, int] = (1280, 720)
-    background: BackgroundReplacer | None = None
     _closed: bool = field(default=False, init=False, repr=False)
 
     def close(self) -> None:
-        """Release everything once: camera, sinks, preview, engine, tracker; one failure skips none.
+        """Release everything once: camera, sinks, preview, session; one failure skips none.
 
         Raises:
             Exception: The first error a part raised while closing (after closing the others).
@@ -100,7 +95,7 @@ class LiveParts:
         closers += [sink.close for sink in self.sinks]
         if self.preview is not None:
             closers.append(self.preview.close)
-        closers += [self.engine.close, self.tracker.close]
+        closers.append(self.session.close)
         errors = []
         for close in closers:
             try:
@@ -128,7 +123,8 @@ class LiveRun:
         self.stats = stats if stats is not None else LiveStats()
         self.capacity = capacity
         self.controls = Controls()
-        self.driver = Driver(parts.tracker, parts.engine, None, parts.background)  # the tracker smooths causally
+        self.engine = parts.session.engine
+        self.driver = parts.session.driver()
         self._last_out: np.ndarray | None = None
 
     def run(self) -> dict[str, Any]:
@@ -196,15 +192,15 @@ class LiveRun:
 
         camera, extra = self.parts.camera, dict[str, Any]()
         extra["camera"] = {"fps": round(float(camera.fps), 3), "size": list(camera.size), "dropped": camera.dropped}
-        if self.parts.engine.following_neutral:
-            extra["reference"] = self.parts.engine.reference_state()
+        if self.engine.following_neutral:
+            extra["reference"] = self.engine.reference_state()
         for sink in self.parts.sinks:
             if isinstance(sink, VirtualCamSink):
                 extra["vcam"] = {"device": sink.device, "fps": sink.fps, "sent": sink.sent, "skipped": sink.skipped}
         return extra
 
     def _hud(self) -> HudInfo:
-        engine = self.parts.engine
+        engine = self.engine
         return HudInfo(fps=self.stats.fps_recent, latency_ms=self.stats.recent_latency_ms,
                        dropped=self.stats.dropped, face=self.controls.face,
                        passthrough=self.controls.passthrough, paused=self.controls.paused,
@@ -233,10 +229,10 @@ class LiveRun:
         frame = item.frame
         if self.controls.recalibrate.is_set():
             self.controls.recalibrate.clear()
-            self.parts.engine.recalibrate()
+            self.engine.recalibrate()
         expression = self.controls.expression.take()
         if expression is not None:
-            self.parts.engine.set_expression(expression)
+            self.engine.set_expression(expression)
         if self.controls.passthrough:
             image = frame.image
         elif self.controls.paused and self._last_out is not None:
@@ -273,7 +269,7 @@ def open_camera(config: AppConfig) -> LiveSource:
 
 
 def open_parts(config: AppConfig) -> LiveParts:
-    """Open camera, tracker, engine (with the prepared portrait) and sinks for ``config``.
+    """Open camera, session (tracker, portrait, engine) and sinks for ``config``.
 
     Everything opened so far is released when a later part fails to open.
 
@@ -286,7 +282,8 @@ def open_parts(config: AppConfig) -> LiveParts:
         preview = stack.enter_context(PreviewSink()) if config.preview else None
         camera = open_camera(config)
         stack.callback(camera.close)
-        size = (config.virtual_camera.size[0], config.virtual_camera.size[1])
+        width, height = config.virtual_camera.size
+        size = (width, height)
         sinks: list[Sink] = []
         if config.vcam:
             from facepaint.plugins.sinks.vcam import VirtualCamSink
@@ -295,9 +292,7 @@ def open_parts(config: AppConfig) -> LiveParts:
         if config.output:
             sinks.append(stack.enter_context(_open_recording(config.output, config, camera.fps, size)))
         session = stack.enter_context(Session(config, live=True))
-        if config.engine.transformer.reference == "auto":
-            session.engine.follow_neutral()
-        parts = LiveParts(camera, session.tracker, session.engine, sinks, preview, size, session.background)
+        parts = LiveParts(camera, session, sinks, preview, size)
         stack.pop_all()
     return parts
 
@@ -313,7 +308,8 @@ def _open_recording(output: str, config: AppConfig, fps: float, size: tuple[int,
     sink = FileSink(output, fps=fps, size=size, encoder=config.encoder, overwrite=config.overwrite)
     if sink.kind != "video":
         sink.abort()
-        raise ConfigError(f"--output {output}: with --cam the recording is a video; use .mp4, .mkv or .mov")
+        raise ConfigError(f"--output {output}: with --cam the recording is a video; use "
+                          f"{', '.join(WRITE_VIDEOS[:-1])} or {WRITE_VIDEOS[-1]}")
     return BackgroundSink(ClockedSink(sink, fps), "record")
 
 
@@ -333,7 +329,7 @@ def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
     """
     parts = parts if parts is not None else open_parts(config)
     live = LiveRun(parts, duration=config.duration, capacity=config.runtime.live_queue)
-    live.controls.expression = ExpressionStepper(config.engine.expression)
+    live.controls.expression = ExpressionStepper(parts.session.engine.expression)  # the edit it was built with
     try:
         live.run()
     finally:

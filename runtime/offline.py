@@ -20,26 +20,15 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.errors import ConfigError, InputError, NoFaceError
-from facepaint.plugins.base import FileSource, Frame, Sink, Tracker, load_plugin
-from facepaint.plugins.sinks.file import IMAGE_SUFFIXES as OUTPUT_IMAGE_SUFFIXES
+from facepaint.plugins.base import FileSource, Frame, Sink, load_plugin
+from facepaint.plugins.media import WRITE_IMAGES, WRITE_VIDEOS
 from facepaint.plugins.sinks.file import output_kind
-from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFFIXES
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.pipeline import BLOCK, Pipeline
 from facepaint.runtime.portrait import read_portrait
-from facepaint.runtime.reference import Reference, find_reference
+from facepaint.runtime.reference import open_driving
 from facepaint.runtime.session import Driver, Rendered, Session, open_tracker
 from facepaint.runtime.stats import PipelineStats, write_stats_json
-
-
-def open_driving(path: str) -> FileSource:
-    """The driving source: ``ImageSource`` for still images (by extension), else ``VideoSource``.
-
-    Raises:
-        InputError: When the file is missing, unreadable, corrupt or has no video stream.
-    """
-    name = "image" if Path(path).suffix.lower() in DRIVING_IMAGE_SUFFIXES else "video"
-    return load_plugin("facepaint.sources", name)(path)
 
 
 def check_paths(config: AppConfig) -> str:
@@ -80,8 +69,8 @@ def frame_limit(source: FileSource, kind: str, duration: float | None) -> int | 
         count = cap if count is None else min(count, cap)
     if kind == "image" and count != 1:
         frames = "an unknown number of" if count is None else str(count)
-        raise ConfigError(f"--output is a still image ({', '.join(OUTPUT_IMAGE_SUFFIXES)}) but the driving "
-                          f"video has {frames} frames; use .mp4/.mkv/.mov or drive with an image")
+        raise ConfigError(f"--output is a still image ({', '.join(WRITE_IMAGES)}) but the driving "
+                          f"video has {frames} frames; use {'/'.join(WRITE_VIDEOS)} or drive with an image")
     return count
 
 
@@ -145,8 +134,8 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
 
     Args:
         config: The render.
-        open_session: ``(config, still=, image=) -> Session`` handing out a session that the caller
-            keeps open and resets for a new stream (``batch`` reuses one per portrait); None opens
+        open_session: ``(config, still=, image=, limit=) -> Session`` handing out a session that
+            the caller keeps open and resets for this stream (``batch`` reuses one per portrait); None opens
             one for this file and closes it after.
         progress: Told ``update(1)`` per written frame instead of the stderr progress bar.
 
@@ -165,10 +154,7 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
         source = stack.enter_context(contextlib.closing(open_driving(str(config.driving))))
         limit = frame_limit(source, kind, config.duration)
         still = source.frame_count == 1
-        session = _session(stack, config, open_session, still, image)
-        reference = _reference(config, session.tracker, limit, still)
-        if reference.face is not None:
-            session.engine.calibrate(reference.face)
+        session = _session(stack, config, open_session, still, image, limit)
         height, width = session.portrait.image.shape[:2]
         sink = load_plugin("facepaint.sinks", "file")(
             config.output, fps=source.rate, size=(width, height), encoder=config.encoder, audio=source.audio,
@@ -177,7 +163,7 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
         # after sink.close() has renamed the file into place, abort() does nothing.
         stack.callback(sink.abort)
         bar = stack.enter_context(_progress_bar(config, limit)) if progress is None else None
-        driver = _driver(stack, config, session, still)
+        driver = _driver(stack, config, session, 1 if still else config.runtime.track_workers)
         job = OfflineRender(driver, sink, limit=limit, progress=progress if progress is not None else bar,
                            capacity=config.runtime.offline_queue)
         stats = PipelineStats()
@@ -188,29 +174,30 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
         sink.close()
     result = {**_result(config, job.frames_written, driver.frames_without_face, stats,
                         sink.written_size or (width, height), source.fps),
-              "reference": reference.describe(), "models": list(session.engine.models)}
+              "reference": session.reference.describe(), "models": list(session.engine.models)}
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     return result
 
 
-def _driver(stack: ExitStack, config: AppConfig, session: Session, still: bool) -> Driver:
-    """The session's driver; with ``runtime.track_workers`` > 1 (a video), tracking over that many
-    trackers, the extra ones opened here and closed with ``stack``."""
+def _driver(stack: ExitStack, config: AppConfig, session: Session, workers: int) -> Driver:
+    """The session's driver; with ``workers`` > 1, tracking over that many trackers, the extra
+    ones opened here and closed with ``stack``."""
     driver = session.driver()
-    if config.runtime.track_workers > 1 and not still:
-        extra = [stack.enter_context(contextlib.closing(open_tracker(config, live=False)))
-                 for _ in range(config.runtime.track_workers - 1)]
+    if workers > 1:
+        extra = [stack.enter_context(contextlib.closing(open_tracker(config.tracker, live=False)))
+                 for _ in range(workers - 1)]
         stack.callback(driver.track_in_parallel(extra).close)
     return driver
 
 
 def _session(stack: ExitStack, config: AppConfig, open_session: Callable[..., Session] | None, still: bool,
-             image: np.ndarray) -> Session:
-    """The caller's session (kept open by the caller), or a new one closed with ``stack``."""
+             image: np.ndarray, limit: int | None) -> Session:
+    """The caller's session (kept open by the caller, reset for this stream), or a new one closed
+    with ``stack``."""
     if open_session is not None:
-        return open_session(config, still=still, image=image)
-    return stack.enter_context(Session(config, live=False, still=still, image=image))
+        return open_session(config, still=still, image=image, limit=limit)
+    return stack.enter_context(Session(config, live=False, still=still, image=image, limit=limit))
 
 
 def run_offline(config: AppConfig) -> int:
@@ -236,14 +223,6 @@ def _check_rendered(config: AppConfig, source: FileSource, written: int, without
     if source.frame_count == 1 and written == 1 and without_face == 1:
         raise NoFaceError(f"no face found in the driving image {config.driving}; use a picture with a clearly "
                           "visible face (the output would only repeat the portrait)")
-
-
-def _reference(config: AppConfig, tracker: Tracker, limit: int | None, still: bool) -> Reference:
-    """The driving face motion is measured from; ``auto`` looks over the clip first."""
-    if still:
-        return Reference("source")
-    with contextlib.closing(open_driving(str(config.driving))) as video:
-        return find_reference(config.engine.transformer.reference, video, tracker, limit)
 
 
 def _progress_bar(config: AppConfig, total: int | None) -> Any:

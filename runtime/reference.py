@@ -1,20 +1,23 @@
 """``--reference auto`` offline: a look-ahead pass over the driving clip before the render.
 
 The choosing is ``facepaint.engine.reference``; this module feeds it faces. The clip is decoded
-and tracked once before the render (every frame up to ``PREPASS_FRAMES``, then evenly spaced
-frames) and the engine is calibrated on the chosen face. Live, the engine refines its own neutral
-(``ReenactmentEngine.follow_neutral``).
+and tracked once before the engine is built (every frame up to ``PREPASS_FRAMES``, then evenly
+spaced frames) and the engine is given the chosen face as its neutral. Live, the engine refines
+its own neutral (``ReenactmentEngine(live=True)``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from facepaint.engine.reference import choose_reference
 from facepaint.engine.track import FaceTrack
-from facepaint.plugins.base import StreamTimestamps
+from facepaint.plugins.base import FileSource, StreamTimestamps, load_plugin
+from facepaint.plugins.media import READ_IMAGES
 
 # Frames tracked by the look-ahead at most (about 3 s of tracking on 2 cores); longer clips are
 # sampled evenly, which still finds the calm stretches a talking head returns to between phrases.
@@ -86,3 +89,25 @@ def find_reference(mode: str, video: Any, tracker: Any, limit: int | None) -> Re
     if best is None:
         return Reference(mode)
     return Reference(mode, indices[best], faces[best])
+
+
+def open_driving(path: str) -> FileSource:
+    """The driving source: ``ImageSource`` for still images (by extension), else ``VideoSource``.
+
+    Raises:
+        InputError: When the file is missing, unreadable, corrupt or has no video stream.
+    """
+    name = "image" if Path(path).suffix.lower() in READ_IMAGES else "video"
+    return load_plugin("facepaint.sources", name)(path)
+
+
+def stream_reference(mode: str, driving: str | None, tracker: Any, limit: int | None, *, still: bool,
+                     live: bool) -> Reference:
+    """The reference of one driving stream: a still image is read against the source, a live
+    stream finds its own (the engine follows it), a file ``auto`` looks over the clip first."""
+    if still:
+        return Reference("source")
+    if live or driving is None:
+        return Reference(mode)
+    with contextlib.closing(open_driving(driving)) as video:
+        return find_reference(mode, video, tracker, limit)

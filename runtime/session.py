@@ -15,78 +15,98 @@ from dataclasses import dataclass
 import numpy as np
 
 from facepaint.compile.first_use import compile_on_first_use
-from facepaint.engine.person_matte import BackgroundReplacer
-from facepaint.engine.reenactment import ReenactmentEngine
+from facepaint.engine.reenactment import Measure, ReenactmentEngine
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Frame, StreamTimestamps, Tracker, load_plugin
+from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig
-from facepaint.runtime.expression import refine_expression
 from facepaint.runtime.parallel_track import ParallelTracking
 from facepaint.runtime.portrait import Portrait, load_portrait
+from facepaint.runtime.reference import Reference, stream_reference
 
 
-def open_tracker(config: AppConfig, *, live: bool) -> Tracker:
-    """The tracker plugin named by ``config.tracker``.
+def open_tracker(config: TrackerConfig, *, live: bool) -> Tracker:
+    """The tracker plugin named by ``config.name``.
 
     A file render turns the tracker's own causal smoothing off: it smooths with
     ``CenteredSmoother`` instead, which looks ahead and so does not make the output trail the face.
     """
-    tracker_config = config.tracker if live else dataclasses.replace(config.tracker, smoothing=False)
-    return load_plugin("facepaint.trackers", config.tracker.name)(tracker_config)
+    return load_plugin("facepaint.trackers", config.name)(config if live else dataclasses.replace(config,
+                                                                                                 smoothing=False))
 
 
-def open_engine(config: AppConfig, portrait: Portrait, *, still: bool = False) -> ReenactmentEngine:
-    """The reenactment engine prepared for ``portrait``, its stages built from ``config.engine``.
-
-    A still driving image has no neutral frame to measure motion from, so it is always read
-    against the source's own face (``reference="source"``); videos use the configured reference.
+def open_engine(config: AppConfig, portrait: Portrait, *, tracker: Tracker | None = None,
+                reference: Reference | None = None, still: bool = False, live: bool = False) -> ReenactmentEngine:
+    """The reenactment engine prepared for ``portrait``, complete: its stages built from
+    ``config.engine``, its edit checked with ``tracker`` (image mode; None: not checked), its
+    neutral (``reference``; None: the first driving face) and ``config.background`` given; ``still``
+    and ``live`` as ``ReenactmentEngine`` takes them.
     """
-    engine_config = config.engine
-    if still:
-        transformer = dataclasses.replace(engine_config.transformer, reference="source")
-        engine_config = dataclasses.replace(engine_config, transformer=transformer)
-    compile_on_first_use(engine_config)  # what a named backend needs, built here: the engine never compiles
-    return ReenactmentEngine(engine_config, portrait.image, portrait.face)
+    background = open_background(config.background, portrait.image, portrait.face) if config.background else None
+    compile_on_first_use(config.engine)  # what a named backend needs, built here: the engine never compiles
+    return ReenactmentEngine(config.engine, portrait.image, portrait.face,
+                             measure=measure_with(tracker) if tracker is not None else None,
+                             neutral=reference.face if reference else None, live=live, still=still,
+                             background=background)
+
+
+def measure_with(tracker: Tracker) -> Measure:
+    """The ``measure`` of an engine: the blendshapes of the largest face ``tracker`` finds in a still."""
+
+    def measure(image: np.ndarray) -> np.ndarray | None:
+        faces = tracker.track(image, None)
+        return np.asarray(faces[0].blendshapes, np.float64) if faces else None
+
+    return measure
 
 
 class Session:
     """Tracker, portrait and engine for one source; a context manager that closes all three once.
 
+    Whoever opens a session owns it: it closes it, and ``reset``s it before driving it again.
+
     Args:
-        config: The run's configuration (source, face index, tracker, engine).
+        config: The run's configuration (source, face index, tracker, engine, driving, background).
         live: Live mode: the tracker smooths causally; otherwise smoothing is left to ``Driver``.
         still: The driving input is a single image (see ``open_engine``).
         image: The portrait already read (None: read it here).
+        limit: Frames of ``config.driving`` the render covers (None: all), looked over by
+            ``--reference auto`` before the engine is built.
 
     Raises:
         FacepaintError: The portrait cannot be read or has no face, or a stage cannot be built;
             whatever was opened is closed first.
     """
 
-    def __init__(self, config: AppConfig, *, live: bool, still: bool = False,
-                 image: np.ndarray | None = None) -> None:
-        self.config = config
-        self.live = live
-        self.tracker = open_tracker(config, live=live)
+    def __init__(self, config: AppConfig, *, live: bool, still: bool = False, image: np.ndarray | None = None,
+                 limit: int | None = None) -> None:
+        self.live, self.still = live, still
+        self._smooth = not live and config.tracker.smoothing
+        self._mode = config.engine.transformer.reference
+        self.tracker = open_tracker(config.tracker, live=live)
         try:
             self.portrait = load_portrait(config, self.tracker, image)
             self.tracker.reset()  # the portrait was tracked in image mode; the stream starts afresh
-            self.engine = open_engine(config, self.portrait, still=still)
-            if config.engine.expression.active:
-                refine_expression(self.engine, self.tracker)  # the edit, checked on the still
-            self.background = (open_background(config.background, self.portrait.image, self.portrait.face)
-                               if config.background else None)
+            self.reference = stream_reference(self._mode, config.driving, self.tracker, limit, still=still, live=live)
+            self.engine = open_engine(config, self.portrait, tracker=self.tracker, reference=self.reference,
+                                      still=still, live=live)
         except BaseException:
             self.tracker.close()
             raise
         self._closed = False
 
+    def reset(self, driving: str, limit: int | None = None) -> None:
+        """Ready for a new driving stream, as a session newly opened on it would be: the tracker
+        and engine forget the last stream, and the neutral is found again for ``driving``."""
+        self.tracker.reset()
+        self.reference = stream_reference(self._mode, driving, self.tracker, limit, still=self.still, live=self.live)
+        self.engine.reset(self.reference.face)
+
     def driver(self) -> Driver:
         """A new per-frame driver over this session's tracker and engine."""
-        smooth = not self.live and self.config.tracker.smoothing
-        return Driver(self.tracker, self.engine, CenteredSmoother() if smooth else None, self.background)
+        return Driver(self.tracker, self.engine, CenteredSmoother() if self._smooth else None)
 
     def close(self) -> None:
         """Close the engine and the tracker once; later calls do nothing."""
@@ -135,10 +155,8 @@ class Driver:
             smooths causally; or smoothing turned off).
     """
 
-    def __init__(self, tracker: Tracker, engine: ReenactmentEngine, smoother: CenteredSmoother | None,
-                 background: BackgroundReplacer | None = None) -> None:
+    def __init__(self, tracker: Tracker, engine: ReenactmentEngine, smoother: CenteredSmoother | None) -> None:
         self.tracker, self.engine, self.smoother = tracker, engine, smoother
-        self.background = background
         self.parallel: ParallelTracking | None = None
         self._without_face = 0
         self._timestamp = StreamTimestamps()
@@ -177,10 +195,7 @@ class Driver:
 
     def render(self, item: Tracked) -> Rendered:
         """Reenact the portrait with the tracked face (None: the engine holds its last pose)."""
-        out = self.engine.render(item.frame.image, item.face, item.frame.pts)
-        if self.background is not None:
-            out = self.background.apply(out)
-        return Rendered(item.frame, item.face, out)
+        return Rendered(item.frame, item.face, self.engine.render(item.frame.image, item.face, item.frame.pts))
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Rendered]:
         """Every frame rendered, in order, on the caller's thread (no pipeline, no encoding)."""

@@ -77,6 +77,7 @@ class FakeEngine:
         self.recalibrated = self.closed = 0
         self.reference: FaceTrack | None = None
         self.expressions: list[object] = []
+        self.expression = None  # the edit it was built with: none
         self.following_neutral = False
         self.models: tuple[str, ...] = ()
 
@@ -100,9 +101,6 @@ class FakeEngine:
 
     def set_expression(self, expression: object) -> None:
         self.expressions.append(expression)
-
-    def follow_neutral(self) -> None:
-        self.following_neutral = True
 
     def reference_state(self) -> str:
         return "auto (fake)" if self.following_neutral else ""
@@ -160,8 +158,24 @@ def live_parts(n: int = 50, delay: float = 0.0, tracker: FakeTracker | None = No
     """``LiveParts`` over a paced ``Clip(n)``, a fake tracker and an engine taking ``delay`` s a frame."""
     from facepaint.runtime.live import LiveParts
 
-    return LiveParts(paced_clip(n, loop=loop), tracker or FakeTracker(), FakeEngine(delay=delay),
+    return LiveParts(paced_clip(n, loop=loop), FakeSession(tracker or FakeTracker(), FakeEngine(delay=delay)),
                      sinks if sinks is not None else [ListSink()], preview, CAM)
+
+
+class FakeSession:
+    """A live ``Session`` over a fake tracker and engine (no smoothing: the tracker's own)."""
+
+    def __init__(self, tracker: object, engine: object) -> None:
+        self.tracker, self.engine = tracker, engine
+
+    def driver(self):  # noqa: ANN201 - Driver, imported lazily
+        from facepaint.runtime.session import Driver
+
+        return Driver(self.tracker, self.engine, None)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.engine.close()  # type: ignore[attr-defined]
+        self.tracker.close()  # type: ignore[attr-defined]
 
 
 class RecordingBackend:

@@ -20,14 +20,13 @@ import numpy as np
 
 from facepaint.engine.errors import ConfigError, InputError, SinkError
 from facepaint.plugins.base import Frame, SinkContext
+from facepaint.plugins.media import CONTAINERS, WRITE_IMAGES, WRITE_VIDEOS
 
 if TYPE_CHECKING:
     from facepaint.plugins.sources.video import AudioInfo
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+CRF_RANGE = (0, 51)  # x264's quality scale
 _PARTIAL = ".partial"  # temporary files are ".<name>.<random>.partial<suffix>"
-_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # Audio codecs each container takes as they are; anything else is re-encoded to AAC.
 _COPYABLE = {
     ".mp4": {"aac", "mp3", "alac"},
@@ -51,8 +50,8 @@ class EncoderConfig:
     preset: str = "veryfast"
 
     def __post_init__(self) -> None:
-        if not 0 <= self.crf <= 51:
-            raise ValueError(f"encoder.crf must be in 0..51, got {self.crf}")
+        if not CRF_RANGE[0] <= self.crf <= CRF_RANGE[1]:
+            raise ValueError(f"encoder.crf must be in {CRF_RANGE[0]}..{CRF_RANGE[1]}, got {self.crf}")
 
 
 def output_kind(path: str | Path, *, overwrite: bool = True) -> str:
@@ -72,9 +71,9 @@ def output_kind(path: str | Path, *, overwrite: bool = True) -> str:
     """
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+    if suffix not in WRITE_VIDEOS + WRITE_IMAGES:
         raise ConfigError(f"output {path}: unsupported extension '{p.suffix or '(none)'}'; use one of "
-                          f"{', '.join(VIDEO_SUFFIXES)} (video) or {', '.join(IMAGE_SUFFIXES)} (still image)")
+                          f"{', '.join(WRITE_VIDEOS)} (video) or {', '.join(WRITE_IMAGES)} (still image)")
     folder = p.parent if str(p.parent) else Path(".")
     if folder.exists() and not folder.is_dir():
         raise InputError(f"output folder {folder} is a file, not a folder; choose another --output")
@@ -84,7 +83,7 @@ def output_kind(path: str | Path, *, overwrite: bool = True) -> str:
         raise InputError(f"output {path} is a folder; give a file name such as {p / 'out.mp4'}")
     if not overwrite and p.exists():
         raise InputError(f"output {path} already exists; pass --overwrite to replace it or choose another name")
-    return "video" if suffix in VIDEO_SUFFIXES else "image"
+    return "video" if suffix in WRITE_VIDEOS else "image"
 
 
 def partial_files(path: str | Path) -> list[Path]:
@@ -158,7 +157,7 @@ class FileSink(SinkContext):
         if self._video is None:
             if self._still is not None:
                 raise SinkError(f"output {self.path} is a still image and takes one frame; "
-                                f"use {', '.join(VIDEO_SUFFIXES)} for a video")
+                                f"use {', '.join(WRITE_VIDEOS)} for a video")
             self._still = frame.image
         else:
             self._video.write(frame.image)
@@ -237,7 +236,7 @@ class _VideoWriter:
         options = {"movflags": "+faststart"} if suffix in (".mp4", ".mov") else {}
         self._folder = tmp.parent
         try:
-            self._out = av.open(str(tmp), "w", format=_FORMATS[suffix], options=options)
+            self._out = av.open(str(tmp), "w", format=CONTAINERS[suffix], options=options)
         except (av.FFmpegError, OSError) as exc:
             raise write_error(exc, tmp.parent) from None
         try:

@@ -14,7 +14,6 @@ from facepaint.engine.errors import InputError
 from facepaint.plugins.base import Frame
 from facepaint.plugins.sources.native_stderr import captured_stderr
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Every frame is rendered at the portrait's full resolution: a 48 MP phone photo still works (slowly),
 # a 12000x12000 scan would need gigabytes per queued frame and an encoder beyond H.264's levels.
 MAX_PIXELS = 50_000_000

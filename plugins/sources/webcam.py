@@ -18,11 +18,11 @@ import numpy as np
 
 from facepaint.engine.errors import SourceError
 from facepaint.plugins.base import Frame
+from facepaint.plugins.media import READ_VIDEOS
 from facepaint.plugins.sources.native_stderr import captured_stderr
 
 CaptureFactory = Callable[[int | str], Any]
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 READ_TIMEOUT_MS = 1000
 
 
@@ -49,7 +49,7 @@ def parse_cam(spec: str) -> int | str:
         return text
     if Path(text).is_file():
         return text
-    hint = "a video file" if text.lower().endswith(VIDEO_SUFFIXES) else "a file or device"
+    hint = "a video file" if text.lower().endswith(READ_VIDEOS) else "a file or device"
     raise SourceError(
         f"--cam '{spec}' is not a camera index (0, 1, ...), a device path (/dev/videoN) or an existing "
         f"video file; {hint} of that name was not found"

@@ -20,41 +20,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from facepaint.engine.errors import ConfigError, FacepaintError, InputError
-from facepaint.plugins.sinks.file import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from facepaint.plugins.sources.image import IMAGE_SUFFIXES as DRIVING_IMAGE_SUFFIXES
+from facepaint.plugins.media import READ_IMAGES, WRITE_IMAGES, WRITE_VIDEOS
 from facepaint.runtime.config import AppConfig, build_app_config
-from facepaint.runtime.expression import parse_au, parse_pose, parse_regions
+from facepaint.runtime.flags import FLAGS
 
-# The main command's flags whose config key is nested (runtime/cli.py args_to_layer, runtime/flags.py).
-ALIASES = {
-    "reference": "engine.transformer.reference",
-    "tracker": "tracker.name",
-    "tracker_model": "tracker.model_path",
-    "crf": "encoder.crf",
-    "transformer": "engine.transformer.kind",
-    "reenactor": "engine.reenactor.kind",
-    "mixer": "engine.mixer.kind",
-    "weights": "engine.model.weights",
-    "backend": "engine.model.backend",
-    "device": "engine.model.device",
-    "precision": "engine.model.precision",
-    "allow_fp32": "engine.model.allow_fp32",
-    "expression": "engine.expression.expression",
-    "strength": "engine.expression.strength",
-    "au": "engine.expression.au",
-    "pose": "engine.expression.pose",
-    "regions": "engine.transformer.regions",
-    "expression_scale": "engine.transformer.expression",
-    "pose_scale": "engine.transformer.rotation,engine.transformer.translation",
-}
-# Settings written as text on the command line, read from a cell by the command's own parser.
-TEXT_PARSERS: dict[str, Callable[[str], Any]] = {
-    "engine.expression.au": parse_au,
-    "engine.expression.pose": parse_pose,
-    "engine.transformer.regions": parse_regions,
-}
+# Settings written as text on the command line, read from a cell by the flag's own parser.
+TEXT_PARSERS: dict[str, Callable[[str], Any]] = {f.key: f.parse for f in FLAGS if f.key and f.parse}
 # AppConfig keys that mean nothing for one file render inside a batch.
 NOT_PER_JOB = {"cam", "loop", "preview", "vcam", "virtual_camera", "stats_json", "progress", "expressions"}
+# Columns may be named as the flags are (``expression_scale``): each names its flag's config keys.
+# Switches that turn a setting off (``--no-vcam``) are no column: ``vcam=false`` says it plainly.
+ALIASES = {f.dest: ",".join(f.keys) for f in FLAGS
+           if f.key and f.switch is not False and f.key.split(".")[0] not in NOT_PER_JOB and ",".join(f.keys) != f.dest}
 PATH_KEYS = ("source", "driving", "output")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
@@ -252,12 +229,12 @@ def _output_name(layer: Mapping[str, Any]) -> str:
     source, driving = Path(layer["source"]), Path(layer["driving"])
     name = layer.get("output")
     if not name:
-        suffix = ".png" if driving.suffix.lower() in DRIVING_IMAGE_SUFFIXES else ".mp4"
+        suffix = ".png" if driving.suffix.lower() in READ_IMAGES else ".mp4"
         return f"{source.stem}__{driving.stem}{suffix}"
     rel = PurePosixPath(str(name).replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or not rel.name:
         raise ConfigError(f"output '{name}' must be a file name inside --out (no absolute path, no '..')")
-    if rel.suffix.lower() not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+    if rel.suffix.lower() not in WRITE_VIDEOS + WRITE_IMAGES:
         raise ConfigError(f"output '{name}': unsupported extension; use one of "
-                          f"{', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)}")
+                          f"{', '.join(WRITE_VIDEOS + WRITE_IMAGES)}")
     return str(rel)

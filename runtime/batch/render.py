@@ -31,18 +31,17 @@ class WarmSessions:
     def __init__(self) -> None:
         self._open: dict[Any, Session] = {}
 
-    def __call__(self, config: AppConfig, *, still: bool, image: np.ndarray) -> Session:
-        """The session for ``config``'s portrait (``render_file``'s ``open_session``), ready for a new stream."""
+    def __call__(self, config: AppConfig, *, still: bool, image: np.ndarray, limit: int | None) -> Session:
+        """The session for ``config``'s portrait (``render_file``'s ``open_session``), ready for its stream."""
         st = os.stat(config.source)  # render_file has just read the file
         key = (config.source, st.st_size, st.st_mtime_ns, config.face_index, config.tracker, config.engine, still)
         session = self._open.pop(key, None)
         if session is None:
             while len(self._open) >= SESSIONS_KEPT:
                 self._open.pop(next(iter(self._open))).close()
-            session = Session(config, live=False, still=still, image=image)
+            session = Session(config, live=False, still=still, image=image, limit=limit)
         else:
-            session.tracker.reset()
-            session.engine.reset()
+            session.reset(str(config.driving), limit)
         self._open[key] = session  # most recently used last
         return session
 

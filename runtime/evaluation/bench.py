@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from facepaint.engine.errors import BackendUnavailable, ConfigError, InputError
-from facepaint.runtime.flags import add_engine_flags, engine_layer
+from facepaint.runtime.flags import BENCH, add_flags, config_layer
 
 SCHEMA = "facepaint-bench/1"
 BENCH_KEYS = ("schema", "fps", "floor_fps", "ratio", "passthrough_fps", "stages", "floor_stages",
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the report to this JSON file")
     p.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of the clip")
     p.add_argument("--repeat", type=int, default=2, help="rounds of the three runs; each reports its best (default 2)")
-    add_engine_flags(p)
+    add_flags(p, BENCH)
     return p
 
 
@@ -232,7 +232,7 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     if args.max_frames is not None and args.max_frames < 2:
         raise ConfigError(f"--max-frames must be >= 2, got {args.max_frames}")
-    report = bench(args.source, args.driving, engine_layer(args), args.max_frames, args.repeat,
+    report = bench(args.source, args.driving, config_layer(args, BENCH).get("engine", {}), args.max_frames, args.repeat,
                    progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
     print("\n".join(summary_lines(report)))
     if args.json_path:

@@ -53,7 +53,7 @@ from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_MODEL, GEOMETRY
 from facepaint.runtime.evaluation.identity import IDENTITY_MODEL
 from facepaint.runtime.evaluation.regions import REGION_KEYS
 from facepaint.runtime.evaluation.streams import iter_frames, judge, trim_video, write_image
-from facepaint.runtime.flags import add_engine_flags, engine_layer
+from facepaint.runtime.flags import EVAL, add_flags, config_layer
 
 SCHEMA = "facepaint-eval/2"
 REPORT_KEYS = ("schema", "mode", "source", "driving", "output", "frames", "every", "max_frames",
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, default=5, metavar="K",
                    help="run the identity network and SSIM on every K-th frame (default 5)")
     p.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of the driving clip")
-    add_engine_flags(p)
+    add_flags(p, EVAL)
     return p
 
 
@@ -288,7 +288,7 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     config = config_from_args(args)
     report = evaluate(config, progress=lambda msg: print(f"eval: {msg}", file=sys.stderr, flush=True),
-                      engine=engine_layer(args))
+                      engine=config_layer(args, EVAL).get("engine", {}))
     print("\n".join(summary_lines(report)))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))

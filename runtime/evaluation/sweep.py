@@ -64,7 +64,7 @@ class Clip:
 
     def __init__(self, path: Path, config: AppConfig, max_frames: int, geometry: GeometryJudge | None) -> None:
         step = 1000.0 / float(video_rate(str(path)))
-        tracker = open_tracker(config, live=False)
+        tracker = open_tracker(config.tracker, live=False)
         self.frames, self.faces, self.times = [], [], []
         for i, frame in enumerate(iter_frames(str(path))):
             if i >= max_frames:

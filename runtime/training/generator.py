@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 from facepaint.engine.neural.model_files import GENERATOR
-from facepaint.runtime.training.publish import save_model
 from facepaint.runtime.training.data import Batch, PairSampler, make_batch
 from facepaint.runtime.training.loop import Trainable, TrainData
+from facepaint.runtime.training.publish import save_model
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from facepaint.engine.errors import InputError
 from facepaint.engine.geometry import umeyama
 from facepaint.engine.neural.landmark_transformer import N_AU, STABLE, AURegressor, LandmarkTransformerNet
 from facepaint.engine.neural.model_files import AU_REGRESSOR, TRANSFORMER
-from facepaint.runtime.training.publish import save_model
 from facepaint.runtime.training.cache import CachedClip
 from facepaint.runtime.training.loop import Trainable, TrainData, cosine
+from facepaint.runtime.training.publish import save_model
 
 
 @dataclass(frozen=True)

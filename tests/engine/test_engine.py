@@ -155,3 +155,27 @@ def test_irises_follow_gaze(s42, gaze, track):
         shift_out = _iris_offset(out) - _iris_offset(face)
         shift_drv = _iris_offset(drv) - _iris_offset(gaze[0][1])
         assert np.sign(shift_out) == np.sign(shift_drv) and abs(shift_out) > 0.3 * abs(shift_drv)
+
+
+def test_complete_when_built(s42, driving):
+    """Neutral, background and reference mode are the constructor's: nothing is set up after it."""
+    from facepaint.engine.person_matte import BackgroundReplacer
+
+    img, face = s42
+    neutral, frame = driving["blink"][1], driving["open"]
+    built = ReenactmentEngine(EngineConfig(), img, face, neutral=neutral)
+    reset = ReenactmentEngine(EngineConfig(), img, face)
+    reset.reset(neutral)
+    out = built.render(*frame, 0.0)
+    np.testing.assert_array_equal(out, reset.render(*frame, 0.0))
+    own = ReenactmentEngine(EngineConfig(), img, face).render(*frame, 0.0)  # neutral: the open mouth itself
+    assert np.abs(out.astype(int) - own).mean() > np.abs(own.astype(int) - img).mean()
+
+    replacer = BackgroundReplacer(img, face, np.full_like(img, (0, 255, 0)))
+    green = ReenactmentEngine(EngineConfig(), img, face, neutral=neutral, background=replacer)
+    np.testing.assert_array_equal(green.render(*frame, 0.0), replacer.apply(out))
+    np.testing.assert_array_equal(green.still(), replacer.apply(img))
+
+    assert ReenactmentEngine(EngineConfig(), img, face, live=True).following_neutral
+    assert not ReenactmentEngine(EngineConfig(), img, face).following_neutral
+    assert ReenactmentEngine(EngineConfig(), img, face, still=True).config.transformer.reference == "source"

@@ -14,8 +14,9 @@ from facepaint.plugins.base import load_plugin
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.runtime.cli import main
 from facepaint.runtime.config import build_app_config
-from facepaint.runtime.expression import SHEET_TILE, refine_expression
+from facepaint.runtime.expression import SHEET_TILE
 from facepaint.runtime.portrait import load_portrait
+from facepaint.runtime.session import measure_with
 
 EYES_BROWS = ("eyeBlinkLeft", "eyeBlinkRight", "eyeWideLeft", "eyeWideRight", "eyeSquintLeft", "eyeSquintRight",
               "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight")
@@ -43,14 +44,14 @@ class Still:
         self.portrait = load_portrait(config, tracker=tracker)
         self.engine = ReenactmentEngine(config.engine, self.portrait.image, self.portrait.face)
         self.tracker = tracker
+        self.measure = measure_with(tracker)
 
     @property
     def face(self):
         return self.portrait.face
 
     def edit(self, **kw) -> tuple[np.ndarray, object]:
-        self.engine.set_expression(ExpressionConfig(**kw))
-        refine_expression(self.engine, self.tracker)  # as the CLI does (Session)
+        self.engine.set_expression(ExpressionConfig(**kw), self.measure)  # checked, as the CLI does (Session)
         out = self.engine.rest()
         found = self.tracker.track(out, None)
         assert found, f"no face after {kw}"
@@ -174,7 +175,7 @@ def _drive(media: Path, tracker, regions: list[str], frames: int = 120) -> tuple
     clip = media / "driving" / "lp_d3.mp4"
     config = build_app_config({"source": str(media / "portraits" / "lp_s42.jpg"), "driving": str(clip),
                                "output": "x.mp4", "engine": {"transformer": {"regions": regions}}})
-    drive = open_tracker(config, live=False)
+    drive = open_tracker(config.tracker, live=False)
     try:
         portrait = load_portrait(config, drive)
         drive.reset()

@@ -17,7 +17,7 @@ from facepaint.plugins.sources.paced import PacedFileSource
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.hud import window_latency_ms
 from facepaint.runtime.live import LiveParts, LiveRun, run_live
-from fakes import CAM, Clip, FakeEngine, FakeTracker, ListSink, frame_number
+from fakes import CAM, Clip, FakeEngine, FakeSession, FakeTracker, ListSink, frame_number
 from fakes import live_parts as parts
 
 
@@ -51,7 +51,7 @@ def test_frames_reach_sinks_letterboxed_and_face_loss_is_passed_on():
     image = sink.frames[0][1].image
     assert image.shape == (CAM[1], CAM[0], 3)  # 30x40 portrait letterboxed into 64x48
     assert image[:, :, 0].max() == 128 and image[0, 0, 0] == 0
-    assert False in p.engine.faces and p.engine.faces[-1] is True  # lost, then found again
+    assert False in p.session.engine.faces and p.session.engine.faces[-1] is True  # lost, then found again
     ts = tracker.timestamps
     assert all(b > a for a, b in itertools.pairwise(ts))
 
@@ -117,7 +117,7 @@ def test_preview_hotkeys_and_quit():
     run.run()
     assert time.monotonic() - start < 5.0 and live_threads() == []
     assert preview.threads == {threading.main_thread().name} and preview.closed == 1
-    assert p.engine.recalibrated == 1 and run.controls.passthrough and run.controls.paused
+    assert p.session.engine.recalibrated == 1 and run.controls.passthrough and run.controls.paused
     assert any(int(f.image[24, 32, 0]) != 128 for f in preview.frames)  # passthrough showed the camera
 
 
@@ -131,7 +131,7 @@ def test_camera_error_stops_everything_and_propagates(tmp_path):
     sink = ListSink()
     cfg = AppConfig(source="me.jpg", cam="clip.mp4", vcam=False, stats_json=str(tmp_path / "s.json"))
     with pytest.raises(SourceError, match="stopped delivering"):
-        run_live(cfg, LiveParts(camera, FakeTracker(), FakeEngine(), [sink], None, CAM))
+        run_live(cfg, LiveParts(camera, FakeSession(FakeTracker(), FakeEngine()), [sink], None, CAM))
     assert live_threads() == [] and sink.closed == 1
     assert json.loads((tmp_path / "s.json").read_text())["frames_in"] == 5
 

@@ -185,7 +185,7 @@ try:
     run_live(AppConfig(source="me.jpg", cam="clip.mp4", vcam=False), parts)
 except KeyboardInterrupt:
     left = [t.name for t in threading.enumerate() if t.name.startswith("facepaint-")]
-    print(json.dumps({"left": left, "exists": out.is_file(), "tracker_closed": parts.tracker.closed}))
+    print(json.dumps({"left": left, "exists": out.is_file(), "tracker_closed": parts.session.tracker.closed}))
     sys.exit(130)
 """
 

@@ -27,6 +27,7 @@ SESSION = textwrap.dedent(
     from facepaint.plugins.sinks.preview import PreviewSink
     from facepaint.plugins.sources.paced import PacedFileSource
     from facepaint.runtime.live import LiveParts, LiveRun
+    from facepaint.runtime.session import Driver
 
     class Clip:
         fps, size = 25.0, (64, 48)
@@ -52,6 +53,14 @@ SESSION = textwrap.dedent(
         def close(self):
             pass
 
+    class Session:
+        def __init__(self, tracker, engine):
+            self.tracker, self.engine = tracker, engine
+        def driver(self):
+            return Driver(self.tracker, self.engine, None)
+        def close(self):
+            pass
+
     def type_keys(keys):
         time.sleep(1.0)
         wid = subprocess.run(["xdotool", "search", "--name", "fp-live"], capture_output=True,
@@ -62,7 +71,7 @@ SESSION = textwrap.dedent(
 
     preview = PreviewSink("fp-live")
     engine = Engine()
-    parts = LiveParts(PacedFileSource("c", loop=True, opener=lambda p: Clip()), Tracker(), engine, [],
+    parts = LiveParts(PacedFileSource("c", loop=True, opener=lambda p: Clip()), Session(Tracker(), engine), [],
                       preview, (64, 48))
     threading.Thread(target=type_keys, args=(KEYS,), name="keys", daemon=True).start()
     run = LiveRun(parts, duration=15.0)

@@ -34,8 +34,9 @@ def make_clip(clip_writer):
 def fakes(monkeypatch: pytest.MonkeyPatch) -> dict:
     made: dict = {"tracker": FakeTracker(), "engine": None, "fail_at": None}
 
-    def engine(config, portrait, still=False):
+    def engine(config, portrait, *, reference=None, **kw):
         made["engine"] = FakeEngine(portrait.image, fail_at=made["fail_at"])
+        made["engine"].reference = reference.face if reference is not None else None  # the neutral it is given
         made["portrait"] = portrait
         return made["engine"]
 
