@@ -158,7 +158,7 @@ def per_clip_lines(per_clip: dict[str, dict[str, dict]], setting: str) -> list[s
     """One line per clip for ``setting``: opening by stage, frames judged, colour figures."""
     lines = ["| clip | open frames | smoothed / raw | target / raw | output / truth | colour "
              "| L1 clean / warm / grey |", "|---|---|---|---|---|---|---|"]
-    colour = setting.split()[0]
+    colour = setting.rsplit(" ", 1)[0]
     for clip, rows in per_clip.items():
         r = rows[setting]
         l1s = " / ".join(f"{rows[f'{colour} {d}']['l1']:.3f}" for d in DRIVERS)
@@ -184,7 +184,9 @@ LEGEND = (
     "interior is the source's own, warped); l1 inside the true inner lip (0-1); colour = ΔE of the interiors' "
     "mean Lab; chroma_err = the same over a/b; chroma = mean a/b length of the output interior; sharp = "
     "Laplacian energy output / truth; flicker = mean frame-to-frame change output / truth over 50 open pairs; "
-    "render_ms = engine.render median (warm and greyscale rows: the tinted clip also drives the tracker).")
+    "render_ms = engine.render median, on a machine shared with other jobs (noisy: `bench/mouth_speed.py` "
+    "times the paint alone). Warm and greyscale rows: the tinted clip also drives the tracker, so their "
+    "tracks (and fill) differ from the clean clip's.")
 
 
 def report(args, per_clip: dict, before: dict, bw: dict[str, list[float]], minutes: float) -> list[str]:
@@ -205,6 +207,9 @@ def report(args, per_clip: dict, before: dict, bw: dict[str, list[float]], minut
                                "clips and caches, run just before. " if before else ""), "", LEGEND, "",
              *table(per_clip, names), "", "Per clip (portrait colours, clean driver):", "",
              *per_clip_lines(per_clip, "portrait clean"), ""]
+    if before:
+        lines += ["Per clip, before (the base revision, its colour match, clean driver):", "",
+                  *per_clip_lines(per_clip, "before: driver clean"), ""]
     if bw:
         lines += [f"Black-and-white portraits ({', '.join(BW_PORTRAITS)} made grey) driven by colour clips "
                   f"({', '.join(BW_DRIVING)}, each clip's {BW_FRAMES} widest mouths): mean a/b length inside "

@@ -57,7 +57,8 @@ def main() -> int:
     print(f"{args.portrait} x lp_d10 frame {index}, crop {warped.shape[1]}x{warped.shape[0]}, opening {opened:.2f}; "
           f"portrait palette at prepare time {prepare_ms:.2f} ms")
     for name, values in times.items():
-        print(f"  mouth_colour={name:8s} paint_mouth p50 {np.median(values):.3f} ms  p90 {np.percentile(values, 90):.3f} ms")
+        p50, p90 = np.median(values), np.percentile(values, 90)
+        print(f"  mouth_colour={name:8s} paint_mouth p50 {p50:.3f} ms  p90 {p90:.3f} ms")
     return 0
 
 
