@@ -3,9 +3,9 @@
 The driving frame gives the interior's layout (teeth bands, the dark cavity, the tongue); its
 colour comes from the portrait. Both faces are read against their own lips (always visible, lit
 like the inside of the mouth). First the driving interior is scaled per RGB channel by the ratio of
-the portrait's lips to the driver's (von Kries), normalised to keep the driver's lightness: a
-camera's tint or white balance is a per-channel gain, so it cancels, and the same face driving
-itself is left as it is. Then, in Lab, its chroma
+the portrait's lips to the driver's (von Kries; the teeth keep the driver's lightness): a camera's
+tint or white balance is a per-channel gain, so it cancels, and the same face driving itself is
+left as it is. Then, in Lab, its chroma
 is pulled towards the portrait's own chroma model (for a lightness relative to the lips: the lips'
 chroma fading with darkness, blending into the teeth's, measured where the portrait shows teeth)
 as far as either face lacks colour: a black-and-white portrait (lips' chroma ~0) gets the model
@@ -101,11 +101,15 @@ def portrait_interior(patch: np.ndarray, source: LipColour, driver: LipColour) -
     """The driving interior ``patch`` (RGB float, already fitted to the target opening) recoloured
     to the portrait: see the module notes. ``driver`` is measured on the driving frame (its
     teeth are not needed)."""
-    # The lips' hue and saturation move to the portrait's, their lightness stays the driver's: a
-    # darker-skinned portrait has darker lips, not darker teeth (with the full ratio, the driver's
-    # teeth came out beige behind Obama's lips).
-    gain = (source.rgb / driver.rgb) * (_luma(driver.rgb) / _luma(source.rgb))
-    balanced = np.clip(patch * gain, 0, 255)
+    # Tissue (tongue, cavity: darker than the lips) takes the portrait's lips' colour and
+    # lightness, the full per-channel ratio; teeth (lighter) keep the driver's lightness, only their
+    # tint moves: a darker-skinned portrait has darker lips, not darker teeth (with the full ratio
+    # everywhere the driver's teeth came out beige behind Obama's lips; with the driver's lightness
+    # everywhere the cavity came out pale behind Biden's, and dlib read his mouth as closing).
+    luma = patch @ np.array([0.299, 0.587, 0.114], np.float32)
+    teeth = np.asarray(smoothstep(luma / _luma(driver.rgb), TEETH_FROM, TEETH_FULL), np.float32)
+    lighten = _luma(driver.rgb) / _luma(source.rgb) - 1.0
+    balanced = np.clip(patch * (source.rgb / driver.rgb) * (1.0 + lighten * teeth)[..., None], 0, 255)
     # How much of the balanced driver's own chroma stays: all of it when both faces have colour
     # (then the Lab round trip would change nothing, and is skipped).
     keep = min(1.0, float(np.linalg.norm(source.lips[1:])) / SATURATED_LIPS,
