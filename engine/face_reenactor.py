@@ -11,6 +11,7 @@ import numpy as np
 from facepaint.engine.eyes import paint_irises, paint_lids
 from facepaint.engine.landmark_transformer import TargetShape
 from facepaint.engine.mouth import mouth_alpha, paint_mouth
+from facepaint.engine.mouth_colour import lip_colour
 from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import check_kind
 
@@ -24,6 +25,11 @@ class ReenactorConfig:
             ``facepaint.engine.neural``).
         mouth_fill: Paint the driving mouth interior where the warp cannot (opening, or closing
             over the source's teeth).
+        mouth_colour: Where the painted interior's colour comes from: ``portrait`` (the driver's
+            luminance layout in the portrait's own lip and teeth colours,
+            ``facepaint.engine.mouth_colour``) or ``driver`` (the driver's interior matched by
+            mean and spread over the lower face: a tinted camera or a black-and-white portrait
+            shows through).
         mouth_open_gain: Extra opening (gap over width) beyond the source's at which the fill is full.
         lid_fill: Paint lid skin over closing eyes.
         gaze: Move the irises rigidly to the driving gaze (topologies with iris points).
@@ -32,6 +38,7 @@ class ReenactorConfig:
 
     kind: str = "geometric"
     mouth_fill: bool = True
+    mouth_colour: str = "portrait"
     mouth_open_gain: float = 0.06
     lid_fill: bool = True
     gaze: bool = True
@@ -41,6 +48,8 @@ class ReenactorConfig:
         check_kind("reenactor", self.kind)
         if self.interpolation not in ("linear", "cubic"):
             raise ValueError(f"interpolation must be 'linear' or 'cubic', got '{self.interpolation}'")
+        if self.mouth_colour not in ("portrait", "driver"):
+            raise ValueError(f"mouth_colour must be 'portrait' or 'driver', got '{self.mouth_colour}'")
         if not 0.005 <= self.mouth_open_gain <= 0.5:
             raise ValueError(f"mouth_open_gain must be in [0.005, 0.5], got {self.mouth_open_gain}")
 
@@ -96,6 +105,9 @@ class GeometricFaceReenactor:
         self.config = config
         self._src_vertices = source.vertices.astype(np.float64)
         self._interp = cv2.INTER_CUBIC if config.interpolation == "cubic" else cv2.INTER_LINEAR
+        # The portrait's lip and teeth colours, once (prepare time), for the interior's colour.
+        self._palette = (lip_colour(source.crop, source.landmarks, source.topology)
+                         if config.mouth_colour == "portrait" else None)
 
     def maps(self, target: TargetShape, full: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Dense backward maps (crop size) from the target shape to the source crop (with ``full``
@@ -130,7 +142,8 @@ class GeometricFaceReenactor:
         if self.config.mouth_fill:
             alpha, closing = mouth_alpha(self.source, target.landmarks, self.config.mouth_open_gain)
             if alpha > 0.01 or closing > 0.01:
-                paint_mouth(out, self.source, target.landmarks, frame, driving, alpha, closing)
+                paint_mouth(out, self.source, target.landmarks, frame, driving, alpha, closing,
+                            self._palette)
         if self.config.gaze:
             paint_irises(out, self.source, target.landmarks)
         if self.config.lid_fill:

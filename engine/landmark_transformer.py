@@ -158,6 +158,7 @@ class GeometricLandmarkTransformer:
         self._to_source: tuple[float, np.ndarray, np.ndarray] | None = None
         self._gain = self._expression_gain()
         self._damp = self._smile_damping()
+        self._jaw_share, self._lip_centre = self._jaw_layout()
         self._regions = region_weights(source.landmarks, self.topology, config.regions)
         self.edit: ShapeEdit | None = None
         self._edit_lids = np.ones(2)
@@ -250,8 +251,14 @@ class GeometricLandmarkTransformer:
         delta = self._gain * s_a * (unposed - neutral) @ r_a.T
         if self._damp is not None:
             # Only sideways and upward motion: the jaw opening (downward) keeps its full size.
+            # A mouth closing from an open neutral also moves upward: that part (the lower lip
+            # centre's upward motion, carried by everything below the lips' mid-line) is the jaw,
+            # not a smile, and keeps its full size, or a neutral caught mid-word leaves the mouth
+            # open (issue 20: the target's gap was 1.3x the driver's on a smiling self-reenactment).
+            jaw = np.minimum(delta[self._lip_centre, 1], 0.0) * self._jaw_share
+            rest = delta[:, 1] - jaw
             delta[:, 0] *= self._damp
-            delta[:, 1] *= np.where(delta[:, 1] < 0.0, self._damp, 1.0)
+            delta[:, 1] = jaw + rest * np.where(rest < 0.0, self._damp, 1.0)
         return delta, self._lid_ratio(unposed)
 
     def _lid_ratio(self, unposed: np.ndarray) -> np.ndarray:
@@ -279,6 +286,18 @@ class GeometricLandmarkTransformer:
         width = float(np.ptp(lips[:, 0])) + 1.0
         near = np.exp(-((lm - lips.mean(0)) ** 2).sum(1) / (0.8 * width) ** 2)
         return 1.0 - cut * near
+
+    def _jaw_layout(self) -> tuple[np.ndarray, int]:
+        """(N,) share of the lower lip's motion each source landmark carries (1 below the lips'
+        mid-line, 0 above, a ramp over a tenth of the mouth width) and the lower lip centre's index."""
+        lm = self.source.landmarks[:, :2]
+        topo = self.topology
+        mid = 0.5 * (lm[topo.lip_pairs[:, 0], 1].mean() + lm[topo.lip_pairs[:, 1], 1].mean())
+        width = float(np.ptp(lm[topo.lips_outer, 0])) + 1.0
+        share = np.asarray(smoothstep(lm[:, 1] - mid, -0.05 * width, 0.05 * width), np.float64)
+        lower = topo.lip_pairs[:, 1]
+        centre = lower[np.argsort(lm[lower, 0])[len(lower) // 2]]
+        return share, int(centre)
 
     def _inside_shift(self, anchors: np.ndarray) -> np.ndarray:
         """Shift that keeps the head ring off the fixed crop border (a head that walks out of

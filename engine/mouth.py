@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from facepaint.engine.geometry import affine_fit, box_around, mouth_openness, smoothstep, soft_polygon
+from facepaint.engine.mouth_colour import LipColour, lip_colour, portrait_interior
 from facepaint.engine.source_face import SourceFace, mouth_region, region_stats
 
 # Brightness of a mouth interior with no driving frame, as a share of the lower face's mean colour.
@@ -34,7 +35,8 @@ def mouth_alpha(source: SourceFace, target: np.ndarray, gain_open: float = 0.06)
 
 
 def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: np.ndarray | None,
-                driving: np.ndarray | None, opened: float, closing: float) -> None:
+                driving: np.ndarray | None, opened: float, closing: float,
+                palette: LipColour | None = None) -> None:
     """Repaint the target inner mouth of ``out`` in place.
 
     The source's teeth move rigidly with their lip (upper teeth with the upper lip, lower with the
@@ -49,6 +51,9 @@ def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: 
         driving: (N, 2+) driving landmarks in ``frame`` pixels, or None.
         opened: Opening strength from ``mouth_alpha``.
         closing: Closing strength from ``mouth_alpha``.
+        palette: The source's ``lip_colour`` (``mouth_colour = "portrait"``): the driving
+            interior takes the portrait's colours; None: matched by mean and spread over the
+            lower-face box (``mouth_colour = "driver"``).
     """
     inner_t = target[source.topology.lips_inner, :2]
     width = float(np.ptp(inner_t[:, 0])) + 1.0
@@ -61,7 +66,7 @@ def paint_mouth(out: np.ndarray, source: SourceFace, target: np.ndarray, frame: 
     drive = opened if opened > 0.01 else 0.0
     if drive > 0.0:
         # No driving frame (an expression edit of the still): a dark cavity behind the source's teeth.
-        interior = (_driving_interior(source, target, frame, driving, box)
+        interior = (_driving_interior(source, target, frame, driving, box, palette)
                     if frame is not None and driving is not None else _cavity(source, teeth.shape))
         layer = teeth * inside + interior * (1.0 - inside)
         cover = np.ones_like(inside)
@@ -107,8 +112,9 @@ def _rigid_teeth(source: SourceFace, target: np.ndarray, box) -> tuple[np.ndarra
 
 
 def _driving_interior(source: SourceFace, target: np.ndarray, frame: np.ndarray, driving: np.ndarray,
-                      box) -> np.ndarray:
-    """The driving inner mouth, affinely fitted to the target opening and colour-matched."""
+                      box, palette: LipColour | None) -> np.ndarray:
+    """The driving inner mouth, affinely fitted to the target opening and coloured from the
+    portrait (``palette``) or colour-matched over the lower-face box (None)."""
     topo = source.topology
     x0, y0, x1, y1 = box
     # Least-squares affine target -> driving: takes the driving opening's own proportions.
@@ -116,6 +122,8 @@ def _driving_interior(source: SourceFace, target: np.ndarray, frame: np.ndarray,
     m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
     patch = cv2.warpAffine(frame, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    if palette is not None:
+        return portrait_interior(patch, palette, lip_colour(frame, driving, topo, teeth=False))
     mu_d, sd_d = region_stats(frame, mouth_region(driving, topo))
     mu_s, sd_s = source.mouth_stats
     return (patch - mu_d) * (sd_s / sd_d) + mu_s

@@ -1,0 +1,66 @@
+"""Milliseconds of the mouth paint per frame, by mouth colour (issue 20's speed figure).
+
+    python bench/mouth_speed.py [--portrait lp_s42] [--calls 200]
+
+The portrait driven to lp_d10.mp4's widest mouth (the paint at full opening: the dearest case);
+``paint_mouth`` timed alone on a warped crop (median and 90th percentile of ``--calls`` calls,
+alternating the settings so the shared machine's load falls on both alike).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facepaint.engine.mouth import mouth_alpha, paint_mouth
+from facepaint.engine.mouth_colour import lip_colour
+from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+from facepaint.plugins.trackers.config import TrackerConfig
+from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
+from facepaint.runtime.evaluation.mouth_frames import read_clip
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--portrait", default="lp_s42")
+    p.add_argument("--calls", type=int, default=200)
+    args = p.parse_args()
+    image = cv2.cvtColor(cv2.imread(str(MEDIA / "portraits" / f"{args.portrait}.jpg")), cv2.COLOR_BGR2RGB)
+    with MediaPipeTracker(TrackerConfig(smoothing=False)) as tracker:
+        face = tracker.track(image, None)[0]
+        clip = read_clip(str(MEDIA / "driving" / "lp_d10.mp4"), tracker, 150)
+    index = clip.widest_mouth()
+    with ReenactmentEngine(EngineConfig(), image, face) as engine:
+        engine.calibrate(clip.face(clip.neutral()))
+        target = engine.transformer.transform(clip.face(index))
+        warped = engine.reenactor.warp(target).image
+        source, lm = engine.source, target.landmarks
+        opened, closing = mouth_alpha(source, lm)
+        start = time.perf_counter()
+        palette = lip_colour(source.crop, source.landmarks, source.topology)
+        prepare_ms = 1000 * (time.perf_counter() - start)
+        frame, driving = clip.images[index], np.asarray(clip.face(index).landmarks)
+        times: dict[str, list[float]] = {"driver": [], "portrait": []}
+        for _ in range(args.calls):
+            for name, pal in (("driver", None), ("portrait", palette)):
+                out = warped.copy()
+                start = time.perf_counter()
+                paint_mouth(out, source, lm, frame, driving, opened, closing, pal)
+                times[name].append(1000 * (time.perf_counter() - start))
+    print(f"{args.portrait} x lp_d10 frame {index}, crop {warped.shape[1]}x{warped.shape[0]}, opening {opened:.2f}; "
+          f"portrait palette at prepare time {prepare_ms:.2f} ms")
+    for name, values in times.items():
+        p50, p90 = np.median(values), np.percentile(values, 90)
+        print(f"  mouth_colour={name:8s} paint_mouth p50 {p50:.3f} ms  p90 {p90:.3f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
