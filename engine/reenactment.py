@@ -3,6 +3,7 @@ handling (hold the last motion, then ease back to the source at rest; blend back
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,17 @@ class ReenactmentEngine:
         self.expression = expression
         self.transformer.set_edit(edit)
         self._rest_shape = self.transformer.rest()
+
+    def set_motion(self, **changes: Any) -> None:
+        """Change the transformer's motion settings (``expression``, ``rotation``, ``translation``
+        gains, ``regions``) from the next frame on, keeping the neutral and the edit.
+
+        Raises:
+            ValueError: An unknown setting or a value the transformer config refuses.
+        """
+        transformer = dataclasses.replace(self.config.transformer, **changes)
+        self.transformer.set_config(transformer)
+        self.config = dataclasses.replace(self.config, transformer=transformer)
 
     def calibrate(self, face: FaceTrack) -> None:
         """Take ``face`` as the driving neutral before the first frame (``--reference auto``)."""
