@@ -66,3 +66,58 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def chrome(width: int = 1600, height: int = 1000):  # noqa: ANN201 - a selenium WebDriver
+    """Headless Debian chromium through its chromedriver, logging the page's network requests.
+
+    Raises:
+        RuntimeError: chromium, chromedriver or selenium is missing (the reason, for a skip).
+    """
+    import shutil
+
+    driver_path = shutil.which("chromedriver")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if driver_path is None or binary is None:
+        raise RuntimeError("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise RuntimeError("selenium is not installed (the [test] extra)") from None
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={width},{height}", "--no-first-run", "--disable-extensions",
+                "--disable-background-networking", "--disable-component-update", "--mute-audio"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def requested_urls(driver) -> list[str]:  # noqa: ANN001 - a selenium WebDriver
+    """Every URL the page asked for so far (HTTP and WebSocket), from chromium's performance log."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+        elif message["method"] == "Network.webSocketCreated":
+            urls.append(message["params"]["url"])
+    return urls
+
+
+def still_clip(frame_source: Path, out: Path, frames: int = 50, fps: float = 25.0) -> Path:
+    """A clip of ``frame_source``'s first frame held still: the output only moves when a setting does."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(frame_source))
+    ok, image = capture.read()
+    capture.release()
+    if not ok:
+        raise RuntimeError(f"cannot read {frame_source}")
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (image.shape[1], image.shape[0]))
+    for _ in range(frames):
+        writer.write(image)
+    writer.release()
+    return out
