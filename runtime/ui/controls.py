@@ -28,7 +28,7 @@ RANGES: dict[str, tuple[float, float, float]] = {
 # Flags the page owns elsewhere (the portrait/camera pickers, start/stop, the record and virtual
 # camera buttons) or that make no sense in a page (a progress bar, a preview window).
 PAGE_OWNED = ("--source", "--driving", "--cam", "--output", "--config", "--quiet", "--preview", "--no-vcam",
-              "--stats-json", "--duration", "--expressions", "--overwrite")
+              "--stats-json", "--duration", "--expressions", "--overwrite", "--loop")
 # Flags whose change reaches the next live frame (the rest restart the pipeline).
 LIVE = ("--expression", "--strength", "--au", "--pose", "--regions", "--expression-scale", "--pose-scale")
 

@@ -20,6 +20,7 @@ from facepaint.plugins.base import Frame, Sink
 from facepaint.runtime.config import AppConfig, build_app_config
 from facepaint.runtime.live import LiveParts, LiveRun, open_parts
 from facepaint.runtime.session import Tracked
+from facepaint.runtime.stats import PipelineStats
 from facepaint.runtime.ui import controls
 from facepaint.runtime.ui.preview import PreviewTap
 
@@ -240,7 +241,9 @@ class LiveController:
                                "vcam": "vcam" in self.switch.sinks, "recording": "record" in self.switch.sinks}
         if run is not None:
             c = run.controls
-            stats = run.stats.to_dict()
+            # The shared figures only: LiveStats.to_dict adds the per-second series, which grows
+            # with the run and is not needed twice a second.
+            stats = PipelineStats.to_dict(run.stats)
             out.update(fps=round(run.stats.fps_recent, 1), latency_ms=round(run.stats.recent_latency_ms, 1),
                        latency_p95_ms=stats.get("latency_ms", {}).get("p95"), dropped=run.stats.dropped,
                        face=c.face, paused=c.paused, passthrough=c.passthrough,

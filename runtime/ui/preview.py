@@ -39,7 +39,8 @@ def shrink(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     scale = max_side / max(h, w)
     if scale >= 1.0:
         return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    # Linear, not area: half the encoder thread's time (2 vs 5 ms a frame here) for a preview.
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_LINEAR)
 
 
 def side_by_side(driving: np.ndarray | None, output: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
@@ -49,7 +50,7 @@ def side_by_side(driving: np.ndarray | None, output: np.ndarray, max_side: int =
         return out
     h = out.shape[0]
     dh, dw = driving.shape[:2]
-    drive = cv2.resize(driving, (max(1, round(dw * h / dh)), h), interpolation=cv2.INTER_AREA)
+    drive = cv2.resize(driving, (max(1, round(dw * h / dh)), h), interpolation=cv2.INTER_LINEAR)
     return np.concatenate([drive, out], axis=1)
 
 

@@ -7,22 +7,20 @@ real clip played as a camera, through the page's own HTTP routes.
 from __future__ import annotations
 
 import json
-import tomllib
 import urllib.request
 
 import pytest
 import pyvirtualcam
+from ui_served import serve, wait_for
 
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.plugins.sinks.vcam import missing_vcam_hint
 from facepaint.runtime.cli import build_parser
-from facepaint.runtime.config import build_app_config
+from facepaint.runtime.config import build_app_config, load_toml
 from facepaint.runtime.ui import controls
 from facepaint.runtime.ui.command import is_loopback
 from facepaint.runtime.ui.files import Files
 from fakes import RecordingBackend
-from ui_served import serve, wait_for
-
 
 # ---- the controls come from the CLI's parser ----
 
@@ -48,7 +46,7 @@ def test_command_and_toml_read_back_to_the_same_config(tmp_path):
     assert "--loop" not in command
     _, layer = controls.parse(values)
     (tmp_path / "s.toml").write_text(controls.to_toml(layer))
-    from_toml = build_app_config(tomllib.loads((tmp_path / "s.toml").read_text()))
+    from_toml = build_app_config(load_toml(tmp_path / "s.toml"))  # what --config reads
     assert from_toml == build_app_config(layer)
     assert from_toml.engine.expression.au == (("AU12", 0.5, False), ("AU4", -0.2, True))
     assert from_toml.engine.transformer.regions == ("mouth", "pose")
