@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import secrets
+import socket
 import sys
 import tempfile
 import threading
@@ -82,17 +83,32 @@ def main(argv: list[str]) -> int:
     base, defaults = defaults_from(args.config)
     token = None if is_loopback(args.host) else secrets.token_urlsafe(24)
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="facepaint-ui-"))
+    sock = _bind(args.host, args.port)  # here, so a taken port is our one-line error, not uvicorn's exit(3)
     app, _ = make_app(Files(root), token=token, base=base, defaults=defaults)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    threading.Thread(target=_announce, args=(server, args, token), name="ui-announce", daemon=True).start()
-    server.run()
-    if not server.started:
-        raise ConfigError(f"cannot serve on {args.host}:{args.port}; is the port in use? try --port 0")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    threading.Thread(target=_announce, args=(server, sock, args, token), name="ui-announce", daemon=True).start()
+    server.run(sockets=[sock])
     return 0
 
 
-def _announce(server: Any, args: argparse.Namespace, token: str | None) -> None:
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port``.
+
+    Raises:
+        ConfigError: The address cannot be had (in use, not this machine's).
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); try another --port or --host "
+                          "(0: any free one)") from None
+    return sock
+
+
+def _announce(server: Any, sock: socket.socket, args: argparse.Namespace, token: str | None) -> None:
     """Print the address once the server listens, and open it unless ``--no-browser``."""
     import time
 
@@ -100,7 +116,7 @@ def _announce(server: Any, args: argparse.Namespace, token: str | None) -> None:
         if server.should_exit:
             return
         time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
+    port = sock.getsockname()[1]
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
     print(f"facepaint-live ui: serving {url}", file=sys.stderr, flush=True)

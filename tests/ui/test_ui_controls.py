@@ -183,3 +183,15 @@ def test_live_controls_reach_the_next_frame(served, recording_vcam):
     status, body = s.call("/api/live/stop", {})
     assert not body["running"] and run.parts.camera._closed
 
+
+
+def test_a_taken_port_is_a_one_line_error():
+    import socket
+
+    from facepaint.runtime.ui.command import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"^cannot serve on 127.0.0.1:{port} \(Address already in use\)"):
+            main(["--no-browser", "--port", str(port)])
