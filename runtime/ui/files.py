@@ -39,9 +39,12 @@ class Files:
         self.recent: list[str] = []
 
     def serve(self, path: Path) -> str:
-        """Allow the page to read ``path``; returns its id."""
-        file_id = secrets.token_urlsafe(12)
+        """Allow the page to read ``path``; returns its id (the same one each time for a path)."""
         with self._lock:
+            for file_id, served in self._served.items():
+                if served == path:
+                    return file_id
+            file_id = secrets.token_urlsafe(12)
             self._served[file_id] = path
         return file_id
 

@@ -27,6 +27,7 @@ from facepaint.engine.errors import FacepaintError
 from facepaint.engine.expression import AU_BLENDSHAPES, EXPRESSIONS, POSE_AXES, POSE_RANGE_DEG
 from facepaint.engine.regions import REGIONS
 from facepaint.runtime.ui import controls
+from facepaint.runtime.ui.batch import BatchRun
 from facepaint.runtime.ui.files import MAX_UPLOAD_BYTES, Files, cameras
 from facepaint.runtime.ui.live import LiveController
 from facepaint.runtime.ui.render import RenderJob
@@ -85,6 +86,7 @@ class UiApp:
         self.files = files
         self.live = LiveController(base)
         self.render = RenderJob(files, base)
+        self.batch = BatchRun(files)
         self.defaults = defaults or {}
 
     def routes(self) -> list[Any]:
@@ -92,9 +94,9 @@ class UiApp:
                 ("/api/live/update", self.live_update), ("/api/live/action", self.live_action),
                 ("/api/live/vcam", self.live_vcam), ("/api/live/record", self.live_record),
                 ("/api/settings", self.settings), ("/api/upload", self.upload),
-                ("/api/render", self.render_start)]
+                ("/api/render", self.render_start), ("/api/batch", self.batch_start)]
         get = [("/api/controls", self.controls), ("/api/live/status", self.live_status),
-               ("/api/render/status", self.render_status)]
+               ("/api/render/status", self.render_status), ("/api/batch/status", self.batch_status)]
         return [Route("/", self.page), Route("/api/file/{file_id}", self.file),
                 *(Route(path, _guarded(h), methods=["POST"]) for path, h in post),
                 *(Route(path, _guarded(h)) for path, h in get),
@@ -174,6 +176,14 @@ class UiApp:
 
     async def render_status(self, request: Request) -> dict[str, Any]:
         return self.render.status()
+
+    async def batch_start(self, request: Request) -> dict[str, Any]:
+        body = await request.json()
+        await _in_thread(self.batch.start, str(body.get("jobs") or ""), str(body.get("out") or ""))
+        return await _in_thread(self.batch.status)
+
+    async def batch_status(self, request: Request) -> dict[str, Any]:
+        return await _in_thread(self.batch.status)
 
     async def preview(self, ws: WebSocket) -> None:
         """Pull: the page sends the seq it drew last, gets ``{seq, age_ms}`` then the JPEG."""

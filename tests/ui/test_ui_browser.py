@@ -123,3 +123,22 @@ def test_render_screen_renders_an_expression_and_offers_it(browser, served, tmp_
              10, "the image")
     browser.save_screenshot(str(tmp_path / "render.png"))
     assert (tmp_path / "render.png").stat().st_size > 20_000
+
+
+def test_batch_screen_lists_each_job(browser, served, tmp_path):
+    jobs = tmp_path / "jobs.csv"
+    portraits = served.media / "portraits"
+    jobs.write_text(f"source,driving\n{portraits / 'obama.jpg'},{portraits / 'lp_s10.jpg'}\n"
+                    f"{portraits / 'biden2.jpg'},{portraits / 'lp_s10.jpg'}\n")
+    open_page(browser, served)
+    browser.find_element("css selector", "nav button[data-screen=batch]").click()
+    browser.execute_script("document.getElementById('b-jobs').value = arguments[0];"
+                           "document.getElementById('b-out').value = arguments[1];", str(jobs), str(tmp_path / "out"))
+    browser.find_element("id", "b-go").click()
+    wait_for(lambda: browser.execute_script("return document.getElementById('b-status').textContent") == "done",
+             180, "the batch")
+    rows = browser.execute_script("return [...document.querySelectorAll('#b-table tr')]"
+                                  ".map(r => r.cells[2].textContent)")
+    assert rows == ["status", "done", "done"]
+    assert len(browser.find_elements("css selector", "#b-table a")) == 2
+    browser.save_screenshot(str(tmp_path / "batch.png"))

@@ -195,3 +195,28 @@ def test_a_taken_port_is_a_one_line_error():
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=rf"^cannot serve on 127.0.0.1:{port} \(Address already in use\)"):
             main(["--no-browser", "--port", str(port)])
+
+
+@pytest.mark.slow
+def test_batch_screen_runs_shows_each_job_and_resumes(served, tmp_path):
+    media = served.media
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("source,driving,expression\n"
+                    f"{media / 'portraits' / 'obama.jpg'},{media / 'portraits' / 'lp_s10.jpg'},\n"
+                    f"{media / 'portraits' / 'obama.jpg'},{media / 'README-missing.jpg'},\n")
+    out = tmp_path / "renders"
+    status, body = served.call("/api/batch", {"jobs": str(jobs), "out": str(out)})
+    assert status == 200 and [j["status"] for j in body["jobs"]] in (["pending"] * 2, ["running", "pending"])
+    wait_for(lambda: served.call("/api/batch/status")[1]["state"] != "running", 180, "the batch")
+    body = served.call("/api/batch/status")[1]
+    done, failed = body["jobs"]
+    assert body["state"] == "failed" and done["status"] == "done" and failed["status"] == "failed"
+    assert "README-missing.jpg" in failed["error"] and "\n" not in failed["error"]
+    with urllib.request.urlopen(f"{served.url}/api/file/{done['file']}") as response:
+        assert response.read(8) == b"\x89PNG\r\n\x1a\n"
+    # Resume: the finished job is skipped, the failed one tried again.
+    served.call("/api/batch", {"jobs": str(jobs), "out": str(out)})
+    wait_for(lambda: served.call("/api/batch/status")[1]["state"] != "running", 180, "the second run")
+    assert [j["status"] for j in served.call("/api/batch/status")[1]["jobs"]] == ["skipped", "failed"]
+    status, body = served.call("/api/batch", {"jobs": str(tmp_path / "nope.csv"), "out": str(out)})
+    assert status == 400 and "nope.csv" in body["error"]
