@@ -30,6 +30,7 @@ from facepaint.runtime.ui import controls
 from facepaint.runtime.ui.batch import BatchRun
 from facepaint.runtime.ui.files import MAX_UPLOAD_BYTES, Files, cameras
 from facepaint.runtime.ui.live import LiveController
+from facepaint.runtime.ui.quality import QualityJob
 from facepaint.runtime.ui.render import RenderJob
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -87,6 +88,7 @@ class UiApp:
         self.live = LiveController(base)
         self.render = RenderJob(files, base)
         self.batch = BatchRun(files)
+        self.quality = QualityJob()
         self.defaults = defaults or {}
 
     def routes(self) -> list[Any]:
@@ -94,9 +96,11 @@ class UiApp:
                 ("/api/live/update", self.live_update), ("/api/live/action", self.live_action),
                 ("/api/live/vcam", self.live_vcam), ("/api/live/record", self.live_record),
                 ("/api/settings", self.settings), ("/api/upload", self.upload),
-                ("/api/render", self.render_start), ("/api/batch", self.batch_start)]
+                ("/api/render", self.render_start), ("/api/batch", self.batch_start),
+                ("/api/quality", self.quality_start)]
         get = [("/api/controls", self.controls), ("/api/live/status", self.live_status),
-               ("/api/render/status", self.render_status), ("/api/batch/status", self.batch_status)]
+               ("/api/render/status", self.render_status), ("/api/batch/status", self.batch_status),
+               ("/api/quality/status", self.quality_status)]
         return [Route("/", self.page), Route("/api/file/{file_id}", self.file),
                 *(Route(path, _guarded(h), methods=["POST"]) for path, h in post),
                 *(Route(path, _guarded(h)) for path, h in get),
@@ -184,6 +188,18 @@ class UiApp:
 
     async def batch_status(self, request: Request) -> dict[str, Any]:
         return await _in_thread(self.batch.status)
+
+    async def quality_start(self, request: Request) -> dict[str, Any]:
+        """``{source, driving, file?, max_frames?}``: ``file`` is the id of a render the page got;
+        no source is self-reenactment of ``driving``."""
+        body = await request.json()
+        output = str(self.files.path(str(body["file"]))) if body.get("file") else None
+        frames = int(body["max_frames"]) if body.get("max_frames") else None
+        self.quality.start(str(body.get("source") or ""), str(body.get("driving") or ""), output, frames)
+        return self.quality.status()
+
+    async def quality_status(self, request: Request) -> dict[str, Any]:
+        return self.quality.status()
 
     async def preview(self, ws: WebSocket) -> None:
         """Pull: the page sends the seq it drew last, gets ``{seq, age_ms}`` then the JPEG."""

@@ -142,3 +142,20 @@ def test_batch_screen_lists_each_job(browser, served, tmp_path):
     assert rows == ["status", "done", "done"]
     assert len(browser.find_elements("css selector", "#b-table a")) == 2
     browser.save_screenshot(str(tmp_path / "batch.png"))
+
+
+def test_quality_screen_shows_the_table(browser, served, tmp_path):
+    pytest.importorskip("dlib", reason="the [eval] extra is not installed")
+    open_page(browser, served)
+    browser.find_element("css selector", "nav button[data-screen=quality]").click()
+    browser.execute_script("document.getElementById('e-source').value = arguments[0];"
+                           "document.getElementById('e-driving').value = arguments[1];"
+                           "document.getElementById('e-frames').value = '8';",
+                           str(served.media / "portraits" / "obama.jpg"), str(served.media / CLIP))
+    browser.find_element("id", "e-go").click()
+    wait_for(lambda: browser.execute_script("return document.getElementById('e-status').textContent")
+             .startswith(("done", "failed")), 300, "the evaluation")
+    table = browser.execute_script("return document.getElementById('e-table').textContent")
+    assert "identity AED" in table and "frozen" in table, browser.execute_script(
+        "return document.getElementById('e-status').textContent")
+    browser.save_screenshot(str(tmp_path / "quality.png"))

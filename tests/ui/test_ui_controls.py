@@ -220,3 +220,22 @@ def test_batch_screen_runs_shows_each_job_and_resumes(served, tmp_path):
     assert [j["status"] for j in served.call("/api/batch/status")[1]["jobs"]] == ["skipped", "failed"]
     status, body = served.call("/api/batch", {"jobs": str(tmp_path / "nope.csv"), "out": str(out)})
     assert status == 400 and "nope.csv" in body["error"]
+
+
+@pytest.mark.slow
+def test_quality_screen_scores_a_render_beside_its_bounds(served, tmp_path):
+    pytest.importorskip("dlib", reason="the [eval] extra is not installed")
+    media = served.media
+    status, body = served.call("/api/quality", {"source": str(media / "portraits" / "obama.jpg"),
+                                                "driving": str(media / "driving" / "lp_d0.mp4"), "max_frames": 8})
+    assert status == 200 and body["state"] == "running", body
+    wait_for(lambda: served.call("/api/quality/status")[1]["state"] != "running", 300, "the evaluation")
+    body = served.call("/api/quality/status")[1]
+    assert body["state"] == "done", body
+    header = body["lines"][1].split()
+    assert header == ["output", "frozen", "pasted"]
+    assert any(line.startswith("identity AED") for line in body["lines"])
+    served.call("/api/quality", {"source": "", "driving": str(tmp_path / "none.mp4")})  # self-reenactment
+    wait_for(lambda: served.call("/api/quality/status")[1]["state"] != "running", 60, "the refusal")
+    assert served.call("/api/quality/status")[1]["error"] == f"file not found: {tmp_path / 'none.mp4'}"
+    assert served.call("/api/quality", {"driving": "x.mp4", "file": "../../etc/passwd"})[0] == 400
