@@ -49,7 +49,7 @@ def run_phase(served, browser, seconds: float, page: bool) -> dict[str, float]:
             ages.append(browser.execute_script("return window.preview.age"))
             time.sleep(0.1)
         out["preview_fps"] = (browser.execute_script("return window.preview.total") - n0) / (time.monotonic() - t0)
-        out["preview_age_ms"] = statistics.median(ages)
+        out["preview_delay_ms"] = statistics.median(ages)
     served.call("/api/live/stop", {})
     return out
 
