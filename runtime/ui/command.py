@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     token = None if is_loopback(args.host) else secrets.token_urlsafe(24)
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="facepaint-ui-"))
     sock = _bind(args.host, args.port)  # here, so a taken port is our one-line error, not uvicorn's exit(3)
-    app, _ = make_app(Files(root), token=token, base=base, defaults=defaults)
+    app, _ = make_app(Files(root), token=token, base=base, defaults=defaults, host=args.host)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     threading.Thread(target=_announce, args=(server, sock, args, token), name="ui-announce", daemon=True).start()
     server.run(sockets=[sock])

@@ -36,31 +36,48 @@ from facepaint.runtime.ui.render import RenderJob
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class TokenGate:
-    """ASGI middleware: every HTTP request and WebSocket must carry ``token`` (query ``?token=``
-    or header ``X-Token``) when one is set; refused with 403 otherwise."""
+class Gate:
+    """ASGI middleware in front of every HTTP request and WebSocket.
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    * Same origin only: an ``Origin`` (sent by browsers on cross-site requests and on every
+      WebSocket) must be the ``Host``, so a page elsewhere can neither steer the pipeline nor read
+      the preview; without a token the ``Host`` must also name this machine (no DNS rebinding).
+    * With a token (``--host`` not loopback): query ``?token=`` or header ``X-Token`` must carry it.
+    Refused requests get 403, WebSockets close with 4403.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, hosts: tuple[str, ...]) -> None:
         self.app, self.token = app, token
+        self.hosts = {"127.0.0.1", "localhost", "::1", "[::1]", *hosts}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] not in ("http", "websocket") or self._carries(scope):
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
+        why = self._refusal(scope)
+        if why is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 4403})
-            return
-        await Response("a token is needed; open the address printed at start", 403)(scope, receive, send)
+        else:
+            await Response(why, 403)(scope, receive, send)
 
-    def _carries(self, scope: Scope) -> bool:
-        from urllib.parse import parse_qs
+    def _refusal(self, scope: Scope) -> str | None:
+        from urllib.parse import parse_qs, urlsplit
 
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        host = headers.get("host", "")
+        origin = headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != host:
+            return "requests from other sites are refused"
+        if self.token is None:  # loopback: the Host must be this machine (a token cannot be rebound)
+            known = urlsplit(f"//{host}").hostname in {h.strip("[]") for h in self.hosts}
+            return None if known else "unknown host; open the address printed at start"
         query = parse_qs(scope.get("query_string", b"").decode())
-        given = (query.get("token") or [""])[0]
-        for key, value in scope.get("headers", []):
-            if key == b"x-token":
-                given = value.decode()
-        return bool(self.token) and secrets.compare_digest(given, self.token or "")
+        given = headers.get("x-token") or (query.get("token") or [""])[0]
+        if secrets.compare_digest(given, self.token):
+            return None
+        return "a token is needed; open the address printed at start"
 
 
 def _guarded(handler: Callable[[Request], Awaitable[Any]]) -> Handler:
@@ -233,8 +250,8 @@ async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def make_app(files: Files, *, token: str | None, base: list[dict[str, Any]] | None = None,
-             defaults: dict[str, Any] | None = None) -> tuple[ASGIApp, UiApp]:
-    """The ASGI app (behind the token gate when ``token`` is set) and its ``UiApp``."""
+             defaults: dict[str, Any] | None = None, host: str = "127.0.0.1") -> tuple[ASGIApp, UiApp]:
+    """The ASGI app behind its ``Gate`` (same origin; ``token`` when set) and its ``UiApp``."""
     ui = UiApp(files, base, defaults)
 
     @contextlib.asynccontextmanager
@@ -243,4 +260,4 @@ def make_app(files: Files, *, token: str | None, base: list[dict[str, Any]] | No
         ui.live.stop()
         ui.live.tap.shutdown()
 
-    return TokenGate(Starlette(routes=ui.routes(), lifespan=lifespan), token), ui
+    return Gate(Starlette(routes=ui.routes(), lifespan=lifespan), token, (host,)), ui

@@ -7,6 +7,7 @@ real clip played as a camera, through the page's own HTTP routes.
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -105,6 +106,33 @@ def test_the_token_is_checked_on_every_request_and_websocket(tmp_path, media):
             assert json.loads(ws.recv(timeout=5))["idle"] is True  # nothing running: an idle answer
     finally:
         gen.close()
+
+
+def test_other_sites_and_rebound_hosts_are_refused(served):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    def post(headers: dict) -> int:
+        request = urllib.request.Request(served.url + "/api/live/stop", data=b"{}", method="POST",
+                                         headers={"Content-Type": "text/plain", **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    host = served.url.split("//")[1]
+    assert post({}) == 200 and post({"Origin": served.url}) == 200
+    assert post({"Origin": "https://evil.example"}) == 403  # a page elsewhere posting to us
+    assert post({"Host": f"evil.example:{host.split(':')[1]}"}) == 403  # DNS rebinding
+    ws_url = served.url.replace("http", "ws") + "/ws/preview"
+    with pytest.raises((InvalidStatus, ConnectionError, OSError)):
+        with connect(ws_url, origin="https://evil.example", open_timeout=5) as ws:  # reading the camera
+            ws.send("0")
+            ws.recv(timeout=2)
+    with connect(ws_url, origin=served.url, open_timeout=5) as ws:
+        ws.send("0")
+        assert json.loads(ws.recv(timeout=5))["idle"] is True
 
 
 def test_path_traversal_reads_nothing(served):
