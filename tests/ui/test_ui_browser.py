@@ -105,6 +105,10 @@ def test_a_slider_change_shows_in_the_preview_within_200_ms(browser, served, tmp
         delays.append(browser.execute_script("return window.watch.changedAt - window.watch.t0"))
     print(f"slider to preview: {', '.join(f'{d:.0f}' for d in delays)} ms")
     assert sorted(delays)[1] <= 200.0
+    # An AU slider adds to the source's own value: a signed --au entry.
+    browser.execute_script("const s = document.querySelector(\"[data-flag='--au:AU12']\"); s.value = 0.5;"
+                           "s.dispatchEvent(new Event('input'));")
+    wait_for(lambda: "AU12=+0.5" in served.call("/api/live/status")[1]["expression"], 5, "the AU edit")
     served.call("/api/live/stop", {})
 
 
