@@ -68,6 +68,7 @@ class RenderJob:
         config = self.build(values)
         if not config.driving and not config.still:
             raise ConfigError("choose a driving video or image, or an expression to apply to the still")
+        self.total = _frame_count(str(config.driving)) if config.driving and not config.still else 1
         self.progress, self.state, self.error, self.result = Progress(), "running", "", {}
         self._thread = threading.Thread(target=self._run, args=(config,), name="ui-render", daemon=True)
         self._thread.start()
@@ -91,5 +92,21 @@ class RenderJob:
             self.error, self.state = f"unexpected {type(exc).__name__}: {exc}", "failed"
 
     def status(self) -> dict[str, Any]:
-        return {"state": self.state, "frames": self.progress.frames, "error": self.error, **self.result}
+        return {"state": self.state, "frames": self.progress.frames, "total": self.total, "error": self.error,
+                **self.result}
+
+
+def _frame_count(driving: str) -> int | None:
+    """The driving file's frame count, for the progress bar (None: unknown, or a still).
+
+    Raises:
+        FacepaintError: The driving file cannot be opened (the render's own message).
+    """
+    from facepaint.runtime.offline import open_driving
+
+    source = open_driving(driving)
+    try:
+        return source.frame_count
+    finally:
+        source.close()
 

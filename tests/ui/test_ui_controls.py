@@ -267,3 +267,20 @@ def test_quality_screen_scores_a_render_beside_its_bounds(served, tmp_path):
     wait_for(lambda: served.call("/api/quality/status")[1]["state"] != "running", 60, "the refusal")
     assert served.call("/api/quality/status")[1]["error"] == f"file not found: {tmp_path / 'none.mp4'}"
     assert served.call("/api/quality", {"driving": "x.mp4", "file": "../../etc/passwd"})[0] == 400
+
+
+@pytest.mark.slow
+def test_render_screen_reports_progress_and_serves_the_video(served):
+    media = served.media
+    driving = media / "driving" / "lp_d0.mp4"
+    status, body = served.call("/api/render", {"values": {"--source": str(media / "portraits" / "obama.jpg"),
+                                                          "--driving": str(driving), "--duration": "0.4"}})
+    assert status == 200 and body["state"] == "running" and body["total"] > 10, body
+    wait_for(lambda: served.call("/api/render/status")[1]["state"] != "running", 120, "the render")
+    body = served.call("/api/render/status")[1]
+    assert body["state"] == "done" and body["kind"] == "video" and body["frames"] == 10, body
+    with urllib.request.urlopen(f"{served.url}/api/file/{body['file']}") as response:
+        assert response.read(12)[4:8] == b"ftyp"
+    status, body = served.call("/api/render", {"values": {"--source": str(media / "portraits" / "obama.jpg"),
+                                                          "--driving": str(media / "nope.mp4")}})
+    assert status == 400 and "nope.mp4" in body["error"] and "\n" not in body["error"]
