@@ -135,6 +135,9 @@ class LandmarkTransformer(Protocol):
         """Add ``edit`` (an expression / AU / pose change of the source) to every target and to
         ``rest()``; None removes it."""
 
+    def set_config(self, config: TransformerConfig) -> None:
+        """Use ``config``'s gains and regions from the next ``transform`` on (same ``kind``)."""
+
     def close(self) -> None:
         """Release what the stage holds (a model, device memory); later calls do nothing."""
 
@@ -162,6 +165,17 @@ class GeometricLandmarkTransformer:
         self._regions = region_weights(source.landmarks, self.topology, config.regions)
         self.edit: ShapeEdit | None = None
         self._edit_lids = np.ones(2)
+
+    def set_config(self, config: TransformerConfig) -> None:
+        """Use ``config``'s gains and regions from the next ``transform`` on (a live slider); the
+        neutral and the edit are kept."""
+        if config.kind != self.config.kind:
+            raise ValueError(f"set_config cannot change the transformer kind ({self.config.kind} -> {config.kind})")
+        regions = region_weights(self.source.landmarks, self.topology, config.regions)
+        self.config = config
+        self._gain = self._expression_gain()
+        self._damp = self._smile_damping()
+        self._regions = regions
 
     def set_edit(self, edit: ShapeEdit | None) -> None:
         """Add ``edit`` (an expression / AU / pose change of the source) to every target; None removes it."""

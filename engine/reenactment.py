@@ -185,6 +185,17 @@ class ReenactmentEngine:
         self.transformer.set_edit(edit)
         self._rest_shape = self.transformer.rest()
 
+    def set_motion(self, **changes: Any) -> None:
+        """Change the transformer's motion settings (``expression``, ``rotation``, ``translation``
+        gains, ``regions``) from the next frame on, keeping the neutral and the edit.
+
+        Raises:
+            ValueError: An unknown setting or a value the transformer config refuses.
+        """
+        transformer = dataclasses.replace(self.config.transformer, **changes)
+        self.transformer.set_config(transformer)
+        self.config = dataclasses.replace(self.config, transformer=transformer)
+
     def calibrate(self, face: FaceTrack) -> None:
         """Take ``face`` as the driving neutral before the first frame (sweeps that try several;
         a render gives its neutral to the constructor or to ``reset``)."""

@@ -33,6 +33,7 @@ EXAMPLES = """examples:
   facepaint-live train --data clips/ --out my_weights/                  train the neural reenactor
   facepaint-live compile --format onnx --out onnx/ --verify             the neural stages for onnxruntime
   facepaint-live batch jobs.csv --out renders/                         many renders, resumable (batch --help)
+  facepaint-live ui                                                    a local web page (needs the [ui] extra)
 """
 
 
@@ -66,6 +67,10 @@ def run(argv: Sequence[str]) -> int:
         from facepaint.runtime.batch.command import main as batch_main
 
         return batch_main(list(argv[1:]))
+    if argv and argv[0] == "ui":
+        from facepaint.runtime.ui.command import main as ui_main
+
+        return ui_main(list(argv[1:]))
     if argv and argv[0] == "bench":
         from facepaint.runtime.evaluation.bench import main as bench_main
 

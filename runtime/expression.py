@@ -145,6 +145,10 @@ class ExpressionStepper:
         self.config = self._pending = c
         return True
 
+    def set(self, config: ExpressionConfig) -> None:
+        """Use ``config`` from the next frame on (the page's sliders; the newest change wins)."""
+        self.config = self._pending = config
+
     def take(self) -> ExpressionConfig | None:
         """The edit to apply now, once per change (None: unchanged)."""
         pending, self._pending = self._pending, None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Run a batch; returns the exit code (FacepaintError propagates for the CLI's one-line error)."""
-    args = build_parser().parse_args(list(argv))
+    return run_batch(build_parser().parse_args(list(argv)))
+
+
+def run_batch(args: argparse.Namespace, listener: Callable[[Any], None] | None = None) -> int:
+    """Run the batch ``args`` describe (``build_parser``'s); ``listener`` also gets every executor
+    event (the ui's batch screen). Returns the exit code; FacepaintError propagates."""
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     from facepaint.runtime.config import load_toml
@@ -75,6 +80,8 @@ def main(argv: Sequence[str]) -> int:
         with closing(_executor(args).run(todo)) as events:
             for event in events:
                 run.show(event)
+                if listener is not None:
+                    listener(event)
                 if isinstance(event, JobResult):
                     job = run.by_id[event.id]
                     manifest.record(event, digests[job.id], job.line)

@@ -79,3 +79,21 @@ def test_smiling_source_damps_sideways_and_upward_mouth_motion(obama, s42, drivi
     assert plain.smile < 0.1
     free, damped = _mouth_shift(plain, driving)
     np.testing.assert_allclose(damped, free, atol=0.5 * plain.smile * plain.face_width + 1e-6)
+
+
+def test_set_config_changes_gains_and_regions_from_the_next_transform(s42, driving):
+    """The live sliders' path: a new config on a calibrated transformer equals one built with it."""
+    img, face = s42
+    source = prepare_source(img, face, SourceConfig())
+    live = GeometricLandmarkTransformer(source, TransformerConfig())
+    live.calibrate(driving["neutral"][1])
+    wanted = TransformerConfig(expression=0.4, regions=("eyes", "pose"))
+    built = GeometricLandmarkTransformer(source, wanted)
+    built.calibrate(driving["neutral"][1])
+    before = live.transform(driving["open"][1]).landmarks
+    live.set_config(wanted)
+    after = live.transform(driving["open"][1]).landmarks
+    np.testing.assert_allclose(after, built.transform(driving["open"][1]).landmarks, atol=1e-9)
+    assert mouth_openness(after, source.topology) < mouth_openness(before, source.topology) - 0.2  # mouth off
+    with pytest.raises(ValueError, match="cannot change the transformer kind"):
+        live.set_config(TransformerConfig(kind="neural"))
