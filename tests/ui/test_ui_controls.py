@@ -179,7 +179,7 @@ def test_live_controls_reach_the_next_frame(served, recording_vcam):
     assert body == {"applied": True}
     n = run.frames_rendered
     wait_for(lambda: run.frames_rendered >= n + 2, what="two more frames")
-    engine = run.parts.engine
+    engine = run.parts.session.engine
     assert engine.config.transformer.expression == 0.3
     assert engine.transformer.config.regions == ("mouth", "pose")
     assert engine.expression.expression == "happy"
