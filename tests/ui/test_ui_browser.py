@@ -65,16 +65,19 @@ def test_a_file_played_as_a_camera_streams_20_preview_frames_a_second(browser, s
     served.call("/api/live/stop", {})
 
 
-# Compares each preview with the one before the change on a small canvas: the share of pixels that
+# Compares each preview with the first one after the watch starts (before the change) on a small canvas: the share of pixels that
 # moved by more than 40 levels (a still clip: only a setting can move them).
 WATCH = """
 const img = document.getElementById('view'), c = document.createElement('canvas');
 c.width = 250; c.height = 90; const ctx = c.getContext('2d', {willReadFrequently: true});
 const grab = () => { ctx.drawImage(img, 0, 0, 250, 90); return ctx.getImageData(0, 0, 250, 90).data; };
-window.watch = {ref: grab(), changedAt: null, t0: null, moved: []};
+window.watch = {ref: null, changedAt: null, t0: null, moved: []};
 img.addEventListener('load', () => {
   const w = window.watch; if (w.changedAt !== null) return;
   const d = grab(); let n = 0;
+  // The reference is the first preview that arrives after the watch starts: the image element can
+  // still hold an older or half-loaded picture when the script runs.
+  if (w.ref === null) { w.ref = d; return; }
   for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - w.ref[i]) + Math.abs(d[i+1] - w.ref[i+1]) > 40) n++;
   const share = n / (d.length / 4); w.moved.push(share);
   if (w.t0 !== null && share > 0.01) w.changedAt = performance.now();
