@@ -16,7 +16,7 @@ from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.neural.generator import CoarseToFineGenerator, GeneratorConfig
 from facepaint.engine.neural.model_files import GENERATOR
 from facepaint.runtime.training.data import Batch, PairSampler, make_batch
-from facepaint.runtime.training.loop import Trainable, TrainData
+from facepaint.runtime.training.loop import Trainable, TrainData, check_schedule
 from facepaint.runtime.training.publish import save_model
 
 
@@ -64,8 +64,7 @@ class GeneratorTrainConfig:
     save_every: int = 200
 
     def __post_init__(self) -> None:
-        if min(self.steps, self.batch, self.log_every, self.save_every) < 1 or self.lr <= 0:
-            raise ValueError("steps, batch, log_every and save_every must be >= 1 and lr > 0")
+        check_schedule(self)
 
     def arch(self) -> GeneratorConfig:
         """The architecture."""

@@ -101,6 +101,12 @@ class Trainable:
         raise NotImplementedError
 
 
+def check_schedule(config: Any) -> None:
+    """Refuse a model config whose shared schedule fields (steps, batch, log_every, save_every, lr) cannot run."""
+    if min(config.steps, config.batch, config.log_every, config.save_every) < 1 or config.lr <= 0:
+        raise ValueError("steps, batch, log_every and save_every must be >= 1 and lr > 0")
+
+
 def cosine(lr: float, step: int, steps: int) -> float:
     """Cosine decay from ``lr`` to a tenth of it over ``steps``."""
     return lr * (0.1 + 0.45 * (1 + float(np.cos(np.pi * min(step, steps) / max(steps, 1)))))

@@ -25,7 +25,7 @@ from facepaint.engine.neural.model_files import MIXER
 from facepaint.engine.source_face import SourceConfig, person_layers
 from facepaint.engine.topology import get_topology
 from facepaint.runtime.training.cache import CachedClip
-from facepaint.runtime.training.loop import Trainable, TrainData, cosine
+from facepaint.runtime.training.loop import Trainable, TrainData, check_schedule, cosine
 from facepaint.runtime.training.publish import save_model
 
 
@@ -57,8 +57,7 @@ class MixerTrainConfig:
     save_every: int = 250
 
     def __post_init__(self) -> None:
-        if min(self.steps, self.batch, self.log_every, self.save_every) < 1 or self.lr <= 0:
-            raise ValueError("steps, batch, log_every and save_every must be >= 1 and lr > 0")
+        check_schedule(self)
 
 
 class MixerData:

@@ -23,7 +23,7 @@ from facepaint.engine.geometry import umeyama
 from facepaint.engine.neural.landmark_transformer import N_AU, STABLE, AURegressor, LandmarkTransformerNet
 from facepaint.engine.neural.model_files import AU_REGRESSOR, TRANSFORMER
 from facepaint.runtime.training.cache import CachedClip
-from facepaint.runtime.training.loop import Trainable, TrainData, cosine
+from facepaint.runtime.training.loop import Trainable, TrainData, check_schedule, cosine
 from facepaint.runtime.training.publish import save_model
 
 
@@ -56,8 +56,7 @@ class TransformerTrainConfig:
     save_every: int = 1000
 
     def __post_init__(self) -> None:
-        if min(self.steps, self.batch, self.log_every, self.save_every) < 1 or self.lr <= 0:
-            raise ValueError("steps, batch, log_every and save_every must be >= 1 and lr > 0")
+        check_schedule(self)
         if not 0 < self.au_share < 1:
             raise ValueError("au_share must be in (0, 1)")
 

@@ -65,8 +65,8 @@ def test_a_file_played_as_a_camera_streams_20_preview_frames_a_second(browser, s
     served.call("/api/live/stop", {})
 
 
-# Compares each preview with the first one after the watch starts (before the change) on a small canvas: the share of pixels that
-# moved by more than 40 levels (a still clip: only a setting can move them).
+# Compares each preview with the first one after the watch starts (before the change) on a small
+# canvas: the share of pixels that moved by more than 40 levels (a still clip: only a setting can move them).
 WATCH = """
 const img = document.getElementById('view'), c = document.createElement('canvas');
 c.width = 250; c.height = 90; const ctx = c.getContext('2d', {willReadFrequently: true});
