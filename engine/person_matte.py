@@ -106,10 +106,13 @@ class BackgroundReplacer:
         image: The source portrait (RGB uint8); output frames have its size.
         face: The source's tracked face (seeds the matte).
         background: RGB uint8 of the portrait's size.
+        matte: The (H, W, 1) matte of another replacer of the same portrait and face (None: found
+            here): a new plate for a running engine then costs no GrabCut.
     """
 
-    def __init__(self, image: np.ndarray, face: FaceTrack, background: np.ndarray) -> None:
-        self.matte = person_matte(image, face)[..., None]
+    def __init__(self, image: np.ndarray, face: FaceTrack, background: np.ndarray,
+                 matte: np.ndarray | None = None) -> None:
+        self.matte = person_matte(image, face)[..., None] if matte is None else matte
         self.background = background.astype(np.float32)
 
     def apply(self, frame: np.ndarray) -> np.ndarray:

@@ -242,8 +242,18 @@ class ReenactmentEngine:
         """The output with no driving face: the source at rest, edited, over the background."""
         return self._over_background(self.rest())
 
+    def set_background(self, background: BackgroundReplacer | None) -> None:
+        """Put the person over ``background`` from the next frame on (None: the portrait's own).
+
+        The replacer comes prepared (matte and plate made off the render thread, for example by
+        ``facepaint.runtime.background.open_background``): the swap is one reference, so a running
+        stream loses no frame to it.
+        """
+        self.background = background
+
     def _over_background(self, image: np.ndarray) -> np.ndarray:
-        return image if self.background is None else self.background.apply(image)
+        background = self.background  # read once: another thread may swap it (``set_background``)
+        return image if background is None else background.apply(image)
 
     def rest(self) -> np.ndarray:
         """The source at rest: a copy of the source image, or the source with the edit applied

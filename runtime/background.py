@@ -40,8 +40,19 @@ def parse_background(spec: str) -> tuple[str, tuple[int, int, int] | Path | None
     raise ConfigError(f"--background '{spec}' is not {BACKGROUND_FORMS}")
 
 
-def open_background(spec: str, image: np.ndarray, face: FaceTrack) -> BackgroundReplacer:
-    """The replacer for a ``--background`` value over the portrait ``image``.
+def open_background(spec: str, image: np.ndarray, face: FaceTrack,
+                    matte: np.ndarray | None = None) -> BackgroundReplacer:
+    """The replacer for a ``--background`` value over the portrait ``image`` (``matte``: that of
+    a replacer of the same portrait, reused; None: found here).
+
+    Raises:
+        ConfigError / InputError: A value of no known form, a missing or unreadable image.
+    """
+    return BackgroundReplacer(image, face, background_plate(spec, image, face), matte)
+
+
+def background_plate(spec: str, image: np.ndarray, face: FaceTrack) -> np.ndarray:
+    """The RGB uint8 plate of a ``--background`` value, the size of the portrait ``image``.
 
     Raises:
         ConfigError / InputError: A value of no known form, a missing or unreadable image.
@@ -58,4 +69,4 @@ def open_background(spec: str, image: np.ndarray, face: FaceTrack) -> Background
         background = cover(cv2.cvtColor(loaded, cv2.COLOR_BGR2RGB), (w, h))
     else:
         background = blurred(image, face)
-    return BackgroundReplacer(image, face, background)
+    return background

@@ -30,7 +30,8 @@ RANGES: dict[str, tuple[float, float, float]] = {
 PAGE_OWNED = ("--source", "--driving", "--cam", "--output", "--config", "--quiet", "--preview", "--no-vcam",
               "--stats-json", "--duration", "--expressions", "--overwrite", "--loop")
 # Flags whose change reaches the next live frame (the rest restart the pipeline).
-LIVE = ("--expression", "--strength", "--au", "--pose", "--regions", "--expression-scale", "--pose-scale")
+LIVE = ("--expression", "--strength", "--au", "--pose", "--regions", "--expression-scale", "--pose-scale",
+        "--background")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ after the others, a ``SwitchSinks`` (the virtual camera and the recording, each 
 while running) and the preview tap. Expression edits go through the hotkeys' path
 (``ExpressionStepper`` -> ``engine.set_expression`` on the render thread); motion gains and regions
 through ``engine.set_motion``, also on the render thread, so each change reaches the next frame.
+A new background is prepared on the caller's thread (the plate read, the portrait's matte reused)
+and swapped into the engine between two frames (``engine.set_background``), so it costs no frame.
 A bad input on the page raises ``FacepaintError`` from here and leaves a running pipeline running.
 """
 
@@ -16,7 +18,9 @@ import threading
 from typing import Any
 
 from facepaint.engine.errors import ConfigError, FacepaintError
+from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.plugins.base import Frame, Sink
+from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig, build_app_config
 from facepaint.runtime.live import LiveParts, LiveRun, open_parts
 from facepaint.runtime.session import Tracked
@@ -67,16 +71,25 @@ class UiRun(LiveRun):
         super().__init__(parts, **kwargs)
         self.tap = tap
         self._motion: dict[str, Any] | None = None
+        self._background: tuple[BackgroundReplacer | None] | None = None  # a pending swap (of None too)
         self.frames_rendered = 0
 
     def set_motion(self, changes: dict[str, Any]) -> None:
         """Apply ``changes`` (``set_motion`` keywords) before the next frame renders."""
         self._motion = changes
 
+    def set_background(self, background: BackgroundReplacer | None) -> None:
+        """Put the person over the prepared ``background`` (None: none) from the next frame on."""
+        self._background = (background,)
+
     def _infer(self, item: Tracked) -> Frame:
         motion, self._motion = self._motion, None
+        background, self._background = self._background, None
+        engine = self.parts.session.engine
         if motion:
-            self.parts.session.engine.set_motion(**motion)
+            engine.set_motion(**motion)
+        if background is not None:
+            engine.set_background(background[0])
         self.tap.drive(item.frame.image)
         out = super()._infer(item)
         self.frames_rendered += 1
@@ -183,6 +196,8 @@ class LiveController:
             return True
         if _without_live(config) != _without_live(old):
             return False
+        if config.background != old.background:  # prepared here first: a bad one changes nothing
+            run.set_background(self._background(run, config.background))
         new_t, old_t = config.engine.transformer, old.engine.transformer
         motion = {k: getattr(new_t, k) for k in _MOTION_KEYS if getattr(new_t, k) != getattr(old_t, k)}
         if motion:
@@ -191,6 +206,20 @@ class LiveController:
             run.controls.expression.set(config.engine.expression)
         self.config = config
         return True
+
+    @staticmethod
+    def _background(run: UiRun, spec: str | None) -> BackgroundReplacer | None:
+        """The replacer for ``spec`` over the run's portrait, reusing the running one's matte.
+
+        Raises:
+            FacepaintError: A value ``--background`` refuses (the CLI's message).
+        """
+        if not spec:
+            return None
+        session = run.parts.session
+        running = session.engine.background
+        matte = running.matte if running is not None else None
+        return open_background(spec, session.portrait.image, session.portrait.face, matte)
 
     def set_vcam(self, on: bool) -> str:
         """Turn the virtual camera on or off while running; returns its device.
@@ -261,4 +290,4 @@ def _without_live(config: AppConfig) -> AppConfig:
     default_t = TransformerConfig()
     transformer = dataclasses.replace(config.engine.transformer, **{k: getattr(default_t, k) for k in _MOTION_KEYS})
     engine = dataclasses.replace(config.engine, transformer=transformer, expression=ExpressionConfig())
-    return dataclasses.replace(config, engine=engine)
+    return dataclasses.replace(config, engine=engine, background=None)

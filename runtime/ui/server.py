@@ -151,7 +151,8 @@ class UiApp:
         return self.live.status()
 
     async def live_update(self, request: Request) -> dict[str, Any]:
-        return {"applied": self.live.update(await _values(request))}
+        # In a worker thread: a new background reads its image and makes its plate there.
+        return {"applied": await _in_thread(self.live.update, await _values(request))}
 
     async def live_action(self, request: Request) -> dict[str, Any]:
         name = str((await request.json())["name"])

@@ -10,6 +10,7 @@ import json
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 import pyvirtualcam
 from ui_served import serve, wait_for
@@ -211,6 +212,40 @@ def test_live_controls_reach_the_next_frame(served, recording_vcam):
     status, body = s.call("/api/live/stop", {})
     assert not body["running"] and run.parts.camera._closed
 
+
+
+@pytest.mark.slow
+def test_a_new_background_reaches_the_next_frames_without_a_restart(served, recording_vcam):
+    s, live = served, served.ui.live
+    values = s.live_values(**{"--vcam-backend": "recording", "--size": "320x240"})
+    assert s.call("/api/live/start", {"values": values})[1]["running"]
+    run = live.run
+    assert s.call("/api/live/vcam", {"on": True})[1]["vcam"]
+    sent = recording_vcam[0].frames
+    wait_for(lambda: len(sent) >= 3, what="frames in the virtual camera")
+
+    def corner() -> np.ndarray:  # the portrait's top-left corner (background) in the newest output,
+        # letterboxed: the 910x1137 portrait is 192 px wide in the middle of 320
+        return sent[-1].reshape(240, 320, 3)[2:8, 66:72].reshape(-1, 3).mean(0)
+
+    own = corner()
+    assert not np.allclose(own, (0, 255, 0), atol=40)
+    for spec, rgb in (("green", (0, 255, 0)), ("#0000ff", (0, 0, 255)), ("", own)):
+        # The plate is made while frames go on (the first one also finds the matte, once);
+        # then it is seen within the frames in flight (one per queue), and the run never restarted.
+        assert s.call("/api/live/update", {"values": {**values, "--background": spec}})[1] == {"applied": True}
+        n = run.frames_rendered
+        wait_for(lambda rgb=rgb: np.allclose(corner(), rgb, atol=12), timeout=10, what=f"the {spec or 'own'} background")
+        assert run.frames_rendered - n <= 4 and live.run is run and live.running
+    assert run.parts.session.engine.background is None
+
+    # A background the CLI refuses: its one line, and the run goes on over the one it had.
+    status, body = s.call("/api/live/update", {"values": {**values, "--background": "nosuch.png"}})
+    assert status == 400 and "not found" in body["error"] and "\n" not in body["error"]
+    n = run.frames_rendered
+    wait_for(lambda: run.frames_rendered > n + 3, what="the run still rendering")
+    assert live.run is run and run.parts.session.engine.background is None
+    s.call("/api/live/stop", {})
 
 
 def test_a_taken_port_is_a_one_line_error():
