@@ -78,13 +78,15 @@ def main(argv: list[str]) -> int:
     except ImportError:
         raise ConfigError('the page needs the ui extra: pip install "facepaint-live[ui]"') from None
     from facepaint.runtime.ui.files import Files
+    from facepaint.runtime.ui.recent import RecentPortraits, state_dir
     from facepaint.runtime.ui.server import make_app
 
     base, defaults = defaults_from(args.config)
     token = None if is_loopback(args.host) else secrets.token_urlsafe(24)
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="facepaint-ui-"))
     sock = _bind(args.host, args.port)  # here, so a taken port is our one-line error, not uvicorn's exit(3)
-    app, _ = make_app(Files(root), token=token, base=base, defaults=defaults, host=args.host)
+    files = Files(root, RecentPortraits(state_dir()))  # the recent portraits outlive the session
+    app, _ = make_app(files, token=token, base=base, defaults=defaults, host=args.host)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     threading.Thread(target=_announce, args=(server, sock, args, token), name="ui-announce", daemon=True).start()
     server.run(sockets=[sock])

@@ -15,13 +15,13 @@ import cv2
 import numpy as np
 
 from facepaint.engine.errors import InputError
+from facepaint.runtime.ui.recent import RecentPortraits
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # a minute of 1080p driving video; a portrait is far smaller
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 # The first bytes of each accepted video container (ISO BMFF at offset 4, EBML, RIFF).
 _VIDEO_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"))
-RECENT = 8  # portraits the page offers again
 
 
 class Files:
@@ -29,14 +29,20 @@ class Files:
 
     Args:
         root: A folder of this session's own (created if missing).
+        recent: The recent portraits (None: this session's only, kept nowhere).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, recent: RecentPortraits | None = None) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._served: dict[str, Path] = {}
         self._lock = threading.Lock()
-        self.recent: list[str] = []
+        self._recent = recent if recent is not None else RecentPortraits(None)
+
+    @property
+    def recent(self) -> list[str]:
+        """The recent portraits that still exist, newest first."""
+        return self._recent.paths()
 
     def serve(self, path: Path) -> str:
         """Allow the page to read ``path``; returns its id (the same one each time for a path)."""
@@ -88,9 +94,8 @@ class Files:
         return path
 
     def remember_portrait(self, path: str) -> None:
-        """Put ``path`` first in the recent portraits."""
-        with self._lock:
-            self.recent = [path, *(p for p in self.recent if p != path)][:RECENT]
+        """Put ``path`` first in the recent portraits (an upload of this session is kept)."""
+        self._recent.add(path, self.root)
 
 
 def cameras() -> list[str]:

@@ -143,7 +143,7 @@ class UiApp:
     async def live_start(self, request: Request) -> dict[str, Any]:
         values = await _values(request)
         await _in_thread(self.live.start, values)
-        self.files.remember_portrait(str(values.get("--source", "")))
+        await _in_thread(self.files.remember_portrait, str(values.get("--source", "")))
         return self.live.status()
 
     async def live_stop(self, request: Request) -> dict[str, Any]:

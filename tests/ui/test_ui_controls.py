@@ -235,7 +235,7 @@ def test_a_new_background_reaches_the_next_frames_without_a_restart(served, reco
         # then it is seen within the frames in flight (one per queue), and the run never restarted.
         assert s.call("/api/live/update", {"values": {**values, "--background": spec}})[1] == {"applied": True}
         n = run.frames_rendered
-        wait_for(lambda rgb=rgb: np.allclose(corner(), rgb, atol=12), timeout=10, what=f"the {spec or 'own'} background")
+        wait_for(lambda rgb=rgb: np.allclose(corner(), rgb, atol=12), timeout=10, what=f"background {spec!r}")
         assert run.frames_rendered - n <= 4 and live.run is run and live.running
     assert run.parts.session.engine.background is None
 
