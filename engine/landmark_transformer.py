@@ -390,11 +390,8 @@ def _scale_rotation(rot: np.ndarray, gain: float) -> np.ndarray:
 
 
 def _placed_over(shape: np.ndarray, target: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``shape`` scaled and translated (no rotation) onto ``target``'s points ``idx``.
-
-    No rotation, so the rotation between the driving face and this neutral stays measurable: it is
-    the driving head pose relative to the source's.
-    """
+    """``shape`` scaled and translated onto ``target``'s points ``idx``; not rotated, so the rotation
+    between the driving face and this neutral stays measurable (the driving pose relative to the source's)."""
     a, b = shape[idx], target[idx]
     ca, cb = a.mean(axis=0), b.mean(axis=0)
     scale = np.sqrt(((b - cb) ** 2).sum() / max(((a - ca) ** 2).sum(), 1e-9))
