@@ -1,7 +1,7 @@
 """Neural landmark transformer and background mixer against their geometric twins: figures + a sheet.
 
     python bench/lmt_mixer.py --cache /work/cache/lmt/validate [--weights DIR] [--sheet out.png]
-        [--parts transformer,mixer,motion]
+        [--parts transformer,mixer,motion,inpaint] [--inpaint-sheet out.png]
 
 The cache is the training cache (``facepaint.runtime.training.cache.build_cache``) of media/validate (people the
 shipped weights never saw). ``motion`` renders the Obama portrait driven by lp_d12 (large head
@@ -17,6 +17,9 @@ The figures (they judge trained models on the training cache, so they live here 
   source's and the driver's) and AU consistency (the shipped landmark->AU regressor on the output
   against the driver's AUs), for both transformers in both reference modes.
 * ``mixer_figures``: background L1 of the mixed crop against the real frame on same-clip pairs.
+* ``inpaint_figures``: the same uncovered-background L1 at the cache's own resolution (no net:
+  the crops are not shrunk to the mixer's 64 px) for each ``engine.source.inpaint`` method, and its
+  seconds per crop; ``inpaint_sheet`` shows the portraits with the person removed by each.
 * ``head_motion``: how much the background far from the head changes from frame to frame when
   a portrait follows a head-turning clip, for the old whole-crop paste, the geometric mix and
   the neural mixer.
@@ -39,7 +42,7 @@ from facepaint.engine.neural.background_mixer import composite
 from facepaint.engine.neural.landmark_transformer import IBUG, NeuralLandmarkTransformer, to_canonical
 from facepaint.engine.neural.model_files import AU_REGRESSOR, MIXER, TRANSFORMER, load_torch, read_tensors
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
-from facepaint.engine.source_face import SourceConfig, prepare_source
+from facepaint.engine.source_face import INPAINT_METHODS, SourceConfig, person_layers, prepare_source
 from facepaint.engine.stages import ModelConfig
 from facepaint.engine.track import FaceTrack
 from facepaint.runtime.training.cache import crop_landmarks
@@ -148,6 +151,80 @@ def _person_of_background(back: torch.Tensor, face: torch.Tensor) -> torch.Tenso
     return (back - face).abs().mean(1, keepdim=True) > 0.04
 
 
+def inpaint_figures(cache: Path, per_clip: int = 2, size: int = 4096) -> dict[str, dict[str, float]]:
+    """Per inpainting method, on ``per_clip`` still-box crops of each cached clip (its first and
+    last, ...), at the cache's resolution (``size``: ``inpaint_size``; the default is no shrinking):
+    ``uncovered`` L1 (0..1) of crop b's background against crop a where a's person mask is under
+    0.5 and the background differs from a by more than noise (``mixer_figures``' rule, per method);
+    ``filled`` the same over one region for every method (where any method changed b's crop and
+    a's person does not cover it); ``s`` seconds per crop."""
+    from facepaint.engine.topology import get_topology
+    from facepaint.runtime.training.cache import load_cache
+
+    topo = get_topology("mediapipe478")
+    # Today's default (Telea at 256 px) beside every method at ``size``.
+    configs = {"telea@256": SourceConfig(), **{m: SourceConfig(inpaint=m, inpaint_size=size) for m in INPAINT_METHODS}}
+    sums = {m: {"uncovered": 0.0, "n_unc": 0.0, "filled": 0.0, "s": 0.0} for m in configs}
+    n_filled, n_crops = 0.0, 0
+    for clip in load_cache(cache)[1]:
+        if len(clip.still_crops) < 2:
+            continue
+        rows = np.unique(np.linspace(0, len(clip.still_crops) - 1, per_clip).round().astype(int))
+        crops = [np.ascontiguousarray(clip.still_crops[k]) for k in rows]
+        lms = [clip.still_landmarks()[k].astype(np.float64) for k in rows]
+        backs, masks = {}, []
+        for m, cfg in configs.items():
+            t0 = time.perf_counter()
+            layers = [person_layers(c, lm, topo, cfg) for c, lm in zip(crops, lms, strict=True)]
+            sums[m]["s"] += time.perf_counter() - t0
+            backs[m] = [b.astype(np.float32) / 255 for b, _ in layers]
+            masks = [mask for _, mask in layers]
+        n_crops += len(crops)
+        for a in range(len(crops)):
+            face = crops[a].astype(np.float32) / 255
+            for b in range(len(crops)):
+                if a == b:
+                    continue
+                filled = np.any([np.abs(backs[m][b] - crops[b] / 255).max(-1) > 0 for m in configs], 0)
+                fixed = filled & (masks[a] < 0.5)
+                n_filled += fixed.sum()
+                for m in configs:
+                    err = np.abs(backs[m][b] - face).mean(-1)
+                    hidden = (err > 0.04) & (masks[a] < 0.5)
+                    sums[m]["uncovered"] += err[hidden].sum()
+                    sums[m]["n_unc"] += hidden.sum()
+                    sums[m]["filled"] += err[fixed].sum()
+    return {m: {"uncovered": v["uncovered"] / max(v["n_unc"], 1.0), "filled": v["filled"] / max(n_filled, 1.0),
+                "s": v["s"] / max(n_crops, 1)} for m, v in sums.items()}
+
+
+def inpaint_sheet(path: Path, size: int = 4096) -> None:
+    """Four portraits' source crops with the person removed by each method (rows: portraits;
+    columns: the crop, then one per method), and the seconds each took."""
+    from facepaint.plugins.trackers.config import TrackerConfig
+    from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
+
+    rows = []
+    with MediaPipeTracker(TrackerConfig(smoothing=False)) as tracker:
+        for name in ("obama", "biden2", "lp_s12", "lp_s42"):
+            image = cv2.cvtColor(cv2.imread(str(MEDIA / "portraits" / f"{name}.jpg")), cv2.COLOR_BGR2RGB)
+            face = tracker.track(image)[0]
+            cells, times = [], []
+            for m in INPAINT_METHODS:
+                t0 = time.perf_counter()
+                source = prepare_source(image, face, SourceConfig(inpaint=m, inpaint_size=size))
+                times.append(f"{m} {time.perf_counter() - t0:.1f} s")
+                cells.append(source.background)
+            print(f"  {name} {image.shape[1]}x{image.shape[0]}, crop {source.crop.shape[1]}x{source.crop.shape[0]}: "
+                  + ", ".join(times))
+            row = np.concatenate([source.crop, *cells], 1)
+            rows.append(cv2.resize(row, (round(row.shape[1] * 400 / row.shape[0]), 400), interpolation=cv2.INTER_AREA))
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], 0)
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    print(f"sheet: {path} (columns: source crop, {', '.join(INPAINT_METHODS)})")
+
+
 def head_motion(engines: dict, frames: list, faces: list, far: np.ndarray) -> dict[str, dict[str, float]]:
     """Per engine: mean absolute frame-to-frame change (0..255) of the ``far`` pixels and ms per
     render, over a driving sequence."""
@@ -252,6 +329,8 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--sheet", type=Path, default=None)
     ap.add_argument("--parts", default="transformer,mixer,motion")
+    ap.add_argument("--inpaint-sheet", type=Path, default=None)
+    ap.add_argument("--inpaint-size", type=int, default=4096, help="inpaint_size of the inpaint part (4096: full)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if "transformer" in parts:
@@ -267,6 +346,13 @@ def main() -> None:
             print(f"  {name:24s} {value:.4f}")
     if "motion" in parts:
         motion(args.weights, args.sheet)
+    if "inpaint" in parts:
+        print("inpainting on", args.cache, f"(inpaint_size {args.inpaint_size}; L1 0..1: 'uncovered' as the "
+              "mixer's, 'filled' over one region for all methods)")
+        for name, row in inpaint_figures(args.cache, size=args.inpaint_size).items():
+            print(f"  {name:9s} uncovered {row['uncovered']:.4f}  filled {row['filled']:.4f}  {row['s']:.2f} s/crop")
+        if args.inpaint_sheet is not None:
+            inpaint_sheet(args.inpaint_sheet, args.inpaint_size)
 
 
 if __name__ == "__main__":

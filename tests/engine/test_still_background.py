@@ -68,3 +68,43 @@ def test_background_stays_still_when_the_head_turns(obama, rendered):
     # The warp alone (what was pasted before the mix) drags these pixels with the head.
     assert dragged > 3.0, dragged
     assert head > 5.0, head
+
+
+@pytest.fixture(scope="module")
+def hole(s42):
+    """(source, filled mask, backgrounds by method) of lp_s42's person removed at 160 px."""
+    from facepaint.engine.source_face import INPAINT_METHODS, SourceConfig, prepare_source
+
+    img, face = s42
+    backs = {m: prepare_source(img, face, SourceConfig(inpaint=m, inpaint_size=160)).background
+             for m in INPAINT_METHODS}
+    source = prepare_source(img, face, SourceConfig())
+    filled = np.any([np.abs(b.astype(int) - source.crop).max(-1) > 0 for b in backs.values()], 0)
+    return source, filled, backs
+
+
+def test_shiftmap_fills_the_person_with_texture_where_telea_smears(hole):
+    source, filled, backs = hole
+    assert filled.mean() > 0.2  # the head hull and its margin
+
+    def detail(image: np.ndarray) -> float:  # Laplacian energy inside the hole
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F))[filled].mean())
+
+    assert detail(backs["shiftmap"]) > 1.5 * detail(backs["telea"])
+    # Whatever the method, only the person changes: past the head mask the crop is its own.
+    clear = source.head_mask < 1e-6
+    assert clear.mean() > 0.1
+    for back in backs.values():
+        assert np.array_equal(back[clear], source.crop[clear])
+
+
+def test_an_exemplar_method_without_opencv_contrib_says_how_to_get_it(monkeypatch, s42):
+    from facepaint.engine.errors import ConfigError
+    from facepaint.engine.source_face import SourceConfig, prepare_source
+
+    monkeypatch.delattr(cv2, "xphoto")
+    with pytest.raises(ConfigError, match="opencv-contrib-python==4"):
+        prepare_source(*s42, SourceConfig(inpaint="shiftmap", inpaint_size=64))
+    with pytest.raises(ValueError, match="inpaint must be one of telea, shiftmap, fsr"):
+        SourceConfig(inpaint="magic")
