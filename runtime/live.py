@@ -29,7 +29,7 @@ from facepaint.runtime.config import AppConfig
 from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_degrade import Degrader, EngineBuilder
-from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
+from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink, pin_frame_allocation
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
 from facepaint.runtime.session import Session, Tracked
 from facepaint.runtime.stats import write_stats_json
@@ -352,6 +352,7 @@ def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
         FacepaintError: When a part cannot be opened or fails while running.
         KeyboardInterrupt: Ctrl-C, after a clean shutdown and the stats.
     """
+    pin_frame_allocation()  # before any stage thread allocates its first frame
     parts = parts if parts is not None else open_parts(config)
     live = LiveRun(parts, duration=config.duration, capacity=config.runtime.live_queue,
                    rescale=EngineBuilder(config, parts.session))
