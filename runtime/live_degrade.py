@@ -39,6 +39,8 @@ PREVIEW_EVERY = 4
 WINDOW_S = 2.0
 LOST_LIMIT = 0.05
 BEHIND_WINDOWS = 2
+# A build takes well under a second; a shutdown never waits longer than this for one.
+BUILD_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -187,5 +189,5 @@ class EngineBuilder:
     def join(self) -> None:
         """Wait for a build in progress (shutdown: no thread outlives the run)."""
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(BUILD_TIMEOUT_S)
             self._thread = None
