@@ -146,8 +146,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--size", "size", "output frame WxH. With --cam: the virtual camera's and the recording's (default "
          "1280x720); the portrait is prepared once to fill it, never enlarged, so a 4000x3000 photo costs per frame "
          "what a WxH one does. A file render keeps the portrait's full resolution by default (its cost per frame "
-         "grows with the portrait's pixels: a 2048x2048 portrait is about 8x a 720x720 one); --size fits the output "
-         "inside WxH, as much cheaper as it has fewer pixels", parse=parse_size, metavar="WxH",
+         "grows with the portrait's pixels: a 2048x2048 portrait renders about 10x slower than one fitted to 720x720); "
+         "--size fits the output inside WxH, as much faster as it has fewer pixels", parse=parse_size, metavar="WxH",
          also=("virtual_camera.size",)),
     Flag("--vcam-backend", "virtual_camera.backend", "pyvirtualcam backend (v4l2loopback, obs, unitycapture, ...)"),
     Flag("--vcam-device", "virtual_camera.device", "virtual camera device, for example /dev/video10"),
