@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=30.0, help="length of the run (default 30)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between /proc samples")
     p.add_argument("--size", default="1280x720", help="output (and recording) size WxH")
+    p.add_argument("--portrait-size", help="resize the portrait to WxH first (a 4000x3000 photo from any "
+                   "portrait), to see what a large one costs per stage")
     p.add_argument("--out", help="folder for rec.mp4, stats.json and samples.json (default: temporary)")
     p.add_argument("--keep", action="store_true", help="keep rec.mp4 (it is deleted after it is checked)")
     p.add_argument("--json", help="also write the verdict and the per-minute rows to this file")
@@ -165,6 +167,16 @@ def recording_frames(path: Path) -> int:
         return sum(1 for pkt in container.demux(stream) if pkt.size)
 
 
+def stage_lines(stats: dict[str, Any]) -> list[str]:
+    """Per-stage p50/p95 of the run (the portrait's size decides infer's cost) and what live gave up."""
+    lines = [f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8}"]
+    lines += [f"{name:<10} {row['p50']:>8.1f} {row['p95']:>8.1f}" for name, row in stats.get("stages", {}).items()]
+    degraded = stats.get("degraded", {})
+    if degraded.get("steps"):
+        lines.append("degraded: " + ", ".join(f"{d['step']} at {d['at_s']} s" for d in degraded["steps"]))
+    return lines
+
+
 def report(rows: list[dict[str, Any]], v: dict[str, Any], recorded: int | None, elapsed_s: float) -> str:
     """The human-readable result: the per-minute table, then the verdict."""
     mark = {True: "ok  ", False: "MISS"}
@@ -204,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="facepaint-soak-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
+        if args.portrait_size:
+            from render_stages import resized_portrait
+
+            args.source = resized_portrait(args.source, args.portrait_size, out)
         samples, stats, _ = run_child(args, out)
         (out / "samples.json").write_text(json.dumps(samples))
         rows, v = per_minute(samples, stats), verdict(samples, stats, args.minutes * 60.0)
@@ -211,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         recorded = recording_frames(rec) if rec.exists() else None
         if not args.keep:
             rec.unlink(missing_ok=True)
+        print("\n".join(stage_lines(stats)))
         print(report(rows, v, recorded, float(stats["elapsed_s"])))
         if args.json:
             Path(args.json).write_text(json.dumps({"verdict": v, "minutes": rows, "recorded": recorded}, indent=2))

@@ -68,6 +68,8 @@ class Reenacted:
             a reenactor that does not warp).
         map_y: Backward map y.
         mouth_alpha: Strength of the mouth fill used.
+        feather: The mixer's feather (face widths) ``mask`` already carries (the source's
+            ``feather``, folded in at prepare time); the mixer adds only what is missing.
     """
 
     image: np.ndarray
@@ -75,6 +77,7 @@ class Reenacted:
     map_x: np.ndarray | None = None
     map_y: np.ndarray | None = None
     mouth_alpha: float = 0.0
+    feather: float = 0.0
 
 
 class FaceReenactor(Protocol):
@@ -123,7 +126,7 @@ class GeometricFaceReenactor:
         """See ``FaceReenactor.render``: ``warp``, then ``paint`` over it."""
         warped = self.warp(target)
         alpha = self.paint(warped.image, target, frame, driving)
-        return Reenacted(warped.image, warped.mask, warped.map_x, warped.map_y, alpha)
+        return Reenacted(warped.image, warped.mask, warped.map_x, warped.map_y, alpha, warped.feather)
 
     def warp(self, target: TargetShape) -> Reenacted:
         """The source crop and its head mask warped to ``target``, nothing painted (a new image)."""
@@ -131,7 +134,7 @@ class GeometricFaceReenactor:
         out = cv2.remap(self.source.crop, mx, my, self._interp, borderMode=cv2.BORDER_REPLICATE)
         # The person mask rides on the same map: the moved head goes over the still background.
         mask = cv2.remap(self.source.head_mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        return Reenacted(out, mask, mx, my, 0.0)
+        return Reenacted(out, mask, mx, my, 0.0, self.source.feather)
 
     def paint(self, out: np.ndarray, target: TargetShape, frame: np.ndarray | None,
               driving: np.ndarray | None) -> float:

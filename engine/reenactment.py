@@ -107,7 +107,7 @@ class ReenactmentEngine:
             transformer = dataclasses.replace(config.transformer, reference="source")
             config = dataclasses.replace(config, transformer=transformer)
         self.config = config
-        self.source: SourceFace = prepare_source(image, face, config.source)
+        self.source: SourceFace = prepare_source(image, face, config.source, feather=_folded_feather(config))
         self.transformer: LandmarkTransformer = _stage("transformer", config.transformer, self.source, config.model)
         self.reenactor: FaceReenactor = _stage("reenactor", config.reenactor, self.source, config.model)
         self.mixer: BackgroundMixer = _stage("mixer", config.mixer, self.source, config.model)
@@ -319,3 +319,12 @@ def _stage(name: str, config: Any, source: SourceFace, model: ModelConfig) -> An
     """The implementation of stage ``name`` that ``config.kind`` names (neural ones get ``model``)."""
     args = (source, config) if config.kind == "geometric" else (source, config, model)
     return build_stage(name, config.kind, *args)
+
+
+def _folded_feather(config: EngineConfig) -> float:
+    """The mixer's feather to fold into the source's head mask at prepare time: where the
+    geometric reenactor's warp carries that mask straight to the geometric mixer, feathering it
+    once before the warp replaces a blur every frame. 0 otherwise (a neural reenactor grows the
+    mask per frame; the neural mixer was trained on the unfeathered mask)."""
+    geometric = config.reenactor.kind == config.mixer.kind == "geometric"
+    return config.mixer.feather if geometric else 0.0

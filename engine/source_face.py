@@ -100,6 +100,8 @@ class SourceFace:
         iris_radius: Per eye, iris radius in pixels (0 where the topology has no irises).
         sclera_colour: Per eye, RGB of the white of the eye (float32 (2, 3)).
         smile: The source's own smile (mean of the tracker's two mouthSmile scores, 0..1).
+        feather: The mixer's feather (face widths) already folded into ``head_mask`` at prepare
+            time (0: none), so a mixer of warped head masks need not blur every frame.
     """
 
     image: np.ndarray
@@ -124,6 +126,7 @@ class SourceFace:
     iris_radius: np.ndarray
     sclera_colour: np.ndarray
     smile: float = 0.0
+    feather: float = 0.0
 
     @property
     def origin(self) -> tuple[int, int]:
@@ -136,13 +139,16 @@ class SourceFace:
         return np.concatenate([self.landmarks[self.topology.warp, :2], self.anchors[:, :2], self.ring])
 
 
-def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> SourceFace:
+def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig, *,
+                   feather: float = 0.0) -> SourceFace:
     """Crop, triangulate, inpaint and measure the source face once.
 
     Args:
         image: Source RGB uint8 (H, W, 3).
         face: The source's tracked face.
         config: Crop and preparation settings.
+        feather: The mixer's feather (Gaussian sigma in face widths) to fold into the head mask
+            here, once: a blur before a smooth warp is, to within a pixel, the blur after it.
 
     Returns:
         The prepared ``SourceFace``.
@@ -170,7 +176,7 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
     verts = np.concatenate([lm[topo.warp, :2], anchors[:, :2], ring])
     tri = triangulate(verts)
     step = max(1, int(round(face_width / config.grid_cells)))
-    background, head_mask = remove_person(crop, anchors, face_width, config)
+    background, head_mask = remove_person(crop, anchors, face_width, config, feather)
     lid, lash = _eye_colours(crop, lm, topo)
     radius, sclera = _iris_and_sclera(crop, lm, topo)
     return SourceFace(
@@ -181,7 +187,7 @@ def prepare_source(image: np.ndarray, face: FaceTrack, config: SourceConfig) -> 
         lid_colour=lid, lash_colour=lash, mouth_stats=region_stats(crop, mouth_region(lm, topo)),
         mouth_mask=soft_polygon((size[1], size[0]), lm[topo.lips_inner, :2], 0.004 * face_width),
         iris_radius=radius, sclera_colour=sclera,
-        smile=0.5 * (face.blendshape("mouthSmileLeft") + face.blendshape("mouthSmileRight")),
+        smile=0.5 * (face.blendshape("mouthSmileLeft") + face.blendshape("mouthSmileRight")), feather=feather,
     )
 
 
@@ -244,7 +250,7 @@ def person_layers(crop: np.ndarray, lm: np.ndarray, topo: Topology,
 
 
 def remove_person(crop: np.ndarray, anchors: np.ndarray, face_width: float,
-                  cfg: SourceConfig) -> tuple[np.ndarray, np.ndarray]:
+                  cfg: SourceConfig, feather: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The person layers of a crop: (background with the head hull inpainted away, soft head mask
     reaching ``HEAD_MASK_MARGIN`` face widths past the inpainted region).
 
@@ -253,6 +259,8 @@ def remove_person(crop: np.ndarray, anchors: np.ndarray, face_width: float,
         anchors: (K, 2+) head-ring points in its pixels (``head_ring``).
         face_width: Face width in pixels.
         cfg: Source settings (``inpaint_size``, ``face_dilate``).
+        feather: A further blur of the mask (face widths), added in quadrature: two Gaussian
+            blurs are one of sigma sqrt(a^2 + b^2).
     """
     h, w = crop.shape[:2]
     hull = _head_hull(anchors)
@@ -269,7 +277,8 @@ def remove_person(crop: np.ndarray, anchors: np.ndarray, face_width: float,
     cv2.fillConvexPoly(grown, np.round(hull).astype(np.int32), 255)
     k = max(3, int(2 * (cfg.face_dilate + HEAD_MASK_MARGIN) * face_width) | 1)
     grown = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    head_mask = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (0, 0), HEAD_MASK_BLUR * face_width)
+    sigma = float(np.hypot(HEAD_MASK_BLUR, feather)) * face_width
+    head_mask = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (0, 0), sigma)
     return background, head_mask
 
 

@@ -54,7 +54,9 @@ class AppConfig:
     """One run of facepaint-live.
 
     Exactly one of ``driving`` (offline render) and ``cam`` (live) is set, or neither for an edit
-    of the still (``engine.expression`` or a contact sheet of ``expressions``).
+    of the still (``engine.expression`` or a contact sheet of ``expressions``). ``size`` (WxH) is the
+    output frame a file render fits the portrait inside (None: the portrait's own size); live, the
+    frame is the virtual camera's (``frame_size``).
     """
 
     source: str
@@ -71,6 +73,7 @@ class AppConfig:
     stats_json: str | None = None
     expressions: tuple[str, ...] = ()
     background: str | None = None
+    size: tuple[int, int] | None = None
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -91,6 +94,16 @@ class AppConfig:
             raise ValueError(f"--duration must be a number of seconds > 0, got {self.duration}")
         if self.driving is not None and self.output is None:
             raise ValueError("--driving needs --output FILE (for example out.mp4 or out.png)")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 16):
+            raise ValueError(f"size must be (width, height) >= 16, got {self.size}")
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """The (width, height) of the output frame the portrait is prepared to fill: live, the
+        virtual camera's (and its recording's); a file render, ``size`` (None: the portrait's own)."""
+        if self.live:
+            return (int(self.virtual_camera.size[0]), int(self.virtual_camera.size[1]))
+        return self.size
 
     @property
     def still(self) -> bool:

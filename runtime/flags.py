@@ -143,7 +143,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--duration", "duration", "stop after this many seconds", float, range=(0.0, math.inf)),
     Flag("--preview", "preview", "show a preview window with fps/latency HUD and hotkeys", bool, switch=True),
     Flag("--no-vcam", "vcam", "with --cam: do not open a virtual camera", bool, switch=False),
-    Flag("--size", "virtual_camera.size", "virtual camera size WxH (default 1280x720)", parse=parse_size),
+    Flag("--size", "size", "output frame WxH. With --cam: the virtual camera's and the recording's (default "
+         "1280x720); the portrait is prepared once to fill it, never enlarged, so a 4000x3000 photo costs per frame "
+         "what a WxH one does. A file render keeps the portrait's full resolution by default (its cost per frame "
+         "grows with the portrait's pixels: a 2048x2048 portrait renders about 10x slower than one fitted to 720x720); "
+         "--size fits the output inside WxH, as much faster as it has fewer pixels", parse=parse_size, metavar="WxH",
+         also=("virtual_camera.size",)),
     Flag("--vcam-backend", "virtual_camera.backend", "pyvirtualcam backend (v4l2loopback, obs, unitycapture, ...)"),
     Flag("--vcam-device", "virtual_camera.device", "virtual camera device, for example /dev/video10"),
     Flag("--stats-json", "stats_json", "write run statistics (fps, latency, drops, stages) to this JSON file"),

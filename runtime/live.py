@@ -28,7 +28,8 @@ from facepaint.plugins.sinks.vcam import letterbox
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.hud import LiveStats, format_table
-from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
+from facepaint.runtime.live_degrade import Degrader, EngineBuilder
+from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink, pin_frame_allocation
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
 from facepaint.runtime.session import Session, Tracked
 from facepaint.runtime.stats import write_stats_json
@@ -114,10 +115,12 @@ class LiveRun:
         duration: Stop after this many seconds (None: until the stream ends, ``q`` or Ctrl-C).
         stats: Where measurements go (a new ``LiveStats`` by default).
         capacity: Queue capacity between the stages (the oldest frame is dropped beyond it).
+        rescale: Builds the engine at a lower resolution when the run falls behind (None: the
+            preview step is the only one; ``live_degrade``).
     """
 
     def __init__(self, parts: LiveParts, *, duration: float | None = None, stats: LiveStats | None = None,
-                 capacity: int = 1) -> None:
+                 capacity: int = 1, rescale: EngineBuilder | None = None) -> None:
         self.parts = parts
         self.duration = duration
         self.stats = stats if stats is not None else LiveStats()
@@ -126,6 +129,10 @@ class LiveRun:
         self.engine = parts.session.engine
         self.driver = parts.session.driver()
         self._last_out: np.ndarray | None = None
+        self.rescale = rescale
+        self.degrader = Degrader(self.stats, preview=parts.preview is not None)
+        self._built: list[Any] = []  # engines built by ``rescale``, closed with the run
+        self._outputs = 0
 
     def run(self) -> dict[str, Any]:
         """Run until the stream ends, the duration passes, ``q``/window close, or an error.
@@ -163,10 +170,17 @@ class LiveRun:
         while pipe.running and pipe.error is None:
             if deadline is not None and time.monotonic() >= deadline:
                 return
+            self._degrade()
             if preview is None:
                 time.sleep(_TICK_S)
             elif not self.controls.apply(preview.pump(self._hud(), wait_ms=10)):
                 return
+
+    def _degrade(self) -> None:
+        """Take the next step of ``live_degrade.STEPS`` when the run keeps falling behind."""
+        step = self.degrader.update()
+        if step is not None and step.scale < 1.0 and self.rescale is not None:
+            self.rescale.start(step.scale, self.engine.expression)
 
     def _shutdown(self, pipe: Pipeline) -> Exception | None:
         """Stop the stages and release every part; returns the first error from closing, if any."""
@@ -178,6 +192,10 @@ class LiveRun:
         pipe.close(_JOIN_TIMEOUT_S)
         error = None
         try:
+            if self.rescale is not None:
+                self.rescale.close()
+            for engine in self._built:
+                engine.close()
             self.parts.close()
         except Exception as exc:  # noqa: BLE001 - handed back so run() can rank it after the cause
             error = exc
@@ -185,6 +203,7 @@ class LiveRun:
             if isinstance(sink, BackgroundSink) and sink.dropped:
                 self.stats.record_drop(f"output->{sink.name}", sink.dropped)
         self.stats.extra.update(self._extra())
+        self.stats.extra["degraded"] = self.degrader.to_dict()
         return error
 
     def _extra(self) -> dict[str, Any]:
@@ -205,7 +224,8 @@ class LiveRun:
                        dropped=self.stats.dropped, face=self.controls.face,
                        passthrough=self.controls.passthrough, paused=self.controls.paused,
                        expression=self.controls.expression.describe(),
-                       reference=engine.reference_state() if engine.following_neutral else "")
+                       reference=engine.reference_state() if engine.following_neutral else "",
+                       degraded=self.degrader.step.name if self.degrader.level else "")
 
     # ---- stage functions (each runs on its own thread) ----
 
@@ -227,6 +247,10 @@ class LiveRun:
 
     def _infer(self, item: Tracked) -> Frame:
         frame = item.frame
+        built = self.rescale.take() if self.rescale is not None else None
+        if built is not None:  # the lower resolution the degrader asked for, from this frame on
+            self.engine = self.driver.engine = built
+            self._built.append(built)
         if self.controls.recalibrate.is_set():
             self.controls.recalibrate.clear()
             self.engine.recalibrate()
@@ -248,7 +272,8 @@ class LiveRun:
     def _output(self, frame: Frame) -> Frame:
         for sink in self.parts.sinks:
             sink.write(frame)
-        if self.parts.preview is not None:
+        self._outputs += 1
+        if self.parts.preview is not None and self._outputs % self.degrader.step.preview_every == 0:
             self.parts.preview.write(frame)
         return frame
 
@@ -327,8 +352,10 @@ def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:
         FacepaintError: When a part cannot be opened or fails while running.
         KeyboardInterrupt: Ctrl-C, after a clean shutdown and the stats.
     """
+    pin_frame_allocation()  # before any stage thread allocates its first frame
     parts = parts if parts is not None else open_parts(config)
-    live = LiveRun(parts, duration=config.duration, capacity=config.runtime.live_queue)
+    live = LiveRun(parts, duration=config.duration, capacity=config.runtime.live_queue,
+                   rescale=EngineBuilder(config, parts.session))
     live.controls.expression = ExpressionStepper(parts.session.engine.expression)  # the edit it was built with
     try:
         live.run()

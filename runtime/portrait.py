@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from facepaint.engine.errors import InputError, NoFaceError
@@ -20,7 +21,8 @@ class Portrait:
 
     Attributes:
         path: The image file.
-        image: (H, W, 3) uint8 RGB at the file's full resolution.
+        image: (H, W, 3) uint8 RGB, at the file's full resolution or fitted to the run's output
+            frame (``fit_to_frame``).
         face: The chosen face.
         faces: Every face found, largest first.
         face_index: Index of ``face`` in ``faces``.
@@ -69,7 +71,11 @@ def read_portrait(config: AppConfig) -> np.ndarray:
 
 
 def load_portrait(config: AppConfig, tracker: Tracker | None = None, image: np.ndarray | None = None) -> Portrait:
-    """Read ``config.source``, track it as a still and pick ``config.face_index``.
+    """Read ``config.source``, fit it to the output frame, track it as a still and pick ``config.face_index``.
+
+    The portrait is prepared at the size it is shown at (``config.frame_size``): a render costs per
+    frame what the output's pixels cost, not what the photo's do, and everything prepared from it
+    once (crop, background, masks) is made at that size too.
 
     Args:
         config: The run's configuration (``source``, ``face_index``, ``tracker``).
@@ -85,6 +91,7 @@ def load_portrait(config: AppConfig, tracker: Tracker | None = None, image: np.n
     """
     if image is None:
         image = read_portrait(config)
+    image = fit_to_frame(image, config.frame_size)
     if tracker is None:
         with contextlib.closing(load_plugin("facepaint.trackers", config.tracker.name)(config.tracker)) as own:
             faces = list(own.track(image, None))
@@ -92,3 +99,18 @@ def load_portrait(config: AppConfig, tracker: Tracker | None = None, image: np.n
         faces = list(tracker.track(image, None))
     face, index = pick_face(faces, config.face_index, config.source)
     return Portrait(path=config.source, image=image, face=face, faces=tuple(faces), face_index=index)
+
+
+def fit_to_frame(image: np.ndarray, frame: tuple[int, int] | None) -> np.ndarray:
+    """``image`` scaled down to the largest size that fits inside ``frame`` (width, height) with its
+    aspect kept, as the output letterboxes it; never enlarged (None, or a frame it already fits: as
+    it is). Area resampling: the downscale keeps the detail a smaller frame can show, without aliasing.
+    """
+    if frame is None:
+        return image
+    h, w = image.shape[:2]
+    scale = min(frame[0] / w, frame[1] / h)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -50,6 +50,7 @@ class HudInfo:
         paused: Whether the output is frozen.
         expression: The expression edit applied (``describe_expression``), empty for none.
         reference: The live reference's state, empty when not ``auto``.
+        degraded: What the run gave up to keep the camera's rate (``live_degrade``), empty for nothing.
     """
 
     fps: float = 0.0
@@ -60,6 +61,7 @@ class HudInfo:
     paused: bool = False
     expression: str = ""
     reference: str = ""
+    degraded: str = ""
 
     def lines(self) -> list[str]:
         """The HUD as text lines, top to bottom."""
@@ -71,6 +73,8 @@ class HudInfo:
             lines.append(f"expression: {self.expression}")
         if self.reference:
             lines.append(f"reference: {self.reference}")
+        if self.degraded:
+            lines.append(f"behind the camera: {self.degraded}")
         return lines
 
 

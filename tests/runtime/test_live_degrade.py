@@ -1,0 +1,63 @@
+"""Live degradation order and the portrait fitted to the output frame."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facepaint.runtime.live_degrade import BEHIND_WINDOWS, STEPS, WINDOW_S, Degrader
+from facepaint.runtime.portrait import fit_to_frame
+from facepaint.runtime.stats import PipelineStats
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _window(degrader: Degrader, clock: _Clock, frames: int, lost: int) -> object:
+    """One window of ``frames`` captured frames of which ``lost`` were dropped; the degrader's answer."""
+    stats = degrader.stats
+    for _ in range(frames):
+        stats.frame_in()
+    if lost:
+        stats.record_drop("track->infer", lost)
+    clock.t += WINDOW_S
+    return degrader.update()
+
+
+def test_steps_down_in_order_only_when_behind_for_several_windows() -> None:
+    stats, clock = PipelineStats(), _Clock()
+    degrader = Degrader(stats, preview=True, clock=clock)
+    for _ in range(5):  # keeping up: nothing given up
+        assert _window(degrader, clock, 60, 0) is None
+    assert _window(degrader, clock, 60, 20) is None  # one bad window is not enough
+    assert _window(degrader, clock, 60, 0) is None
+    taken = []
+    for _ in range(BEHIND_WINDOWS * (len(STEPS) + 1)):
+        step = _window(degrader, clock, 40, 20)
+        if step is not None:
+            taken.append(step)
+    assert [s.name for s in taken] == [s.name for s in STEPS[1:]]  # preview, then resolution, never back
+    assert taken[0].scale == 1.0 and taken[0].preview_every > 1 and taken[-1].scale < taken[1].scale < 1.0
+    assert degrader.to_dict()["step"] == STEPS[-1].name and len(degrader.to_dict()["steps"]) == len(STEPS) - 1
+
+
+def test_without_a_preview_the_first_step_is_resolution() -> None:
+    stats, clock = PipelineStats(), _Clock()
+    degrader = Degrader(stats, preview=False, clock=clock)
+    steps = [s for s in (_window(degrader, clock, 40, 20) for _ in range(BEHIND_WINDOWS)) if s is not None]
+    assert len(steps) == 1 and steps[0].scale < 1.0
+
+
+def test_portrait_fitted_to_the_frame_never_enlarged(media) -> None:
+    image = cv2.imread(str(media / "portraits" / "biden2.jpg"))[..., ::-1]  # 1200x1200
+    fitted = fit_to_frame(image, (1280, 720))
+    assert fitted.shape == (720, 720, 3)
+    assert abs(float(fitted.mean()) - float(image.mean())) < 1.0  # the same picture, smaller
+    assert fit_to_frame(image, (4000, 3000)) is image and fit_to_frame(image, None) is image
+    wide = fit_to_frame(image, (300, 1000))
+    assert wide.shape == (300, 300, 3) and np.asarray(wide).dtype == np.uint8
