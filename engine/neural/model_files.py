@@ -36,10 +36,12 @@ GENERATOR = "face_generator"
 TRANSFORMER = "landmark_transformer"
 MIXER = "background_mixer"
 AU_REGRESSOR = "au_regressor"
+MOUTH = "mouth_net"
 # The networks the product runs, in pipeline order (what `compile` builds). The AU regressor only
-# measures the transformer (training loss, evaluation) and is shipped for `eval`.
+# measures the transformer (training loss, evaluation) and is shipped for `eval`; the mouth net
+# (``mouth_fill = "neural"``) runs with torch on the CPU inside the reenactor, so it is not compiled.
 STAGE_MODELS = (TRANSFORMER, GENERATOR, MIXER)
-MODELS = (*STAGE_MODELS, AU_REGRESSOR)
+MODELS = (*STAGE_MODELS, AU_REGRESSOR, MOUTH)
 
 # sha256 of the shipped weights (docs/MODEL_CARD.md and docs/NEURAL_LMT_MIXER.md say how they were trained).
 SHIPPED_SHA256: dict[str, str] = {
