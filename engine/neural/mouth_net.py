@@ -56,8 +56,9 @@ class MouthNet(nn.Module):
         self.size = size
         chans = [width * 2 ** i for i in range(levels + 1)]
         self.stem = _conv(IN_CHANNELS, chans[0], 2)
-        self.down = nn.ModuleList(nn.Sequential(_conv(a, b, 2), _conv(b, b)) for a, b in zip(chans, chans[1:]))
-        self.up = nn.ModuleList(_conv(b + a, a) for a, b in list(zip(chans, chans[1:]))[::-1])
+        pairs = list(zip(chans[:-1], chans[1:], strict=True))
+        self.down = nn.ModuleList(nn.Sequential(_conv(a, b, 2), _conv(b, b)) for a, b in pairs)
+        self.up = nn.ModuleList(_conv(b + a, a) for a, b in pairs[::-1])
         self.head = nn.Conv2d(chans[0], 4, 3, padding=1)
         self.refine = nn.Sequential(_conv(4 + IN_CHANNELS, 8), nn.Conv2d(8, 4, 3, padding=1))
 
