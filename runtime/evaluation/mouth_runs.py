@@ -144,7 +144,8 @@ def run_setting(setting: MouthSetting, frames: Sequence[np.ndarray], truth_point
 
     source = greyscale(frames[0]) if setting.bw_source else frames[0]
     tint = DRIVERS[setting.driver]
-    rows, seconds, stages, flicker = [], [], [], _Flicker()
+    rows, seconds, flicker = [], [], _Flicker()
+    stages: list[tuple[float, float, float]] = []
     with ReenactmentEngine(setting_config(setting, config), source, source_face) as engine:
         engine.transformer = recorder = _Recorder(engine.transformer, "transform")
         engine.reenactor = painter = _Recorder(engine.reenactor, "render")
@@ -156,7 +157,7 @@ def run_setting(setting: MouthSetting, frames: Sequence[np.ndarray], truth_point
             seconds.append(time.perf_counter() - start)
             pts = truth_points[i]
             fig = None if pts is None else frame_figures(out, frames[i], pts, judge.landmarks(out))
-            if fig is None:
+            if pts is None or fig is None:
                 flicker.add(None, None, None)
                 continue
             fig["fill"] = painter.last.mouth_alpha if painter.last is not None else float("nan")

@@ -244,7 +244,10 @@ class MouthTrainable(Trainable):
         x, y = data.batch(np.random.default_rng(3), pairs, 0.0)
         blind = x.clone()
         blind[:, 8:] = 0
-        outs = [mn.composite(*self.net(v.to(self.device)), v[:, :3].to(self.device)).cpu() for v in (x, blind)]
+        outs = []
+        for v in (x, blind):
+            rgb, alpha = self.net(v.to(self.device))
+            outs.append(mn.composite(rgb, alpha, v[:, :3].to(self.device)).cpu())
         self.net.train()
         lay = (x[:, 8:9] * 0.5).repeat(1, 3, 1, 1)
         rows = torch.cat([x[:, 3:6], x[:, :3], lay, outs[0], outs[1], y], 3)
