@@ -7,7 +7,9 @@ points on the frames where the true mouth is open (``runtime.evaluation.mouth``)
 colour match over the lower-face box (``mouth_colour = "driver"``) and the portrait's colours
 (``"portrait"``), each driven by the clean, warm (R x1.25, B x0.7) and greyscale clip, and a
 black-and-white source (the first frame in greyscale) driven by the clean clip; and a pixel-blind
-row (no driving frame: the interior is the cavity an expression edit gets). ``--clips N`` takes N
+row (no driving frame: the interior is the cavity an expression edit gets), each with the paint
+(``mouth_fill = "paint"``) and the mouth net (``"neural"``, which without a driving frame paints
+with no layout). ``--clips N`` takes N
 clips evenly spread over the (name-sorted) clips whose longer side is at most ``--max-side``.
 Tracks, dlib's truth points and each row's figures are cached under ``--cache`` (a row's cache
 is keyed by the engine's source, so a code change renders it again).
@@ -35,12 +37,14 @@ from facepaint.runtime.evaluation.mouth_runs import MouthSetting, open_frames, r
 from facepaint.runtime.training.cache import clip_files
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = (
-    *(MouthSetting(f"{colour} {driver}", colour, driver) for colour in ("driver", "portrait") for driver in DRIVERS),
-    MouthSetting("driver bw-source", "driver", bw_source=True),
-    MouthSetting("portrait bw-source", "portrait", bw_source=True),
-    MouthSetting("pixel-blind", "portrait", blind=True),
-)
+# The paint (portrait colours, the default) and the mouth net, each driven by the clean, warm and
+# greyscale clip, from a black-and-white source, and pixel-blind (no driving frame: the paint's
+# cavity, the net without the driver's layout).
+SETTINGS = tuple(
+    row for fill in ("paint", "neural") for row in (
+        *(MouthSetting(f"{fill} {driver}", "portrait", driver, fill=fill) for driver in DRIVERS),
+        MouthSetting(f"{fill} bw-source", "portrait", bw_source=True, fill=fill),
+        MouthSetting(f"{fill} pixel-blind", "portrait", blind=True, fill=fill)))
 COLUMNS = ("opening", "smooth_gap", "target_gap", "fill", "l1", "colour", "chroma_err", "chroma", "sharp", "flicker",
            "render_ms")
 # Black-and-white portraits (made grey here) driven by colour clips: the chroma in the open mouth.
@@ -51,9 +55,11 @@ START, END = "<!-- mouth-protocol:start -->", "<!-- mouth-protocol:end -->"
 
 
 def code_key() -> str:
-    """A hash of the engine's source: a row cached under another one is rendered again."""
+    """A hash of the engine's source and the mouth net's weights: a row cached under another one
+    is rendered again."""
     digest = hashlib.sha1()
-    for path in sorted((ROOT / "engine").rglob("*.py")):
+    weights = ROOT / "engine" / "neural" / "weights" / "mouth_net.safetensors"
+    for path in [*sorted((ROOT / "engine").rglob("*.py")), weights]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -112,12 +118,12 @@ def clip_rows(clip: Path, max_frames: int, cache: Path, judge: GeometryJudge, ke
     return rows
 
 
-def bw_chroma(media: Path, judge: GeometryJudge, colours: tuple[str, ...]) -> dict[str, list[float]]:
-    """Per mouth colour, the mean a/b length inside the output's open mouth (dlib's inner lips on
+def bw_chroma(media: Path, judge: GeometryJudge, fills: tuple[str, ...]) -> dict[str, list[float]]:
+    """Per mouth fill (portrait colours), the mean a/b length inside the output's open mouth (dlib's inner lips on
     the output) for each black-and-white portrait x colour clip x widest-mouth frame."""
     import cv2
 
-    found: dict[str, list[float]] = {c: [] for c in colours}
+    found: dict[str, list[float]] = {f: [] for f in fills}
     with MediaPipeTracker(TrackerConfig(smoothing=False)) as tracker:
         clips = [read_clip(str(media / "driving" / f"{name}.mp4"), tracker, 300) for name in BW_DRIVING]
         for name in BW_PORTRAITS:
@@ -126,12 +132,12 @@ def bw_chroma(media: Path, judge: GeometryJudge, colours: tuple[str, ...]) -> di
             for clip in clips:
                 jaw = [f.blendshape("jawOpen") if f is not None else -1.0 for f in clip.faces]
                 for index in np.argsort(jaw)[-BW_FRAMES:]:
-                    for colour in colours:
-                        out, _ = render_at(image, face, clip, int(index), colour)
+                    for fill in fills:
+                        out, _ = render_at(image, face, clip, int(index), "portrait", fill=fill)
                         pts = judge.landmarks(out)
                         mask = interior_mask(pts, out.shape[:2]) if pts is not None else None
                         if mask is not None and mask.sum() >= 40:
-                            found[colour].append(float(np.linalg.norm(lab_pixels(out, mask)[:, 1:], axis=1).mean()))
+                            found[fill].append(float(np.linalg.norm(lab_pixels(out, mask)[:, 1:], axis=1).mean()))
             tracker.reset()
     return found
 
@@ -164,6 +170,17 @@ def per_clip_lines(per_clip: dict[str, dict[str, dict]], setting: str) -> list[s
         l1s = " / ".join(f"{rows[f'{colour} {d}']['l1']:.3f}" for d in DRIVERS)
         lines.append(f"| {clip} | {r['frames']} | {r['smooth_gap']:.2f} | {r['target_gap']:.2f} | "
                      f"{r['opening']:.2f} | {r['colour']:.1f} | {l1s} |")
+    return lines
+
+
+def tint_lines(per_clip: dict[str, dict[str, dict]]) -> list[str]:
+    """Per fill, the median over clips of the interior L1 with the warm and the greyscale driver
+    over the clean driver's (the target: at most 1.05)."""
+    lines = ["| mouth fill | L1 warm / clean | L1 grey / clean |", "|---|---|---|"]
+    for fill in dict.fromkeys(s.fill for s in SETTINGS):
+        ratios = [np.nanmedian([rows[f"{fill} {d}"]["l1"] / rows[f"{fill} clean"]["l1"] for rows in per_clip.values()])
+                  for d in ("warm", "grey")]
+        lines.append(f"| {fill} | {ratios[0]:.2f} | {ratios[1]:.2f} |")
     return lines
 
 
@@ -205,8 +222,9 @@ def report(args, per_clip: dict, before: dict, bw: dict[str, list[float]], minut
              "clips of the clip's median over its open-mouth frames (opening and the stage gaps: min-max over "
              "clips too). " + ("`before:` rows: the same script on the base revision (its `--json-out`), same "
                                "clips and caches, run just before. " if before else ""), "", LEGEND, "",
-             *table(per_clip, names), "", "Per clip (portrait colours, clean driver):", "",
-             *per_clip_lines(per_clip, "portrait clean"), ""]
+             *table(per_clip, names), "", *tint_lines(per_clip),
+             "", "Per clip (the paint, clean driver):", "", *per_clip_lines(per_clip, "paint clean"),
+             "", "Per clip (the mouth net, clean driver):", "", *per_clip_lines(per_clip, "neural clean"), ""]
     if before:
         lines += ["Per clip, before (the base revision, its colour match, clean driver):", "",
                   *per_clip_lines(per_clip, "before: driver clean"), ""]
@@ -214,7 +232,7 @@ def report(args, per_clip: dict, before: dict, bw: dict[str, list[float]], minut
         lines += [f"Black-and-white portraits ({', '.join(BW_PORTRAITS)} made grey) driven by colour clips "
                   f"({', '.join(BW_DRIVING)}, each clip's {BW_FRAMES} widest mouths): mean a/b length inside "
                   "the output's open mouth (dlib's inner lips on the output); grey is 0.", "",
-                  "| mouth colour | median | max | frames |", "|---|---|---|---|"]
+                  "| mouth fill | median | max | frames |", "|---|---|---|---|"]
         lines += [f"| {c} | {np.median(v):.2f} | {np.max(v):.2f} | {len(v)} |" for c, v in bw.items() if v]
     return lines
 
@@ -246,8 +264,8 @@ def main() -> int:
         return 1
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(per_clip))
-    colours = tuple(dict.fromkeys(s.colour for s in SETTINGS))
-    bw = {} if args.no_bw else bw_chroma(Path(args.media).parent, judge, colours)
+    fills = tuple(dict.fromkeys(s.fill for s in SETTINGS))
+    bw = {} if args.no_bw else bw_chroma(Path(args.media).parent, judge, fills)
     before = json.loads(Path(args.before).read_text()) if args.before else {}
     body = report(args, per_clip, before, bw, (time.time() - start) / 60)
     print("\n".join(body))

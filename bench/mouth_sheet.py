@@ -1,11 +1,11 @@
-"""Write docs/mouth_sheet.png: the mouth before and after on four portraits (issue 20).
+"""Write docs/mouth_sheet.png: the mouth paint and the mouth net on four portraits (issue 20).
 
     python bench/mouth_sheet.py [--driving driving/lp_d12.mp4] [--out docs/mouth_sheet.png]
 
 Rows: a black-and-white portrait (lp_s42 made grey here, at run time), lp_s12 (colourised), obama
 and biden2. For each of the driving clip's widest mouth, deepest blink and widest head turn: the
-driving frame, the output with the interior colour-matched over the lower face (``mouth_colour =
-"driver"``, before) and from the portrait (``"portrait"``, after), then the two mouths close up.
+driving frame, the output with the mouth paint (``mouth_fill = "paint"``, portrait colours, the
+default) and with the mouth net (``"neural"``), then the two mouths close up.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ MEDIA = ROOT.parent / "shared" / "media"
 PORTRAITS = (("lp_s42 b/w", "lp_s42.jpg", True), ("lp_s12", "lp_s12.jpg", False), ("obama", "obama.jpg", False),
              ("biden2", "biden2.jpg", False))
 TILE = 160
+FILLS = {"paint": "paint", "neural": "net"}
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -34,17 +35,17 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def portrait_row(name: str, image: np.ndarray, tracker, clip, frames: dict[str, int]) -> np.ndarray:
-    """One portrait: per frame, driver | before | after | before mouth | after mouth."""
+    """One portrait: per frame, driver | paint | net | paint mouth | net mouth."""
     found = tracker.track(np.ascontiguousarray(image), None)
     tiles = [label(face_tile(image, found[0].landmarks, TILE), name)]
     for what, index in frames.items():
         drv = clip.faces[index]
         tiles.append(label(face_tile(clip.images[index], drv.landmarks, TILE), f"driver {what}"))
-        outs = {c: render_at(image, found[0], clip, index, c) for c in ("driver", "portrait")}
-        for colour, tag in (("driver", "before"), ("portrait", "after")):
-            tiles.append(label(face_tile(*outs[colour], TILE), tag))
-        for colour, tag in (("driver", "before"), ("portrait", "after")):
-            tiles.append(label(face_tile(*outs[colour], TILE, zoom=4.0), f"{tag} mouth"))
+        outs = {f: render_at(image, found[0], clip, index, "portrait", fill=f) for f in FILLS}
+        for fill, tag in FILLS.items():
+            tiles.append(label(face_tile(*outs[fill], TILE), tag))
+        for fill, tag in FILLS.items():
+            tiles.append(label(face_tile(*outs[fill], TILE, zoom=4.0), f"{tag} mouth"))
     return np.concatenate(tiles, axis=1)
 
 

@@ -1,10 +1,11 @@
-"""Milliseconds of the mouth paint per frame, by mouth colour (issue 20's speed figure).
+"""Milliseconds of the mouth fill per frame: the paint (portrait colours) and the mouth net
+(``mouth_fill = "neural"``: the whole fill, and the net's forward pass alone) (issue 20's speed figure).
 
     python bench/mouth_speed.py [--portrait lp_s42] [--calls 200]
 
 The portrait driven to lp_d10.mp4's widest mouth (the paint at full opening: the dearest case);
-``paint_mouth`` timed alone on a warped crop (median and 90th percentile of ``--calls`` calls,
-alternating the settings so the shared machine's load falls on both alike).
+each fill timed alone on a warped crop (median and 90th percentile of ``--calls`` calls,
+alternating them so the shared machine's load falls on all alike), torch on one thread.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from facepaint.engine.mouth import mouth_alpha, paint_mouth
 from facepaint.engine.mouth_colour import lip_colour
+from facepaint.engine.mouth_neural import NeuralMouth
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
@@ -32,6 +34,9 @@ def main() -> int:
     p.add_argument("--portrait", default="lp_s42")
     p.add_argument("--calls", type=int, default=200)
     args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
     image = cv2.cvtColor(cv2.imread(str(MEDIA / "portraits" / f"{args.portrait}.jpg")), cv2.COLOR_BGR2RGB)
     with MediaPipeTracker(TrackerConfig(smoothing=False)) as tracker:
         face = tracker.track(image, None)[0]
@@ -47,18 +52,24 @@ def main() -> int:
         palette = lip_colour(source.crop, source.landmarks, source.topology)
         prepare_ms = 1000 * (time.perf_counter() - start)
         frame, driving = clip.images[index], np.asarray(clip.face(index).landmarks)
-        times: dict[str, list[float]] = {"driver": [], "portrait": []}
+        net = NeuralMouth(source, palette=palette)
+        x, _ = net.inputs(warped, lm, frame, driving)
+        fills = {"paint": lambda out: paint_mouth(out, source, lm, frame, driving, opened, closing, palette),
+                 "neural": lambda out: net.paint(out, lm, frame, driving),
+                 "net forward": lambda out: net.chosen.backend.infer({"x": x})}
+        times: dict[str, list[float]] = {name: [] for name in fills}
         for _ in range(args.calls):
-            for name, pal in (("driver", None), ("portrait", palette)):
+            for name, fill in fills.items():
                 out = warped.copy()
                 start = time.perf_counter()
-                paint_mouth(out, source, lm, frame, driving, opened, closing, pal)
+                fill(out)
                 times[name].append(1000 * (time.perf_counter() - start))
+        net.close()
     print(f"{args.portrait} x lp_d10 frame {index}, crop {warped.shape[1]}x{warped.shape[0]}, opening {opened:.2f}; "
           f"portrait palette at prepare time {prepare_ms:.2f} ms")
     for name, values in times.items():
         p50, p90 = np.median(values), np.percentile(values, 90)
-        print(f"  mouth_colour={name:8s} paint_mouth p50 {p50:.3f} ms  p90 {p90:.3f} ms")
+        print(f"  {name:12s} p50 {p50:.3f} ms  p90 {p90:.3f} ms")
     return 0
 
 

@@ -13,7 +13,9 @@ from facepaint.engine.landmark_transformer import TargetShape
 from facepaint.engine.mouth import mouth_alpha, paint_mouth
 from facepaint.engine.mouth_colour import lip_colour
 from facepaint.engine.source_face import SourceFace
-from facepaint.engine.stages import check_kind
+from facepaint.engine.stages import ModelConfig, check_kind
+
+MOUTH_FILLS = ("paint", "neural", "off")
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,10 @@ class ReenactorConfig:
     Attributes:
         kind: ``geometric`` (this module) or ``neural`` (the coarse-to-fine generator,
             ``facepaint.engine.neural``).
-        mouth_fill: Paint the driving mouth interior where the warp cannot (opening, or closing
-            over the source's teeth).
+        mouth_fill: What paints the mouth interior where the warp cannot (opening, or closing
+            over the source's teeth): ``paint`` (``engine.mouth``: the driver's interior fitted
+            and recoloured, the source's teeth kept rigid), ``neural`` (the mouth net,
+            ``engine.mouth_neural``) or ``off``.
         mouth_colour: Where the painted interior's colour comes from: ``portrait`` (the driver's
             luminance layout in the portrait's own lip and teeth colours,
             ``facepaint.engine.mouth_colour``) or ``driver`` (the driver's interior matched by
@@ -37,7 +41,7 @@ class ReenactorConfig:
     """
 
     kind: str = "geometric"
-    mouth_fill: bool = True
+    mouth_fill: str = "paint"
     mouth_colour: str = "portrait"
     mouth_open_gain: float = 0.06
     lid_fill: bool = True
@@ -48,6 +52,8 @@ class ReenactorConfig:
         check_kind("reenactor", self.kind)
         if self.interpolation not in ("linear", "cubic"):
             raise ValueError(f"interpolation must be 'linear' or 'cubic', got '{self.interpolation}'")
+        if self.mouth_fill not in MOUTH_FILLS:
+            raise ValueError(f"mouth_fill must be one of {', '.join(MOUTH_FILLS)}, got '{self.mouth_fill}'")
         if self.mouth_colour not in ("portrait", "driver"):
             raise ValueError(f"mouth_colour must be 'portrait' or 'driver', got '{self.mouth_colour}'")
         if not 0.005 <= self.mouth_open_gain <= 0.5:
@@ -99,18 +105,25 @@ class GeometricFaceReenactor:
     Args:
         source: The prepared source face.
         config: Reenactor settings.
+        model: Where the mouth net's weights are (``mouth_fill = "neural"``; None: the shipped ones).
     """
 
     models: tuple[str, ...] = ()
 
-    def __init__(self, source: SourceFace, config: ReenactorConfig) -> None:
+    def __init__(self, source: SourceFace, config: ReenactorConfig, model: ModelConfig | None = None) -> None:
         self.source = source
         self.config = config
         self._src_vertices = source.vertices.astype(np.float64)
         self._interp = cv2.INTER_CUBIC if config.interpolation == "cubic" else cv2.INTER_LINEAR
         # The portrait's lip and teeth colours, once (prepare time), for the interior's colour.
         self._palette = (lip_colour(source.crop, source.landmarks, source.topology)
-                         if config.mouth_colour == "portrait" else None)
+                         if config.mouth_colour == "portrait" or config.mouth_fill == "neural" else None)
+        self._mouth = None
+        if config.mouth_fill == "neural":
+            from facepaint.engine.mouth_neural import NeuralMouth
+
+            self._mouth = NeuralMouth(source, model, self._palette)
+            self.models = self._mouth.models
 
     def maps(self, target: TargetShape, full: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Dense backward maps (crop size) from the target shape to the source crop (with ``full``
@@ -142,7 +155,9 @@ class GeometricFaceReenactor:
         says: the mouth interior, the irises at the driving gaze, lid skin over closing eyes.
         Returns the mouth fill's strength (0 when none was painted)."""
         alpha = 0.0
-        if self.config.mouth_fill:
+        if self._mouth is not None:
+            alpha = self._mouth.paint(out, target.landmarks, frame, driving)
+        elif self.config.mouth_fill == "paint":
             alpha, closing = mouth_alpha(self.source, target.landmarks, self.config.mouth_open_gain)
             if alpha > 0.01 or closing > 0.01:
                 paint_mouth(out, self.source, target.landmarks, frame, driving, alpha, closing,
@@ -154,5 +169,7 @@ class GeometricFaceReenactor:
         return alpha
 
     def close(self) -> None:
-        """Nothing to release (see ``FaceReenactor.close``)."""
+        """Release the mouth net (see ``FaceReenactor.close``)."""
+        if self._mouth is not None:
+            self._mouth.close()
 

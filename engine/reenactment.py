@@ -317,7 +317,9 @@ class ReenactmentEngine:
 
 def _stage(name: str, config: Any, source: SourceFace, model: ModelConfig) -> Any:
     """The implementation of stage ``name`` that ``config.kind`` names (neural ones get ``model``)."""
-    args = (source, config) if config.kind == "geometric" else (source, config, model)
+    # The geometric reenactor gets ``model`` too: its mouth net (mouth_fill = "neural") reads it.
+    neural = config.kind != "geometric" or name == "reenactor"
+    args = (source, config, model) if neural else (source, config)
     return build_stage(name, config.kind, *args)
 
 

@@ -24,6 +24,7 @@ ARCHITECTURES: Mapping[str, str] = MappingProxyType({
     "landmark_transformer": "facepaint.engine.neural.landmark_transformer:LandmarkTransformerNet",
     "au_regressor": "facepaint.engine.neural.landmark_transformer:AURegressor",
     "background_mixer": "facepaint.engine.neural.background_mixer:BackgroundMixerNet",
+    "mouth_net": "facepaint.engine.neural.mouth_net:MouthNet",
 })
 
 Factory = Callable[..., nn.Module]

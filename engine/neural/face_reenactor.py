@@ -62,12 +62,13 @@ class NeuralFaceReenactor:
         self.config = config
         self.size = size = int(read_model_spec(GENERATOR, model.weights).config["size"])
         self.chosen = open_stage_model(GENERATOR, model)
-        self.models = (self.chosen.describe(),)
+        self.models: tuple[str, ...] = (self.chosen.describe(),)
         self.matrix = align_matrix(align_params(source.landmarks), size)
         self.square = warp_to_square(source.crop, self.matrix, size)
         self._coarse = CoarseWarp(self.square, apply_affine(self.matrix, source.landmarks))
         # The geometric stage's warp is corrected; its paint goes on top (see the module docstring).
-        self._geometric = GeometricFaceReenactor(source, config)
+        self._geometric = GeometricFaceReenactor(source, config, model)
+        self.models += self._geometric.models  # the mouth net, with mouth_fill = "neural"
         ramp = np.minimum(np.arange(size) + 0.5, size - np.arange(size) - 0.5) / (_EDGE * size)
         edge = np.clip(ramp, 0.0, 1.0).astype(np.float32)
         self._edge = np.minimum(edge[:, None], edge[None, :])
@@ -183,6 +184,7 @@ class NeuralFaceReenactor:
         """Release the generator's backend and the device path (device memory); later renders fail."""
         self._device = None
         self.chosen.backend.close()
+        self._geometric.close()
 
 
 @dataclass(frozen=True, eq=False)

@@ -36,10 +36,12 @@ GENERATOR = "face_generator"
 TRANSFORMER = "landmark_transformer"
 MIXER = "background_mixer"
 AU_REGRESSOR = "au_regressor"
+MOUTH = "mouth_net"
 # The networks the product runs, in pipeline order (what `compile` builds). The AU regressor only
-# measures the transformer (training loss, evaluation) and is shipped for `eval`.
+# measures the transformer (training loss, evaluation) and is shipped for `eval`; the mouth net
+# (``mouth_fill = "neural"``) runs with torch on the CPU inside the reenactor, so it is not compiled.
 STAGE_MODELS = (TRANSFORMER, GENERATOR, MIXER)
-MODELS = (*STAGE_MODELS, AU_REGRESSOR)
+MODELS = (*STAGE_MODELS, AU_REGRESSOR, MOUTH)
 
 # sha256 of the shipped weights (docs/MODEL_CARD.md and docs/NEURAL_LMT_MIXER.md say how they were trained).
 SHIPPED_SHA256: dict[str, str] = {
@@ -47,6 +49,7 @@ SHIPPED_SHA256: dict[str, str] = {
     TRANSFORMER: "b45d71c7fb3ac9d921686e723233b6dc13ea4e5b04fd6781ce280fcbaf9e2487",
     MIXER: "070730343fb438f1b1d79366e8788352160d63e37ced716f3012610506a5aabf",
     AU_REGRESSOR: "5f4a1d8286853c7657d75768f531e806de8a421bfa6c91a700e796e9b9b4e5a1",
+    MOUTH: "37b91363359e3a9cdb246e1e25246afdfc09c1988d04b261df9ef854bbd96033",
 }
 
 

@@ -63,12 +63,12 @@ def read_clip(path: str, tracker, max_frames: int) -> ClipFrames:
 
 
 def render_at(image: np.ndarray, face: FaceTrack, clip: ClipFrames, index: int, colour: str,
-              base: EngineConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(output at ``clip`` frame ``index`` driving ``image`` with ``mouth_colour = colour``,
-    the target landmarks in output pixels); the neutral is the clip's first face."""
+              base: EngineConfig | None = None, fill: str = "paint") -> tuple[np.ndarray, np.ndarray]:
+    """(output at ``clip`` frame ``index`` driving ``image`` with ``mouth_colour = colour`` and
+    ``mouth_fill = fill``, the target landmarks in output pixels); the neutral is the clip's first face."""
     base = base or EngineConfig()
     config = dataclasses.replace(base, reenactor=dataclasses.replace(base.reenactor or ReenactorConfig(),
-                                                                     mouth_colour=colour))
+                                                                     mouth_colour=colour, mouth_fill=fill))
     with ReenactmentEngine(config, image, face) as engine:
         engine.calibrate(clip.face(clip.neutral()))
         driving = clip.face(index)

@@ -41,6 +41,7 @@ class MouthSetting:
     Attributes:
         name: Row label.
         colour: ``ReenactorConfig.mouth_colour``.
+        fill: ``ReenactorConfig.mouth_fill`` (``paint`` or ``neural``: the mouth net).
         driver: Key of ``DRIVERS`` applied to the driving clip.
         blind: Render with no driving frame (the interior from no driver pixels).
         bw_source: The source frame in greyscale (a black-and-white portrait, colour driver).
@@ -49,6 +50,7 @@ class MouthSetting:
     name: str
     colour: str
     driver: str = "clean"
+    fill: str = "paint"
     blind: bool = False
     bw_source: bool = False
 
@@ -88,6 +90,41 @@ class _Recorder:
         return self.last
 
 
+def setting_config(setting: MouthSetting, config: EngineConfig | None = None) -> EngineConfig:
+    """``config`` (default settings: None) with the row's reference, mouth colour and mouth fill."""
+    base = config or EngineConfig()
+    return dataclasses.replace(base, transformer=dataclasses.replace(base.transformer or TransformerConfig(),
+                                                                     reference="first"),
+                               reenactor=dataclasses.replace(base.reenactor or ReenactorConfig(),
+                                                             mouth_colour=setting.colour, mouth_fill=setting.fill))
+
+
+class _Flicker:
+    """Mean frame-to-frame change inside the true interior, output and truth, over the first
+    ``FLICKER_FRAMES`` pairs of consecutive judged frames."""
+
+    def __init__(self) -> None:
+        self.out: list[float] = []
+        self.truth: list[float] = []
+        self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def add(self, out: np.ndarray | None, truth: np.ndarray | None, mask: np.ndarray | None) -> None:
+        """One frame (None: a frame not judged, which breaks the run of consecutive frames)."""
+        if out is None or truth is None or mask is None:
+            self.prev = None
+            return
+        if self.prev is not None and len(self.out) < FLICKER_FRAMES:
+            both = mask & self.prev[2]
+            if both.sum() >= MIN_PIXELS:
+                self.out.append(float(np.abs(out[both].astype(np.float32) - self.prev[0][both]).mean()))
+                self.truth.append(float(np.abs(truth[both].astype(np.float32) - self.prev[1][both]).mean()))
+        self.prev = (out.astype(np.float32), truth.astype(np.float32), mask)
+
+    def ratio(self) -> float:
+        """Output over truth (nan without pairs)."""
+        return float(np.mean(self.out) / max(np.mean(self.truth), 1e-6)) if self.out else float("nan")
+
+
 def run_setting(setting: MouthSetting, frames: Sequence[np.ndarray], truth_points: Sequence[np.ndarray | None],
                 source_face: FaceTrack, faces: Sequence[FaceTrack | None], judge, fps: float,
                 config: EngineConfig | None = None) -> dict:
@@ -101,23 +138,15 @@ def run_setting(setting: MouthSetting, frames: Sequence[np.ndarray], truth_point
         faces: Raw tracked faces of the driving clip as given to the engine (tinted if the row is).
         judge: A ``GeometryJudge``.
         fps: The clip's frame rate.
-        config: Base engine settings (reference and mouth colour are set here).
+        config: Base engine settings (reference, mouth colour and fill are set here).
     """
     import time
 
-    base = config or EngineConfig()
-    cfg = dataclasses.replace(base, transformer=dataclasses.replace(base.transformer or TransformerConfig(),
-                                                                     reference="first"),
-                              reenactor=dataclasses.replace(base.reenactor or ReenactorConfig(),
-                                                            mouth_colour=setting.colour))
     source = greyscale(frames[0]) if setting.bw_source else frames[0]
     tint = DRIVERS[setting.driver]
-    rows, seconds = [], []
+    rows, seconds, flicker = [], [], _Flicker()
     stages: list[tuple[float, float, float]] = []
-    flick_o: list[float] = []
-    flick_t: list[float] = []
-    prev = None
-    with ReenactmentEngine(cfg, source, source_face) as engine:
+    with ReenactmentEngine(setting_config(setting, config), source, source_face) as engine:
         engine.transformer = recorder = _Recorder(engine.transformer, "transform")
         engine.reenactor = painter = _Recorder(engine.reenactor, "render")
         for i, (face, raw) in enumerate(zip(smoothed(faces), faces, strict=True)):
@@ -127,12 +156,9 @@ def run_setting(setting: MouthSetting, frames: Sequence[np.ndarray], truth_point
             out = engine.render(None if setting.blind else tint(frames[i]), face, i / fps)
             seconds.append(time.perf_counter() - start)
             pts = truth_points[i]
-            if pts is None:
-                prev = None
-                continue
-            fig = frame_figures(out, frames[i], pts, judge.landmarks(out))
-            if fig is None:
-                prev = None
+            fig = None if pts is None else frame_figures(out, frames[i], pts, judge.landmarks(out))
+            if pts is None or fig is None:
+                flicker.add(None, None, None)
                 continue
             fig["fill"] = painter.last.mouth_alpha if painter.last is not None else float("nan")
             rows.append(fig)
@@ -140,19 +166,11 @@ def run_setting(setting: MouthSetting, frames: Sequence[np.ndarray], truth_point
                 truth_mp = mp_gap(raw.landmarks)
                 stages.append((mp_gap(face.landmarks) / truth_mp, mp_gap(recorder.last.landmarks) / truth_mp,
                                fig["opening"]))
-            mask = interior_mask(pts, out.shape[:2])
-            if prev is not None and len(flick_o) < FLICKER_FRAMES:
-                both = mask & prev[2]
-                if both.sum() >= MIN_PIXELS:
-                    flick_o.append(float(np.abs(out[both].astype(np.float32) - prev[0][both]).mean()))
-                    flick_t.append(float(np.abs(frames[i][both].astype(np.float32) - prev[1][both]).mean()))
-            prev = (out.astype(np.float32), frames[i].astype(np.float32), mask)
+            flicker.add(out, frames[i], interior_mask(pts, out.shape[:2]))
     result = clip_medians(rows)
-    result["frames"] = len(rows)
-    result["flicker"] = float(np.mean(flick_o) / max(np.mean(flick_t), 1e-6)) if flick_o else float("nan")
     med = np.nanmedian(np.array(stages), 0) if stages else np.full(3, np.nan)
-    result.update(smooth_gap=float(med[0]), target_gap=float(med[1]))
-    result["render_ms"] = 1000.0 * float(np.median(seconds)) if seconds else float("nan")
+    result.update(frames=len(rows), flicker=flicker.ratio(), smooth_gap=float(med[0]), target_gap=float(med[1]),
+                  render_ms=1000.0 * float(np.median(seconds)) if seconds else float("nan"))
     return result
 
 

@@ -27,10 +27,10 @@ The ``Trainable`` gives the loop:
 * ``export(folder, training)``: write the fp16 weights ``--weights`` loads; returns the paths;
 * ``clip`` (largest gradient norm per net, None: no clipping) and ``amp`` (CUDA mixed precision).
 
-A 0.5 M-parameter mouth net, for example, is ``mouth.py`` with ``MouthTrainConfig``, a
-``MouthTrainable`` whose ``batch`` cuts 64 px mouth squares from ``clip.crops`` by
-``clip.landmarks``, whose ``loss`` returns ``{"mouth": l1, "l1": l1}`` and whose ``export`` calls
-``save_model``, and the row ``ModelEntry("mouth", MouthTrainConfig, mouth.build)``.
+The mouth net (``mouth.py``) is an example: ``MouthTrainConfig``, a ``MouthTrainable`` whose
+``batch`` cuts 64 px mouth squares from ``clip.crops`` by ``clip.landmarks``, whose ``loss``
+returns its terms and their sum under the optimizer's name, and whose ``export`` calls
+``save_model``; and the row ``ModelEntry("mouth", MouthTrainConfig, mouth.build, mouth.check, ...)``.
 """
 
 from __future__ import annotations

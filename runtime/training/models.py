@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from facepaint.runtime.training import generator, mixer, transformer
+from facepaint.runtime.training import generator, mixer, mouth, transformer
 from facepaint.runtime.training.loop import Trainable, TrainData, run
 
 
@@ -43,6 +43,8 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("transformer", transformer.TransformerTrainConfig, transformer.build, None,
                "the landmark transformer and its AU regressor (--transformer neural)"),
     ModelEntry("mixer", mixer.MixerTrainConfig, mixer.build, None, "the background mixer (--mixer neural)"),
+    ModelEntry("mouth", mouth.MouthTrainConfig, mouth.build, mouth.check,
+               "the mouth net ([engine.reenactor] mouth_fill = \"neural\")"),
 )
 BY_NAME = {m.name: m for m in MODELS}
 

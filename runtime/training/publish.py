@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from facepaint.engine.backends.spec import ModelSpec, TensorSpec, save_weights
 from facepaint.engine.errors import ModelError
-from facepaint.engine.neural.model_files import AU_REGRESSOR, GENERATOR, MIXER, MODELS, TRANSFORMER
+from facepaint.engine.neural.model_files import AU_REGRESSOR, GENERATOR, MIXER, MODELS, MOUTH, TRANSFORMER
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,6 +44,12 @@ def stage_spec(stem: str, config: dict[str, Any], training: dict[str, Any] | Non
         inputs = tuple(TensorSpec(name, (1, ch, size, size), axes=batch4)
                        for name, ch in (("face", 3), ("mask", 1), ("background", 3)))
         return ModelSpec("background_mixer", config, inputs, ("rgb", "alpha"), training=training or {})
+    if stem == MOUTH:
+        from facepaint.engine.neural.mouth_net import IN_CHANNELS as MOUTH_CHANNELS
+
+        size = int(config.get("size", 64))
+        inputs = (TensorSpec("x", (1, MOUTH_CHANNELS, size, size), axes=batch4),)
+        return ModelSpec("mouth_net", config, inputs, ("rgb", "alpha"), training=training or {})
     raise ModelError(f"unknown model '{stem}'; known: {', '.join(MODELS)}")
 
 

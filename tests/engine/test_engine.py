@@ -124,8 +124,8 @@ def test_config_strict():
         build_config(EngineConfig, {"transformer": {"expresion": 1.0}})
     with pytest.raises(ConfigError):
         build_config(EngineConfig, {"ease_s": -1})
-    cfg = build_config(EngineConfig, {"reenactor": {"mouth_fill": False}, "hold_s": 1.0})
-    assert cfg.hold_s == 1.0 and not cfg.reenactor.mouth_fill
+    cfg = build_config(EngineConfig, {"reenactor": {"mouth_fill": "off"}, "hold_s": 1.0})
+    assert cfg.hold_s == 1.0 and cfg.reenactor.mouth_fill == "off"
 
 
 def test_bad_source_rejected(s42):

@@ -108,7 +108,7 @@ def test_neural_output_carries_the_geometric_mouth_fill_over_the_generator(neura
     target = neural.transformer.transform(face)
     source, config = neural.source, neural.config.reenactor
     filled = neural.reenactor.render(target, frame, face.landmarks)
-    bare = NeuralFaceReenactor(source, dataclasses.replace(config, mouth_fill=False, lid_fill=False, gaze=False))
+    bare = NeuralFaceReenactor(source, dataclasses.replace(config, mouth_fill="off", lid_fill=False, gaze=False))
     own = bare.render(target, frame, face.landmarks)
     bare.close()
     geometric = GeometricFaceReenactor(source, dataclasses.replace(config, kind="geometric"))

@@ -18,10 +18,11 @@ from facepaint.runtime.training.config import build_plan
 from facepaint.runtime.training.loop import TrainData
 from facepaint.runtime.training.models import train_models
 
-# A few seconds of CPU for all three models (no perceptual loss: its backbone is an extra package).
+# A few seconds of CPU for all four models (no perceptual loss: its backbone is an extra package).
 TINY = {"generator": {"batch": 2, "perceptual": 0.0, "gan_start": 1, "width": 8, "blocks": 1, "log_every": 1},
         "transformer": {"batch": 8, "hidden": 32, "layers": 1, "log_every": 1},
-        "mixer": {"batch": 2, "width": 8, "levels": 2, "log_every": 1}}
+        "mixer": {"batch": 2, "width": 8, "levels": 2, "log_every": 1},
+        "mouth": {"batch": 2, "perceptual": 0.0, "width": 8, "levels": 2, "log_every": 1}}
 TINY_FLAGS = [f"--set={model}.{key}={json.dumps(value)}" for model, table in TINY.items()
               for key, value in table.items()]
 

@@ -1,0 +1,65 @@
+"""The mouth net's interior (``mouth_fill = "neural"``) keeps the portrait's colours (issue 20)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facepaint.engine.face_reenactor import ReenactorConfig
+from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+from facepaint.runtime.evaluation.mouth import greyscale, warm
+
+
+def _net_mouth(image, face, driving, frame):
+    """(output crop, bool mask of the target inner mouth, largest alpha) of ``image`` driven open
+    by ``frame`` (None: an expression edit) with the mouth net."""
+    config = EngineConfig(reenactor=ReenactorConfig(mouth_fill="neural"))
+    with ReenactmentEngine(config, image, face) as engine:
+        assert any(line.startswith("mouth_net") for line in engine.models)
+        engine.calibrate(driving["neutral"][1])
+        open_face = driving["open"][1]
+        target = engine.transformer.transform(open_face)
+        lm = np.asarray(open_face.landmarks) if frame is not None else None
+        result = engine.reenactor.render(target, frame, lm)
+        inner = target.landmarks[engine.source.topology.lips_inner, :2]
+    mask = np.zeros(result.image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(inner).astype(np.int32)], 1)
+    mask = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
+    assert mask.sum() > 200
+    return result.image, mask, result.mouth_alpha
+
+
+def _chromaticity(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    mean = rgb[mask].astype(np.float64).mean(0)
+    return mean[:2] / mean.sum()
+
+
+def test_black_and_white_portrait_keeps_a_grey_mouth(s42, track, driving):
+    grey = greyscale(s42[0])
+    out, mask, alpha = _net_mouth(grey, track(grey), driving, driving["open"][0])
+    assert alpha > 0.5  # the net painted the opening
+    lab = cv2.cvtColor(out.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[mask]
+    assert np.linalg.norm(lab[:, 1:], axis=1).mean() <= 1.0
+
+
+def test_warm_driver_does_not_tint_the_mouth(s42, driving):
+    frame = driving["open"][0]
+    clean, mask, _ = _net_mouth(*s42, driving, frame)
+    warmed, _, _ = _net_mouth(*s42, driving, warm(frame))
+    tint = np.abs(_chromaticity(warmed, mask) - _chromaticity(clean, mask)).max()
+    # The same camera change moves the driver's own mouth's tint by over 0.05 (test_mouth_colour).
+    assert tint < 0.005
+
+
+def test_an_expression_edit_gets_an_interior_without_a_driver(s42, driving):
+    out, mask, alpha = _net_mouth(*s42, driving, None)
+    assert alpha > 0.5
+    # Darker than the lips and skin around it: a mouth's inside, not a smear of lip.
+    ring = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool) & ~mask
+    assert out[mask].mean() < 0.8 * out[ring].mean()
+
+
+def test_mouth_fill_is_checked():
+    with pytest.raises(ValueError, match="mouth_fill"):
+        ReenactorConfig(mouth_fill="net")
