@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from facepaint.engine.geometry import mouth_openness
 from facepaint.engine.topology import get_topology
 from facepaint.plugins.base import Frame, load_plugin
 from facepaint.plugins.trackers.config import TrackerConfig
+from facepaint.runtime.batch.jobs import read_jobs
 from facepaint.runtime.cli import main
 from facepaint.runtime.config import build_app_config
 from facepaint.runtime.evaluation.streams import iter_frames
@@ -156,3 +158,24 @@ def test_faces_9_on_two_faces_is_one_line_and_exit_2(group, talking_clip, tmp_pa
     err = capsys.readouterr().err.strip()
     assert code == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "2 faces found" in err and "--faces 9" in err
+
+
+def test_batch_job_files_take_faces(tmp_path: Path) -> None:
+    (tmp_path / "jobs.csv").write_text('source,driving,faces\ng.jpg,a.mp4,"0,2"\ng.jpg,b.mp4,all\n')
+    (tmp_path / "jobs.jsonl").write_text('{"source": "g.jpg", "driving": "a.mp4", "faces": [1]}\n')
+    csv, jsonl = read_jobs(tmp_path / "jobs.csv", tmp_path), read_jobs(tmp_path / "jobs.jsonl", tmp_path)
+    assert [j.config.faces for j in csv + jsonl] == [(0, 2), "all", (1,)]
+    (tmp_path / "bad.csv").write_text('source,driving,faces,face_index\ng.jpg,a.mp4,all,1\n')
+    with pytest.raises(ConfigError, match="not both"):
+        read_jobs(tmp_path / "bad.csv", tmp_path)
+
+
+def test_offline_and_live_commands_take_faces(group, talking_clip, media, tmp_path, capsys) -> None:
+    out = tmp_path / "all.mp4"
+    assert main(["--source", str(group[0]), "--faces", "all", "--driving", str(talking_clip), "--output", str(out),
+                 "--duration", "0.3", "--quiet"]) == 0
+    assert out.stat().st_size > 0 and "; faces 0,1" in capsys.readouterr().err
+    stats = tmp_path / "live.json"
+    assert main(["--source", str(group[0]), "--faces", "0,1", "--cam", str(media / "driving" / "vr_2.mp4"),
+                 "--no-vcam", "--duration", "2", "--stats-json", str(stats)]) == 0
+    assert json.loads(stats.read_text())["frames_out"] >= 5
