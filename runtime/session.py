@@ -23,7 +23,7 @@ from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig
-from facepaint.runtime.faces import open_faces
+from facepaint.runtime.faces import every_face, open_faces
 from facepaint.runtime.parallel_track import ParallelTracking
 from facepaint.runtime.portrait import Portrait, load_portrait
 from facepaint.runtime.reference import Reference, stream_reference
@@ -108,8 +108,9 @@ class Session:
 
         if config.faces is None:
             return one(self.portrait)
+        self.portrait = every_face(self.portrait, self.tracker)
         return open_faces(config.faces, self.portrait, one, tracker=self.tracker,
-                          max_faces=config.tracker.max_faces, background=config.background is not None)
+                          background=config.background is not None)
 
     def reset(self, driving: str, limit: int | None = None) -> None:
         """Ready for a new driving stream, as a session newly opened on it would be: the tracker
