@@ -32,7 +32,9 @@ from facepaint.runtime.cli import main as facepaint_live
 from facepaint.runtime.config import build_app_config
 from facepaint.runtime.evaluation.streams import iter_frames
 from facepaint.runtime.expression import label
+from facepaint.runtime.faces import every_face
 from facepaint.runtime.offline import render_file
+from facepaint.runtime.portrait import Portrait
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 PORTRAITS = ("lp_s42", "obama", "lp_s12", "biden2")  # 4 faces of different sizes and framing
@@ -80,7 +82,9 @@ def sheet(source: Path, clip: Path, output: Path, frames: int, path: Path) -> No
     group = cv2.cvtColor(cv2.imread(str(source)), cv2.COLOR_BGR2RGB)
     tracker = load_plugin("facepaint.trackers", "mediapipe")(TrackerConfig(smoothing=False))
     try:
-        boxes = [_box(face.landmarks, group.shape) for face in tracker.track(group, None)]
+        found = tracker.track(group, None)  # then the tiles, as --faces searches the source
+        portrait = every_face(Portrait(str(source), group, found[0], tuple(found), 0), tracker)
+        boxes = [_box(face.landmarks, group.shape) for face in portrait.faces]
         faces = [tracker.track(rgb, round(i * 1000 / 30)) for i, rgb in enumerate(driving)]
     finally:
         tracker.close()
