@@ -10,7 +10,8 @@ single-face path of today (``--face-index 0``) as the baseline.
   camera's, p95 latency and the render ("infer") stage's median time;
 * offline: ``render_file`` over the first ``--frames`` frames of the clip (fps of the whole run);
 * ``--sheet PNG``: the group source, driving frames and the ``--faces all`` output at the same
-  moments (rest, mouth widest, eyes shut, head turned furthest).
+  moments (rest, mouth widest, eyes shut, head turned furthest), each face close up, and identity
+  per face (dlib AED of each face's crop against the source's, the ``[eval]`` extra).
 
 Usage: ``python bench/faces.py [--duration 10] [--frames 120] [--height 512] [--sheet faces.png]``.
 Timings are only meaningful on an otherwise idle machine; the load average is printed beside them.
@@ -93,6 +94,7 @@ def sheet(source: Path, clip: Path, output: Path, frames: int, path: Path) -> No
     yaw = [abs(float(f[0].rotation[0])) if f else 0.0 for f in faces]
     moments = {"rest": 0, "mouth widest": int(np.argmax(jaw)), "eyes shut": int(np.argmax(blink)),
                "head turned": int(np.argmax(yaw))}
+    _identity(group, rendered, boxes)
     rows = [label(group, "group source")]
     for name, i in moments.items():
         rows.append(np.concatenate([label(driving[i], f"driver {name} ({i})"),
@@ -103,6 +105,20 @@ def sheet(source: Path, clip: Path, output: Path, frames: int, path: Path) -> No
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 8), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows), cv2.COLOR_RGB2BGR))
+
+
+def _identity(group: np.ndarray, rendered: list[np.ndarray], boxes: list[tuple[slice, slice]]) -> None:
+    """Identity per face: dlib's descriptor distance (AED, < 0.6 same person) of each face's crop in
+    every 10th output frame against its crop in the source."""
+    from facepaint.runtime.evaluation.identity import IdentityJudge, descriptor_distance
+
+    judge = IdentityJudge()
+    for k, box in enumerate(boxes):
+        reference = judge.descriptor(np.ascontiguousarray(group[box]))
+        found = [judge.descriptor(np.ascontiguousarray(frame[box])) for frame in rendered[::10]]
+        distances = [descriptor_distance(reference, d) for d in found if d is not None and reference is not None]
+        median = f"{np.median(distances):.3f}" if distances else "n/a"
+        print(f"identity face {k}: AED median {median} over {len(distances)} of {len(found)} frames")
 
 
 def _box(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
