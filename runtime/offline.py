@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.errors import ConfigError, InputError, NoFaceError
+from facepaint.engine.faces import FaceGroup
 from facepaint.plugins.base import FileSource, Frame, Sink, load_plugin
 from facepaint.plugins.media import WRITE_IMAGES, WRITE_VIDEOS
 from facepaint.plugins.sinks.file import output_kind
@@ -175,6 +176,8 @@ def render_file(config: AppConfig, *, open_session: Callable[..., Session] | Non
     result = {**_result(config, job.frames_written, driver.frames_without_face, stats,
                         sink.written_size or (width, height), source.fps),
               "reference": session.reference.describe(), "models": list(session.engine.models)}
+    if isinstance(session.engine, FaceGroup):
+        result["faces"] = session.engine.describe()  # which faces moved, and any left as they are
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     return result
@@ -256,4 +259,5 @@ def _summary(result: dict[str, Any]) -> str:
     return (f"facepaint-live: wrote {result['output']}: {n} frames {w}x{h} "
             f"at {result['output_fps']:g} fps, rendered in {result['elapsed_s']:.1f} s "
             f"({result['fps']:.1f} fps), {result['frames_without_face']} without a face, "
-            f"reference: {result['reference']}" + "".join(f"; {m}" for m in result.get("models", ())))
+            f"reference: {result['reference']}" + "".join(f"; {m}" for m in result.get("models", ()))
+            + (f"; {result['faces']}" if "faces" in result else ""))

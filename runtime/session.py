@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facepaint.compile.first_use import compile_on_first_use
+from facepaint.engine.faces import FaceGroup
 from facepaint.engine.reenactment import Measure, ReenactmentEngine
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Frame, StreamTimestamps, Tracker, load_plugin
@@ -22,6 +23,7 @@ from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig
+from facepaint.runtime.faces import every_face, open_faces
 from facepaint.runtime.parallel_track import ParallelTracking
 from facepaint.runtime.portrait import Portrait, load_portrait
 from facepaint.runtime.reference import Reference, stream_reference
@@ -38,16 +40,18 @@ def open_tracker(config: TrackerConfig, *, live: bool) -> Tracker:
 
 
 def open_engine(config: AppConfig, portrait: Portrait, *, tracker: Tracker | None = None,
-                reference: Reference | None = None, still: bool = False, live: bool = False) -> ReenactmentEngine:
+                reference: Reference | None = None, still: bool = False, live: bool = False,
+                measure: Measure | None = None) -> ReenactmentEngine:
     """The reenactment engine prepared for ``portrait``, complete: its stages built from
-    ``config.engine``, its edit checked with ``tracker`` (image mode; None: not checked), its
-    neutral (``reference``; None: the first driving face) and ``config.background`` given; ``still``
-    and ``live`` as ``ReenactmentEngine`` takes them.
+    ``config.engine``, its edit checked with ``tracker`` (image mode; None: not checked) or with
+    ``measure`` when given, its neutral (``reference``; None: the first driving face) and
+    ``config.background`` given; ``still`` and ``live`` as ``ReenactmentEngine`` takes them.
     """
     background = open_background(config.background, portrait.image, portrait.face) if config.background else None
     compile_on_first_use(config.engine)  # what a named backend needs, built here: the engine never compiles
-    return ReenactmentEngine(config.engine, portrait.image, portrait.face,
-                             measure=measure_with(tracker) if tracker is not None else None,
+    if measure is None and tracker is not None:
+        measure = measure_with(tracker)
+    return ReenactmentEngine(config.engine, portrait.image, portrait.face, measure=measure,
                              neutral=reference.face if reference else None, live=live, still=still,
                              background=background)
 
@@ -90,12 +94,23 @@ class Session:
             self.portrait = load_portrait(config, self.tracker, image)
             self.tracker.reset()  # the portrait was tracked in image mode; the stream starts afresh
             self.reference = stream_reference(self._mode, config.driving, self.tracker, limit, still=still, live=live)
-            self.engine = open_engine(config, self.portrait, tracker=self.tracker, reference=self.reference,
-                                      still=still, live=live)
+            self.engine: ReenactmentEngine | FaceGroup = self._open_engine(config)
         except BaseException:
             self.tracker.close()
             raise
         self._closed = False
+
+    def _open_engine(self, config: AppConfig) -> ReenactmentEngine | FaceGroup:
+        """The portrait's engine, or with ``config.faces`` one per chosen face (``runtime.faces``)."""
+        def one(portrait: Portrait, measure: Measure | None = None) -> ReenactmentEngine:
+            return open_engine(config, portrait, tracker=self.tracker, reference=self.reference, still=self.still,
+                               live=self.live, measure=measure)
+
+        if config.faces is None:
+            return one(self.portrait)
+        self.portrait = every_face(self.portrait, self.tracker)
+        return open_faces(config.faces, self.portrait, one, tracker=self.tracker,
+                          background=config.background is not None)
 
     def reset(self, driving: str, limit: int | None = None) -> None:
         """Ready for a new driving stream, as a session newly opened on it would be: the tracker
@@ -155,7 +170,8 @@ class Driver:
             smooths causally; or smoothing turned off).
     """
 
-    def __init__(self, tracker: Tracker, engine: ReenactmentEngine, smoother: CenteredSmoother | None) -> None:
+    def __init__(self, tracker: Tracker, engine: ReenactmentEngine | FaceGroup,
+                 smoother: CenteredSmoother | None) -> None:
         self.tracker, self.engine, self.smoother = tracker, engine, smoother
         self.parallel: ParallelTracking | None = None
         self._without_face = 0

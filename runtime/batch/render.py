@@ -34,7 +34,8 @@ class WarmSessions:
     def __call__(self, config: AppConfig, *, still: bool, image: np.ndarray, limit: int | None) -> Session:
         """The session for ``config``'s portrait (``render_file``'s ``open_session``), ready for its stream."""
         st = os.stat(config.source)  # render_file has just read the file
-        key = (config.source, st.st_size, st.st_mtime_ns, config.face_index, config.tracker, config.engine, still)
+        key = (config.source, st.st_size, st.st_mtime_ns, config.face_index, config.faces, config.tracker,
+               config.engine, still)
         session = self._open.pop(key, None)
         if session is None:
             while len(self._open) >= SESSIONS_KEPT:
