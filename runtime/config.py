@@ -13,6 +13,7 @@ import tomllib
 from facepaint.engine.config import build_config
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.reenactment import EngineConfig
+from facepaint.engine.source_video import SourceVideoConfig
 from facepaint.plugins.sinks.file import EncoderConfig
 from facepaint.plugins.sinks.vcam import VirtualCamConfig
 from facepaint.plugins.trackers.config import TrackerConfig
@@ -76,6 +77,7 @@ class AppConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     virtual_camera: VirtualCamConfig = field(default_factory=VirtualCamConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    source_video: SourceVideoConfig = field(default_factory=SourceVideoConfig)
 
     def __post_init__(self) -> None:
         if (self.driving is None) == (self.cam is None) and not self.still:
