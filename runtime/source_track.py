@@ -8,7 +8,7 @@ and a face that leaves for a while is known in advance: those frames pass throug
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -78,7 +78,7 @@ def open_source_video(path: str) -> Any:
     return load_plugin("facepaint.sources", "video")(path)
 
 
-def source_frames(path: str, size: tuple[int, int]) -> Iterator[np.ndarray]:
+def source_frames(path: str, size: tuple[int, int]) -> Generator[np.ndarray, None, None]:
     """The RGB frames of the source video, each checked to be ``size`` (w, h).
 
     Raises:
@@ -92,6 +92,36 @@ def source_frames(path: str, size: tuple[int, int]) -> Iterator[np.ndarray]:
                                  f" -> {w}x{h}); re-encode it at one size (ffmpeg -i IN -vf scale={size[0]}:{size[1]} "
                                  "OUT.mp4)")
             yield frame.image
+
+
+class ClipReader:
+    """Frames of a clip by index, decoded in order; asking for an earlier frame (a loop) starts the
+    clip again. Holds one frame, whatever the clip's length.
+
+    Args:
+        frames: Opens the clip: a new iterator over its RGB frames.
+    """
+
+    def __init__(self, frames: Callable[[], Generator[np.ndarray, None, None]]) -> None:
+        self._open = frames
+        self._frames: Generator[np.ndarray, None, None] | None = None
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def get(self, index: int) -> np.ndarray:
+        """The RGB frame ``index`` (it must exist)."""
+        if self._frames is None or self._last is None or index < self._last[0]:
+            self.close()
+            self._frames = self._open()
+            self._last = (0, next(self._frames))
+        while self._last[0] < index:
+            self._last = (self._last[0] + 1, next(self._frames))
+        return self._last[1]
+
+    def close(self) -> None:
+        """Close the clip (a later ``get`` opens it again)."""
+        if self._frames is not None:
+            self._frames.close()  # closes the file the generator holds open
+        self._frames, self._last = None, None
 
 
 def track_source(path: str, tracker: Tracker, limit: int | None = None) -> SourceTrack:

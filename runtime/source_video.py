@@ -33,7 +33,7 @@ from facepaint.runtime.offline import check_paths
 from facepaint.runtime.pipeline import BLOCK, Pipeline
 from facepaint.runtime.reference import open_driving
 from facepaint.runtime.session import Session, open_tracker
-from facepaint.runtime.source_track import SourceTrack, source_frames, track_source
+from facepaint.runtime.source_track import ClipReader, SourceTrack, source_frames, track_source
 from facepaint.runtime.stats import PipelineStats, write_stats_json
 
 
@@ -120,37 +120,6 @@ def track_driving(session: Session, path: str, needed: int) -> Driving:
     return Driving(path, len(faces), fps, tuple(faces[i] for i in range(len(faces))), audio)
 
 
-def _driving_frames(path: str) -> Iterator[tuple[int, np.ndarray]]:
-    with contextlib.closing(open_driving(path)) as video:
-        for frame in video:
-            yield frame.index, frame.image
-
-
-class DrivingReader:
-    """Driving frames by index, decoded in order (a loop back to an earlier frame reopens the clip)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._frames: Iterator[tuple[int, np.ndarray]] | None = None
-        self._last: tuple[int, np.ndarray] | None = None
-
-    def get(self, index: int) -> np.ndarray:
-        """The RGB driving frame ``index`` (it must exist)."""
-        if self._last is None or index < self._last[0]:
-            self.close()
-            self._frames = _driving_frames(self.path)
-            self._last = next(self._frames)
-        while self._last[0] < index and self._frames is not None:
-            self._last = next(self._frames)
-        return self._last[1]
-
-    def close(self) -> None:
-        """Close the clip (a later ``get`` opens it again)."""
-        if self._frames is not None:
-            self._frames.close()  # type: ignore[attr-defined]
-        self._frames, self._last = None, None
-
-
 def read_frame(track: SourceTrack, index: int) -> np.ndarray:
     """Source frame ``index`` (decoded from the start)."""
     for i, image in enumerate(source_frames(track.path, track.size)):
@@ -177,18 +146,23 @@ class SourceVideoRender:
     def render(self, item: tuple[int, np.ndarray, np.ndarray | None, FaceTrack | None]) -> tuple[int, np.ndarray]:
         """One output frame: (index, RGB) for (index, source frame, driving frame, driving face)."""
         i, image, frame_d, face_d = item
+        return i, self.frame(i, image, frame_d, face_d, i / self.track.fps)
+
+    def frame(self, i: int, image: np.ndarray, frame_d: np.ndarray | None, face_d: FaceTrack | None,
+              t: float) -> np.ndarray:
+        """Source frame ``i`` (``image``) driven by ``face_d`` in ``frame_d`` at stream time ``t``."""
         face = self.track.faces[i]
         if face is None:  # the face left the source: the frame passes through as it is
             self.passed_through += 1
-            return i, image
+            return image
         source = frame_source(self.layout, image, face)
         self.engine.follow_source(source, base_rotation(self.layout, source) if self.motion == "driver" else None)
-        return i, self.engine.render(frame_d, face_d, i / self.track.fps)
+        return self.engine.render(frame_d, face_d, t)
 
 
 def _pairs(track: SourceTrack, driving: Driving | None, fit: str, limit: int
            ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, FaceTrack | None]]:
-    reader = DrivingReader(driving.path) if driving is not None else None
+    reader = ClipReader(lambda: (f.image for f in _frames_of(driving.path))) if driving is not None else None
     try:
         for i, image in enumerate(source_frames(track.path, track.size)):
             if i >= limit:
@@ -280,6 +254,11 @@ def _frame(item: tuple[int, np.ndarray], fps: float) -> Any:
 
     i, image = item
     return Frame(image=image, index=i, pts=i / fps, captured_at=time.perf_counter())
+
+
+def _frames_of(path: str) -> Iterator[Any]:
+    with contextlib.closing(open_driving(path)) as video:
+        yield from video
 
 
 def _fps_of(path: str) -> float:

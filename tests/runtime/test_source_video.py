@@ -178,3 +178,16 @@ def test_fit_lays_the_driving_clip_over_the_source() -> None:
     assert driving_index(30, track, 25, 25.0, "cut") is None  # the clip has ended: the output ends
     assert [driving_index(i, track, 25, 25.0, "stretch") for i in (0, 45, 89)] == [0, 12, 24]
     assert driving_index(70, track, 1, 25.0, "cut") == 0  # a still driving image goes with every frame
+
+
+def test_live_plays_the_source_clip_under_the_camera(media, tmp_path) -> None:
+    source = media / "extra" / "lp_s18.mp4"  # 1280x720: the recording's size, no letterbox
+    rec = tmp_path / "rec.mp4"
+    code = main(["--source", str(source), "--cam", str(media / "driving" / "lp_d10.mp4"), "--no-vcam",
+                 "--duration", "1.5", "--output", str(rec), "--overwrite"])
+    assert code == 0
+    got, src = frames(rec), frames(source, 60)
+    assert len(got) > 10
+    # every recorded frame is a frame of the source clip (the face changed, the rest as it was)
+    for image in got[2::5]:
+        assert min(np.abs(image.astype(int) - s).mean() for s in src) < 4.0
