@@ -191,3 +191,25 @@ def test_live_plays_the_source_clip_under_the_camera(media, tmp_path) -> None:
     # every recorded frame is a frame of the source clip (the face changed, the rest as it was)
     for image in got[2::5]:
         assert min(np.abs(image.astype(int) - s).mean() for s in src) < 4.0
+
+
+def test_batch_job_with_a_video_source_and_a_column_of_its_own(media, tmp_path) -> None:
+    source = write_clip(tmp_path / "take.mp4", frames(media / "extra" / "lp_s18.mp4", 31))  # just over 1 s
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"source,driving,source_video.audio\n{source},{media / 'driving' / 'lp_d10.mp4'},none\n")
+    out = tmp_path / "renders"
+    assert main(["batch", str(jobs), "--out", str(out), "--quiet"]) == 0
+    (written,) = out.glob("*.mp4")
+    with av.open(str(written)) as c:
+        assert c.streams.video[0].frames == 31 and len(c.streams.audio) == 0
+
+
+def test_eval_judges_identity_against_the_source_videos_own_frames(media, tmp_path) -> None:
+    pytest.importorskip("dlib")
+    from facepaint.runtime.evaluation.quality import EvalConfig, evaluate
+
+    report = evaluate(EvalConfig(driving=str(media / "driving" / "lp_d10.mp4"),
+                                 source=str(media / "extra" / "lp_s18.mp4"), max_frames=6, every=2))
+    assert report["frames"] == 6
+    identity = report["metrics"]["identity"]
+    assert identity["frames_judged"] == 3 and identity["aed_median"] < 0.6  # the same woman, frame for frame
