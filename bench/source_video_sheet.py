@@ -23,7 +23,7 @@ import numpy as np
 from facepaint.runtime.config import build_app_config
 from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.evaluation.mouth_frames import face_tile, label
-from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker
+from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker, video_rate
 from facepaint.runtime.source_video import render_source_video
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
@@ -85,7 +85,11 @@ def main() -> None:
         n = int(stats["frames_written"])
         out_images, out_faces = tracked(output, n)
     src_images, src_faces = tracked(str(MEDIA / args.source), n)
-    drv_images, drv_faces = tracked(str(MEDIA / args.driving), n)
+    # --fit cut: output frame i shows the driving frame at its time (the clips' rates may differ)
+    shown = [int(i / float(video_rate(str(MEDIA / args.source))) * float(video_rate(str(MEDIA / args.driving))) + 1e-9)
+             for i in range(n)]
+    drv_all, drv_all_faces = tracked(str(MEDIA / args.driving), shown[-1] + 1)
+    drv_images, drv_faces = [drv_all[j] for j in shown], [drv_all_faces[j] for j in shown]
     print(f"{args.source} x {args.driving}: {n} frames, render {stats['fps']:.1f} fps")
     for key, value in figures(src_faces, drv_faces, out_faces).items():
         print(f"  {key}: {'-' if value is None else f'{value:.3f}'}")

@@ -219,7 +219,8 @@ class ReenactmentEngine:
         ring = source.anchors - self.source.anchors
         self._live, self._shown = _moved(self._live, shift, ring), _moved(self._shown, shift, ring)
         if self._return is not None:
-            self._return = (self._return[0], _moved(self._return[1], shift, ring))
+            t0, start = self._return
+            self._return = (t0, TargetShape(start.landmarks + shift, start.anchors + ring, start.eye_closure))
         self.source = source
         t.follow_source(source, unpose)
         r.follow_source(source)
