@@ -69,6 +69,11 @@ class GeometricBackgroundMixer:
         self.config = config
         self._frame = source.image.copy()
 
+    def follow_source(self, source: SourceFace) -> None:
+        """Mix over and paste into ``source`` (the next frame of a video source) from now on."""
+        self.source = source
+        self._frame = source.image
+
     def mix(self, reenacted: Reenacted) -> np.ndarray:
         """See ``BackgroundMixer.mix``; the mask is feathered by ``config.feather`` face widths."""
         if reenacted.mask is None:

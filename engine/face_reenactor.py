@@ -125,6 +125,12 @@ class GeometricFaceReenactor:
             self._mouth = NeuralMouth(source, model, self._palette)
             self.models = self._mouth.models
 
+    def follow_source(self, source: SourceFace) -> None:
+        """Warp ``source`` (the next frame of a video source, same crop size and triangulation) from
+        now on; the lip palette stays the base frame's (same person, same light)."""
+        self.source = source
+        self._src_vertices = source.vertices.astype(np.float64)
+
     def maps(self, target: TargetShape, full: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Dense backward maps (crop size) from the target shape to the source crop (with ``full``
         False, the warp's cell maps, for ``device_ops.MapUpsampler``)."""

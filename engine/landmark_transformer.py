@@ -165,6 +165,22 @@ class GeometricLandmarkTransformer:
         self._regions = region_weights(source.landmarks, self.topology, config.regions)
         self.edit: ShapeEdit | None = None
         self._edit_lids = np.ones(2)
+        self._unpose: np.ndarray | None = None
+
+    def follow_source(self, source: SourceFace, unpose: np.ndarray | None = None) -> None:
+        """Take ``source`` (the next frame of a video source, same face and crop size) as the face
+        targets start from; the driving neutral is kept and mapped onto it. The per-landmark gains
+        and region weights stay the base frame's: they depend on the face's layout, not its pose.
+
+        Args:
+            source: The frame's prepared face (``engine.source_video.frame_source``).
+            unpose: (3, 3) scaled rotation turning this face back to the base frame's pose before
+                the driving head motion is applied (``--source-motion driver``); None keeps its own.
+        """
+        self.source = source
+        self._unpose = unpose
+        if self._neutral is not None:
+            self._to_source = umeyama(self._neutral[self.topology.stable], source.landmarks[self.topology.stable])
 
     def set_config(self, config: TransformerConfig) -> None:
         """Use ``config``'s gains and regions from the next ``transform`` on (a live slider); the
@@ -229,7 +245,10 @@ class GeometricLandmarkTransformer:
             ratio = ratio if eyes else np.ones(2)
             if not pose:
                 s_d, r_d, t_d = 1.0, np.eye(3), np.zeros(3)
-        return self._target(delta, ratio, self._source_motion(s_d, r_d, t_d))
+        pose = self._source_motion(s_d, r_d, t_d)
+        if self._unpose is not None:
+            pose = _after(self._unpose, self.source.landmarks[self.topology.stable].mean(0), pose)
+        return self._target(delta, ratio, pose)
 
     def _target(self, delta: np.ndarray, ratio: np.ndarray, pose) -> TargetShape:
         """The source moved by the expression ``delta`` (plus the edit), its lids opened by the
@@ -376,6 +395,15 @@ class GeometricLandmarkTransformer:
             return centre + shift + scale * (pts - centre) @ r_src.T
 
         return pose
+
+
+def _after(unpose: np.ndarray, centre: np.ndarray, pose):
+    """``pose`` applied after ``unpose`` (a linear map about ``centre``)."""
+
+    def composed(pts: np.ndarray) -> np.ndarray:
+        return pose(centre + (pts - centre) @ unpose.T)
+
+    return composed
 
 
 def _scale_rotation(rot: np.ndarray, gain: float) -> np.ndarray:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from facepaint.engine.background_mixer import BackgroundMixer, MixerConfig
+from facepaint.engine.background_mixer import BackgroundMixer, GeometricBackgroundMixer, MixerConfig
+from facepaint.engine.errors import ConfigError
 from facepaint.engine.expression import (
     BASIS_SHA256,
     ExpressionBasis,
@@ -20,9 +21,14 @@ from facepaint.engine.expression import (
     make_edit,
     refined_channels,
 )
-from facepaint.engine.face_reenactor import FaceReenactor, ReenactorConfig
+from facepaint.engine.face_reenactor import FaceReenactor, GeometricFaceReenactor, ReenactorConfig
 from facepaint.engine.geometry import smoothstep
-from facepaint.engine.landmark_transformer import LandmarkTransformer, TargetShape, TransformerConfig
+from facepaint.engine.landmark_transformer import (
+    GeometricLandmarkTransformer,
+    LandmarkTransformer,
+    TargetShape,
+    TransformerConfig,
+)
 from facepaint.engine.person_matte import BackgroundReplacer
 from facepaint.engine.reference import NeutralEstimator
 from facepaint.engine.source_face import SourceConfig, SourceFace, prepare_source
@@ -196,6 +202,31 @@ class ReenactmentEngine:
         self.transformer.set_config(transformer)
         self.config = dataclasses.replace(self.config, transformer=transformer)
 
+    def follow_source(self, source: SourceFace, unpose: np.ndarray | None = None) -> None:
+        """Drive ``source``, the next frame of a video source (``engine.source_video``), from the
+        next ``render`` on. The shapes held for a lost or returning driving face move with the
+        source's landmarks, so hold, ease and return go on over the moving source.
+
+        Raises:
+            ConfigError: When a stage is not geometric (the neural stages prepare one still).
+        """
+        t, r, m = self.transformer, self.reenactor, self.mixer
+        if not (type(t) is GeometricLandmarkTransformer and type(r) is GeometricFaceReenactor
+                and type(m) is GeometricBackgroundMixer):
+            raise ConfigError("a video source is driven by the geometric stages only; drop --transformer/"
+                              "--reenactor/--mixer neural")
+        shift = source.landmarks - self.source.landmarks
+        ring = source.anchors - self.source.anchors
+        self._live, self._shown = _moved(self._live, shift, ring), _moved(self._shown, shift, ring)
+        if self._return is not None:
+            t0, start = self._return
+            self._return = (t0, TargetShape(start.landmarks + shift, start.anchors + ring, start.eye_closure))
+        self.source = source
+        t.follow_source(source, unpose)
+        r.follow_source(source)
+        m.follow_source(source)
+        self._rest_shape = t.rest()
+
     def calibrate(self, face: FaceTrack) -> None:
         """Take ``face`` as the driving neutral before the first frame (sweeps that try several;
         a render gives its neutral to the constructor or to ``reset``)."""
@@ -313,6 +344,13 @@ class ReenactmentEngine:
         if w >= 1.0:
             return None
         return self._live.lerp(self._rest_shape, float(w))
+
+
+def _moved(shape: TargetShape | None, shift: np.ndarray, ring: np.ndarray) -> TargetShape | None:
+    """``shape`` carried by the source's own motion (``shift`` per landmark, ``ring`` per anchor)."""
+    if shape is None:
+        return None
+    return TargetShape(shape.landmarks + shift, shape.anchors + ring, shape.eye_closure)
 
 
 def _stage(name: str, config: Any, source: SourceFace, model: ModelConfig) -> Any:

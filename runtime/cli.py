@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   facepaint-live --source me.jpg --expression happy --output happy.png  edit the still (no driving)
   facepaint-live --source me.jpg --expressions all --output sheet.png  contact sheet of every expression
   facepaint-live --source me.jpg --cam 0                               live, into the virtual camera
+  facepaint-live --source take1.mp4 --driving me.mp4 --output take2.mp4 a video as the source (video-to-video)
   facepaint-live --source me.jpg --cam 0 --preview --output rec.mp4    plus preview window and recording
   facepaint-live eval --source me.jpg --driving talk.mp4 --json r.json quality report
   facepaint-live bench --driving talk.mp4 --json bench.json            speed report
@@ -80,6 +81,12 @@ def run(argv: Sequence[str]) -> int:
 
     layers = [load_toml(args.config)] if args.config else []
     config = build_app_config(*layers, config_layer(args))
+    from facepaint.runtime.source_track import is_video_source
+
+    if is_video_source(config.source) and not config.live:
+        from facepaint.runtime.source_video import run_source_video
+
+        return run_source_video(config)
     if config.still:
         from facepaint.runtime.expression import run_still
 

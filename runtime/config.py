@@ -14,6 +14,7 @@ from facepaint.engine.config import build_config
 from facepaint.engine.errors import ConfigError, InputError
 from facepaint.engine.faces import check_faces
 from facepaint.engine.reenactment import EngineConfig
+from facepaint.engine.source_video import SourceVideoConfig
 from facepaint.plugins.sinks.file import EncoderConfig
 from facepaint.plugins.sinks.vcam import VirtualCamConfig
 from facepaint.plugins.trackers.config import TrackerConfig
@@ -81,6 +82,7 @@ class AppConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     virtual_camera: VirtualCamConfig = field(default_factory=VirtualCamConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    source_video: SourceVideoConfig = field(default_factory=SourceVideoConfig)
 
     def __post_init__(self) -> None:
         if (self.driving is None) == (self.cam is None) and not self.still:

@@ -18,6 +18,7 @@ from facepaint.engine.faces import parse_faces
 from facepaint.engine.landmark_transformer import GAIN_RANGE
 from facepaint.engine.reference import REFERENCE_ALIASES, REFERENCES
 from facepaint.engine.regions import REGIONS
+from facepaint.engine.source_video import AUDIOS, FITS, SOURCE_MOTIONS
 from facepaint.engine.stages import BACKENDS, DEVICES, PRECISIONS, STAGE_KINDS
 from facepaint.plugins.media import WRITE_VIDEOS
 from facepaint.plugins.sinks.file import CRF_RANGE
@@ -100,9 +101,11 @@ def config_default(key: str) -> Any:
 
 _STAGE_HELP = "{}: geometric (default, no weights) or neural"
 _EXPRESSION = "expression control"
+_VIDEO_SOURCE = "video source (--source CLIP.mp4)"
 
 FLAGS: tuple[Flag, ...] = (
-    Flag("--source", "source", "portrait image (jpg/png) whose person is animated", required=True),
+    Flag("--source", "source", "portrait image (jpg/png) whose person is animated, or a video (mp4...) whose "
+         "frames each take on the driving expression", required=True),
     Flag("--driving", "driving", "driving video or image file (offline render)", exclusive="input"),
     Flag("--cam", "cam", "camera index or device path, or a video file played as a camera", exclusive="input"),
     Flag("--output", "output", f"output file: {'/'.join(WRITE_VIDEOS)} for videos, .png/.jpg for a still driving "
@@ -177,6 +180,13 @@ FLAGS: tuple[Flag, ...] = (
          range=GAIN_RANGE, also=("engine.transformer.translation",), section=_EXPRESSION),
     Flag("--background", "background", "put the person over IMAGE, a colour (#00ff00, green) or blur",
          section=_EXPRESSION),
+    Flag("--source-motion", "source_video.motion", "video source: keep its own head motion (keep, default) or "
+         "turn with the driver's head (driver)", choices=SOURCE_MOTIONS, section=_VIDEO_SOURCE),
+    Flag("--fit", "source_video.fit", "video source: the driving clip loops to the source's length (loop, "
+         "default), plays once and the output ends with the shorter (cut), or is slowed or sped to fit (stretch)",
+         choices=FITS, section=_VIDEO_SOURCE),
+    Flag("--audio", "source_video.audio", "video source: the output's audio (auto, default: the driving's when it "
+         "has one, else the source's)", choices=AUDIOS, section=_VIDEO_SOURCE),
 )
 
 

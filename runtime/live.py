@@ -32,6 +32,8 @@ from facepaint.runtime.live_degrade import Degrader, EngineBuilder
 from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink, pin_frame_allocation
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
 from facepaint.runtime.session import Session, Tracked
+from facepaint.runtime.source_live import SourceClip, open_clip_session
+from facepaint.runtime.source_track import is_video_source
 from facepaint.runtime.stats import write_stats_json
 
 # How often the supervising thread wakes up when there is no preview window to pump.
@@ -74,6 +76,7 @@ class LiveParts:
         sinks: Output sinks, written from the output thread (virtual camera, recording).
         preview: The preview window, pumped from the main thread (None: no window).
         size: (width, height) every output frame is letterboxed to.
+        clip: A video source's clip, played under the camera (None: a still source).
     """
 
     camera: LiveSource
@@ -81,6 +84,7 @@ class LiveParts:
     sinks: list[Sink] = field(default_factory=list)
     preview: PreviewSink | None = None
     size: tuple[int, int] = (1280, 720)
+    clip: SourceClip | None = None
     _closed: bool = field(default=False, init=False, repr=False)
 
     def close(self) -> None:
@@ -96,6 +100,8 @@ class LiveParts:
         closers += [sink.close for sink in self.sinks]
         if self.preview is not None:
             closers.append(self.preview.close)
+        if self.clip is not None:
+            closers.append(self.clip.close)
         closers.append(self.session.close)
         errors = []
         for close in closers:
@@ -262,7 +268,8 @@ class LiveRun:
         elif self.controls.paused and self._last_out is not None:
             image = self._last_out
         else:
-            image = self.driver.render(item).output
+            clip = self.parts.clip
+            image = clip.render(item) if clip is not None else self.driver.render(item).output
             self._last_out = image
         return dataclasses.replace(frame, image=image)
 
@@ -316,8 +323,14 @@ def open_parts(config: AppConfig) -> LiveParts:
             sinks.append(stack.enter_context(VirtualCamSink(config.virtual_camera, camera.fps)))
         if config.output:
             sinks.append(stack.enter_context(_open_recording(config.output, config, camera.fps, size)))
-        session = stack.enter_context(Session(config, live=True))
-        parts = LiveParts(camera, session, sinks, preview, size)
+        clip = None
+        if is_video_source(config.source):
+            session, clip = open_clip_session(config)
+            stack.callback(clip.close)
+            stack.enter_context(session)
+        else:
+            session = stack.enter_context(Session(config, live=True))
+        parts = LiveParts(camera, session, sinks, preview, size, clip)
         stack.pop_all()
     return parts
 

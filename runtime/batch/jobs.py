@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from facepaint.engine.errors import ConfigError, FacepaintError, InputError
-from facepaint.plugins.media import READ_IMAGES, WRITE_IMAGES, WRITE_VIDEOS
+from facepaint.plugins.media import READ_IMAGES, READ_VIDEOS, WRITE_IMAGES, WRITE_VIDEOS
 from facepaint.runtime.config import AppConfig, build_app_config
 from facepaint.runtime.flags import FLAGS
 
@@ -225,11 +225,12 @@ def _put(layer: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
 
 def _output_name(layer: Mapping[str, Any]) -> str:
     """The job's output, relative to ``--out``: given, or ``<source>__<driving>.mp4`` (``.png``
-    for a still driving image)."""
+    for a still driving image on a still source)."""
     source, driving = Path(layer["source"]), Path(layer["driving"])
     name = layer.get("output")
     if not name:
-        suffix = ".png" if driving.suffix.lower() in READ_IMAGES else ".mp4"
+        still = driving.suffix.lower() in READ_IMAGES and source.suffix.lower() not in READ_VIDEOS
+        suffix = ".png" if still else ".mp4"
         return f"{source.stem}__{driving.stem}{suffix}"
     rel = PurePosixPath(str(name).replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or not rel.name:

@@ -21,6 +21,8 @@ from facepaint.runtime.batch.manifest import JobResult
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.offline import render_file
 from facepaint.runtime.session import Session
+from facepaint.runtime.source_track import is_video_source
+from facepaint.runtime.source_video import render_source_video
 
 SESSIONS_KEPT = 2  # jobs come grouped by portrait: one session in use, one spare for an interleaved job
 
@@ -63,7 +65,10 @@ def run_job(warm: WarmSessions, job_id: str, config: AppConfig, attempt: int = 1
     for tmp in partial_files(str(config.output)):
         tmp.unlink(missing_ok=True)  # left by a worker killed on this job: its output is this job's alone
     try:
-        stats = render_file(config, open_session=warm, progress=_Progress(on_frame))
+        if is_video_source(config.source):  # a video source prepares per clip: no session to keep
+            stats = render_source_video(config, progress=_Progress(on_frame))
+        else:
+            stats = render_file(config, open_session=warm, progress=_Progress(on_frame))
     except FacepaintError as exc:
         return _failed(job_id, config, str(exc), start, attempt)
     except Exception as exc:  # noqa: BLE001 - isolate the job; the message says what it was

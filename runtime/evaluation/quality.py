@@ -52,8 +52,10 @@ from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
 from facepaint.runtime.evaluation.identity import IDENTITY_MODEL
 from facepaint.runtime.evaluation.regions import REGION_KEYS
+from facepaint.runtime.evaluation.source_video import video_source_scores
 from facepaint.runtime.evaluation.streams import iter_frames, judge, trim_video, write_image
 from facepaint.runtime.flags import EVAL, add_flags, config_layer
+from facepaint.runtime.source_track import is_video_source
 
 SCHEMA = "facepaint-eval/2"
 REPORT_KEYS = ("schema", "mode", "source", "driving", "output", "frames", "every", "max_frames",
@@ -148,6 +150,12 @@ def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any
         if path is not None and not Path(path).is_file():
             raise InputError(f"file not found: {path}")
     with tempfile.TemporaryDirectory(prefix="facepaint-eval-") as tmp:
+        if is_video_source(config.source):  # identity against the clip's own frames (evaluation.source_video)
+            say(f"rendering {Path(config.driving).name} onto the source video {Path(str(config.source)).name}")
+            stats, scored = video_source_scores(str(config.source), config.driving, config.output, Path(tmp),
+                                                every=config.every, max_frames=config.max_frames, engine=engine,
+                                                say=say, identity=identity, geometry=geometry)
+            return _report(config, started, stats, scored)
         source, driving = _prepare(config, Path(tmp))
         output, stats = config.output, None
         if output is None:
@@ -157,6 +165,11 @@ def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any
         say(f"judging {Path(config.output or config.driving).name}, identity every {config.every} frames")
         scored = judge(read_image(source, "source portrait"), driving, output, config.every,
                        config.self_reenactment, say, identity, geometry)
+    return _report(config, started, stats, scored)
+
+
+def _report(config: EvalConfig, started: float, stats: dict[str, Any] | None, scored: dict) -> dict:
+    """The report of ``evaluate``: the keys of ``REPORT_KEYS``."""
     body = {"schema": SCHEMA, "mode": "self" if config.self_reenactment else "cross",
             "source": config.source or f"{config.driving} (first frame)", "driving": config.driving,
             "output": config.output, "every": config.every, "max_frames": config.max_frames,
@@ -209,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Quality report: identity, expression, pose, landmarks "
                                             "and (self-reenactment) pixels, beside two bounds.")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--source", help="source portrait (cross-reenactment; needs --driving)")
+    what.add_argument("--source", help="source portrait or video (cross-reenactment; needs --driving)")
     what.add_argument("--self", dest="self_video", metavar="VIDEO",
                       help="self-reenactment: the video's first frame driven by the video itself, "
                            "with that frame as the reference (unless --reference is given)")
