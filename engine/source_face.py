@@ -206,12 +206,18 @@ def _padded_crop(image: np.ndarray, lm: np.ndarray, cfg: SourceConfig):
     limit = int(max(bw, bh))
     pad = (min(limit, box[0] - want[0]), min(limit, box[1] - want[1]),
            min(limit, want[2] - box[2]), min(limit, want[3] - box[3]))
+    return box, pad, padded_crop(image, box, pad)
+
+
+def padded_crop(image: np.ndarray, box: tuple[int, int, int, int],
+                pad: tuple[int, int, int, int]) -> np.ndarray:
+    """The ``box`` of ``image``, mirrored ``pad`` pixels (left, top, right, bottom) beyond it."""
     crop = image[box[1]:box[3], box[0]:box[2]]
     if any(pad):
         small = min(crop.shape[:2]) <= max(pad)
         mode = cv2.BORDER_REPLICATE if small else cv2.BORDER_REFLECT_101
         crop = cv2.copyMakeBorder(crop, pad[1], pad[3], pad[0], pad[2], mode)
-    return box, pad, np.ascontiguousarray(crop)
+    return np.ascontiguousarray(crop)
 
 
 def _face_width(lm: np.ndarray, topo: Topology) -> float:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from facepaint.engine.errors import InputError, NoFaceError
 from facepaint.engine.geometry import eye_openness, mouth_openness, similarity_apply, soft_polygon, umeyama
-from facepaint.engine.source_face import SourceFace, mouth_region, region_stats
+from facepaint.engine.source_face import SourceFace, mouth_region, padded_crop, region_stats
 from facepaint.engine.track import FaceTrack
 
 SOURCE_MOTIONS = ("keep", "driver")  # --source-motion: whose head pose the output has
@@ -138,9 +137,4 @@ def _crop_at(image: np.ndarray, x0: int, y0: int, w: int, h: int
     if box[2] - box[0] < 8 or box[3] - box[1] < 8:
         raise NoFaceError("the source face left the frame; the crop around it is empty")
     pad = (box[0] - x0, box[1] - y0, x0 + w - box[2], y0 + h - box[3])
-    crop = image[box[1]:box[3], box[0]:box[2]]
-    if any(pad):
-        small = min(crop.shape[:2]) <= max(pad)
-        mode = cv2.BORDER_REPLICATE if small else cv2.BORDER_REFLECT_101
-        crop = cv2.copyMakeBorder(crop, pad[1], pad[3], pad[0], pad[2], mode)
-    return box, pad, np.ascontiguousarray(crop)
+    return box, pad, padded_crop(image, box, pad)
