@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.errors import ConfigError
+from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.engine.source_video import VideoLayout, base_rotation, frame_source, video_layout
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import load_plugin
@@ -139,6 +140,8 @@ class SourceVideoRender:
     """
 
     def __init__(self, session: Session, track: SourceTrack, driving: Driving | None, motion: str) -> None:
+        if not isinstance(session.engine, ReenactmentEngine):
+            raise ConfigError("--faces does not work with a video source yet; leave it out (the largest face is used)")
         self.engine, self.track, self.driving, self.motion = session.engine, track, driving, motion
         self.layout: VideoLayout = video_layout(session.engine.source)
         self.passed_through = 0

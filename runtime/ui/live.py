@@ -19,6 +19,7 @@ from typing import Any
 
 from facepaint.engine.errors import ConfigError, FacepaintError
 from facepaint.engine.person_matte import BackgroundReplacer
+from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.plugins.base import Frame, Sink
 from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig, build_app_config
@@ -88,7 +89,7 @@ class UiRun(LiveRun):
         engine = self.parts.session.engine
         if motion:
             engine.set_motion(**motion)
-        if background is not None:
+        if background is not None and isinstance(engine, ReenactmentEngine):  # a group refuses one (_background)
             engine.set_background(background[0])
         self.tap.drive(item.frame.image)
         out = super()._infer(item)
@@ -217,6 +218,8 @@ class LiveController:
         if not spec:
             return None
         session = run.parts.session
+        if not isinstance(session.engine, ReenactmentEngine):
+            raise ConfigError("--background keeps one person and replaces everything else; leave out --faces to use it")
         running = session.engine.background
         matte = running.matte if running is not None else None
         return open_background(spec, session.portrait.image, session.portrait.face, matte)
