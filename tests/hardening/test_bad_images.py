@@ -166,7 +166,8 @@ SOURCE_CASES: dict[str, tuple[Callable[[Any], Path], Any]] = {
     "corrupt png": (_random_png, "is not an image"),
     "text as jpg": (lambda i: i.bytes_file("notes.jpg", b"a shopping list, not a picture\n"), "is not an image"),
     "folder as jpg": (lambda i: i.folder_named("album.jpg"), "is not a file"),
-    "video as source": (lambda i: i.driving_clip(), "is not an image"),
+    # A video is a valid source now (video-to-video); this 6-frame clip is refused as too short for one.
+    "short video as source": (lambda i: i.driving_clip(), "a video source needs at least 1 s"),
     "float32 tiff": (_float_tiff, "is not an image"),
     "huge 12000x12000": (_huge, "too large (12000x12000, 144 MP"),
     "png bomb": (_png_bomb, "too large (40000x40000"),
