@@ -155,7 +155,7 @@ FLAGS: tuple[Flag, ...] = (
          "what a WxH one does. A file render keeps the portrait's full resolution by default (its cost per frame "
          "grows with the portrait's pixels: a 2048x2048 portrait renders about 10x slower than one fitted to 720x720); "
          "--size fits the output inside WxH, as much faster as it has fewer pixels", parse=parse_size, metavar="WxH",
-         also=("virtual_camera.size",)),
+         also=("virtual_camera.size",), commands=frozenset({MAIN, BENCH})),
     Flag("--vcam-backend", "virtual_camera.backend", "pyvirtualcam backend (v4l2loopback, obs, unitycapture, ...)"),
     Flag("--vcam-device", "virtual_camera.device", "virtual camera device, for example /dev/video10"),
     Flag("--stats-json", "stats_json", "write run statistics (fps, latency, drops, stages) to this JSON file"),

@@ -28,7 +28,7 @@ from facepaint.runtime.flags import BENCH, add_flags, config_layer
 
 SCHEMA = "facepaint-bench/1"
 BENCH_KEYS = ("schema", "fps", "floor_fps", "ratio", "passthrough_fps", "stages", "floor_stages",
-              "latency_ms", "frames", "runs", "source", "driving", "device", "encoder", "machine", "date")
+              "latency_ms", "frames", "runs", "source", "driving", "size", "device", "encoder", "machine", "date")
 # The issue's headline pair: a 512x512 portrait driven by a 512x512, 448-frame talking clip.
 DEFAULT_SOURCE = "portraits/lp_s42.jpg (in the shared media folder)"
 
@@ -121,15 +121,17 @@ def run_floor(driving: str, out_path: str) -> dict[str, Any]:
         tracker.close()
 
 
-def run_full(source: str, driving: str, out_path: str, engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_full(source: str, driving: str, out_path: str, engine: Mapping[str, Any] | None = None,
+             size: tuple[int, int] | None = None) -> dict[str, Any]:
     """The main command's render of the pair (the library call it makes); returns its statistics."""
     from facepaint.runtime.evaluation.quality import render
 
-    return render(source, driving, out_path, engine)
+    return render(source, driving, out_path, engine, size)
 
 
 def bench(source: str, driving: str, engine: Mapping[str, Any] | None = None, max_frames: int | None = None,
-          repeat: int = 2, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+          repeat: int = 2, progress: Callable[[str], None] | None = None,
+          size: tuple[int, int] | None = None) -> dict[str, Any]:
     """Measure the full pipeline, its floor and a passthrough on one clip.
 
     The three runs alternate ``repeat`` times and each reports its best: on a shared machine a
@@ -143,6 +145,8 @@ def bench(source: str, driving: str, engine: Mapping[str, Any] | None = None, ma
         max_frames: Use only the first frames of the clip (None: all).
         repeat: Rounds of the three runs (>= 1).
         progress: Called with one-line progress messages.
+        size: Fit the full render's output inside this (width, height), as ``--size`` does (None: the
+            portrait's own resolution, the offline default). The floor and passthrough do not depend on it.
 
     Returns:
         The report, keyed as ``BENCH_KEYS``.
@@ -174,11 +178,12 @@ def bench(source: str, driving: str, engine: Mapping[str, Any] | None = None, ma
             say(f"round {i + 1}/{repeat}: floor (decode -> track -> encode)")
             runs["floor"].append(run_floor(clip, str(Path(tmp) / "floor.mp4")))
             say(f"round {i + 1}/{repeat}: full pipeline")
-            runs["full"].append(run_full(source, clip, str(Path(tmp) / "full.mp4"), engine))
-    return _report(source, driving, device, runs)
+            runs["full"].append(run_full(source, clip, str(Path(tmp) / "full.mp4"), engine, size))
+    return _report(source, driving, device, runs, size)
 
 
-def _report(source: str, driving: str, device: str, runs: dict[str, list[dict]]) -> dict:
+def _report(source: str, driving: str, device: str, runs: dict[str, list[dict]],
+            size: tuple[int, int] | None = None) -> dict:
     from dataclasses import asdict
 
     from facepaint.plugins.sinks.file import EncoderConfig
@@ -192,7 +197,8 @@ def _report(source: str, driving: str, device: str, runs: dict[str, list[dict]])
             "stages": full.get("stages", {}), "floor_stages": floor.get("stages", {}),
             "latency_ms": full.get("latency_ms"), "frames": full.get("frames_out", floor.get("frames_out")),
             "runs": {kind: [round(float(s.get("fps", 0.0)), 2) for s in stats] for kind, stats in runs.items()},
-            "source": source, "driving": driving, "device": device, "encoder": asdict(EncoderConfig()),
+            "source": source, "driving": driving, "size": list(size) if size else None, "device": device,
+            "encoder": asdict(EncoderConfig()),
             "machine": machine_info(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     return {key: body[key] for key in BENCH_KEYS}
 
@@ -214,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 def summary_lines(report: dict) -> list[str]:
     """The report in a few human-readable lines."""
     lines = [f"bench: {Path(report['driving']).name} ({report['frames']} frames) on {report['machine']['cpu']} "
-             f"x{report['machine']['cores']}, device {report['device']}",
+             f"x{report['machine']['cores']}, device {report['device']}"
+             + (f", output fitted inside {report['size'][0]}x{report['size'][1]}" if report["size"] else ""),
              f"  full {report['fps']:.1f} fps | floor {report['floor_fps']:.1f} fps | ratio "
              f"{report['ratio'] if report['ratio'] is not None else '-'} | passthrough "
              f"{report['passthrough_fps']:.1f} fps"]
@@ -232,8 +239,9 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     if args.max_frames is not None and args.max_frames < 2:
         raise ConfigError(f"--max-frames must be >= 2, got {args.max_frames}")
-    report = bench(args.source, args.driving, config_layer(args, BENCH).get("engine", {}), args.max_frames, args.repeat,
-                   progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
+    layer = config_layer(args, BENCH)
+    report = bench(args.source, args.driving, layer.get("engine", {}), args.max_frames, args.repeat,
+                   progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True), size=layer.get("size"))
     print("\n".join(summary_lines(report)))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))

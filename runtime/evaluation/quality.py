@@ -106,7 +106,8 @@ class EvalConfig:
             raise ValueError("give either --source PORTRAIT with --driving VIDEO, or --self VIDEO")
 
 
-def render(source: str, driving: str, output: str, engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def render(source: str, driving: str, output: str, engine: Mapping[str, Any] | None = None,
+           size: tuple[int, int] | None = None) -> dict[str, Any]:
     """Render ``driving`` onto ``source`` into ``output`` as the main command does; returns its statistics.
 
     Args:
@@ -114,6 +115,7 @@ def render(source: str, driving: str, output: str, engine: Mapping[str, Any] | N
         driving: Driving video.
         output: Video file to write.
         engine: An ``[engine]`` config layer (stage kinds, model); None: the defaults.
+        size: Fit the output inside this (width, height), as ``--size`` (None: the portrait's resolution).
 
     Raises:
         FacepaintError: Whatever the render raises.
@@ -123,6 +125,8 @@ def render(source: str, driving: str, output: str, engine: Mapping[str, Any] | N
 
     # The output is a file in the caller's own temporary folder, written again on every bench round.
     base = {"source": source, "driving": driving, "output": output, "progress": False, "overwrite": True}
+    if size is not None:
+        base["size"] = size
     return render_file(build_app_config(base, {"engine": dict(engine or {})}))
 
 

@@ -80,3 +80,17 @@ def test_passthrough_and_floor_run(media: Path, tmp_path: Path) -> None:
     assert passthrough["frames_out"] == floor["frames_out"] == 78
     assert passthrough["fps"] > 0 and floor["fps"] > 0
     assert set(floor["stages"]) == {"decode", "track", "encode"}
+
+
+def test_full_run_fits_the_output_inside_size(media: Path, tmp_path: Path) -> None:
+    pytest.importorskip("facepaint.plugins.trackers.mediapipe")
+    from facepaint.runtime.evaluation.quality import trim_video
+
+    clip = str(tmp_path / "d.mp4")
+    trim_video(str(media / "driving" / "lp_d0.mp4"), clip, 6)
+    stats = B.run_full(str(media / "portraits" / "obama.jpg"), clip, str(tmp_path / "o.mp4"), None, (200, 160))
+    width, height = stats["output_size"]
+    assert width <= 200 and height <= 160 and max(width / 200, height / 160) > 0.95
+    report = B._report("s.jpg", clip, "cpu", {"full": [_STATS], "floor": [{"fps": 48.0, "stages": {}}],
+                                              "passthrough": [{"fps": 200.0}]}, (200, 160))
+    assert report["size"] == [200, 160] and "inside 200x160" in B.summary_lines(report)[0]
