@@ -139,6 +139,9 @@ class Clip:
         for i in range(self.n):
             yield Frame(np.full((CAM[1], CAM[0], 3), i % 250, np.uint8), i, i / self.fps, 0.0)
 
+    def rewind(self) -> None:
+        pass  # every iteration starts from frame 0
+
     def close(self) -> None:
         pass
 

@@ -54,7 +54,8 @@ class PacedFileSource:
         Args:
             path: Video file.
             loop: Start again at the end instead of stopping.
-            opener: Opens ``path`` as a non-live ``Source`` (default: the PyAV ``VideoSource``).
+            opener: Opens ``path`` as a non-live ``Source`` with ``rewind()`` (start the next
+                iteration from the first frame; default: the PyAV ``VideoSource``).
             clock: Time in seconds; ``time.perf_counter`` so stamps compare with the rest of the run.
 
         Raises:
@@ -80,11 +81,11 @@ class PacedFileSource:
         period = 1.0 / self.fps
         start = self._clock()
         slot = 0  # frame slots since start, across loops: slot / fps is the clip clock
-        while not self._closing.is_set():
-            clip = self._clip if self._clip is not None else self._opener(self.path)
-            self._clip = None
-            played = 0
-            try:
+        clip = self._clip if self._clip is not None else self._opener(self.path)
+        self._clip = None
+        try:
+            while not self._closing.is_set():
+                played = 0
                 for frame in clip:
                     due = start + slot * period
                     slot += 1
@@ -95,10 +96,11 @@ class PacedFileSource:
                         return
                     yield Frame(image=frame.image, index=self.delivered, pts=due - start, captured_at=due)
                     self.delivered += 1
-            finally:
-                clip.close()
-            if not self.loop or played == 0:
-                return
+                if not self.loop or played == 0:
+                    return
+                clip.rewind()  # one open file for the whole run: no re-probe, no new decoder threads
+        finally:
+            clip.close()
 
     def _wait_until(self, due: float, period: float) -> bool:
         """Sleep until ``due``; False when the next frame is already due (this one was overwritten)."""

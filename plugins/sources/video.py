@@ -103,6 +103,9 @@ class VideoSource:
             self.size = self.size[::-1]
         self.frame_count: int | None = int(stream.frames) or None
         self.audio = self._audio_info()
+        # Frame/slice threads inside FFmpeg (decoding is no bottleneck); set before the codec opens
+        # at the first decode, since it cannot change after (a rewound file decodes again).
+        stream.thread_type = "AUTO"
         self._closed = False
 
     def _audio_info(self) -> AudioInfo | None:
@@ -126,7 +129,6 @@ class VideoSource:
         """
         import av
 
-        self._stream.thread_type = "AUTO"  # frame/slice threads inside FFmpeg: decoding is no bottleneck
         index = 0
         try:
             for vf in self._container.decode(self._stream):
@@ -137,6 +139,15 @@ class VideoSource:
         except av.FFmpegError as exc:
             raise InputError(f"driving video {self.path} is corrupt after frame {index} ({_short(exc)}); "
                              "re-encode it or give another file") from None
+
+    def rewind(self) -> None:
+        """Start the next iteration from the first frame again, in the same open file.
+
+        Why not reopen: a looping file camera that reopens its clip probes it twice and starts a
+        new set of decoder threads each pass, which a long run sees as thread-count spikes; a seek
+        reuses the decoder (PyAV flushes it on seek).
+        """
+        self._container.seek(0)
 
     def close(self) -> None:
         """Close the file (once)."""

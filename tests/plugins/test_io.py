@@ -61,6 +61,16 @@ def test_video_source_decodes_rgb_frames_with_timing(tmp_path: Path, make_clip) 
     assert all(b.captured_at >= a.captured_at for a, b in itertools.pairwise(frames))
 
 
+def test_video_source_rewinds_to_the_first_frame_in_the_same_file(media: Path) -> None:
+    with VideoSource(media / "driving" / "lp_d0.mp4") as src:
+        first = frames_of(src)
+        src.rewind()
+        again = frames_of(src)
+    assert len(first) == len(again) == 78
+    assert [f.index for f in again] == list(range(78))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+
+
 def test_video_source_without_audio(tmp_path: Path, make_clip) -> None:
     with VideoSource(make_clip(tmp_path / "c.mp4", audio=None)) as src:
         assert src.audio is None

@@ -18,6 +18,7 @@ class FakeClip:
 
     opened = 0
     closed = 0
+    rewound = 0
 
     def __init__(self, n: int = 10, fps: float = 25.0) -> None:
         self.n, self.fps, self.size = n, fps, (8, 6)
@@ -27,13 +28,16 @@ class FakeClip:
         for i in range(self.n):
             yield Frame(np.full((6, 8, 3), i, np.uint8), i, i / self.fps, 0.0)
 
+    def rewind(self) -> None:
+        FakeClip.rewound += 1
+
     def close(self) -> None:
         FakeClip.closed += 1
 
 
 @pytest.fixture(autouse=True)
 def _reset_counts():
-    FakeClip.opened = FakeClip.closed = 0
+    FakeClip.opened = FakeClip.closed = FakeClip.rewound = 0
 
 
 def test_frames_released_on_the_clip_clock():
@@ -72,7 +76,7 @@ def test_loop_repeats_with_monotonic_pts_and_close_stops_a_wait():
             break
     assert [int(f.image[0, 0, 0]) for f in frames] == [0, 1, 2, 0, 1, 2, 0, 1]
     assert all(b.pts > a.pts for a, b in itertools.pairwise(frames))
-    assert FakeClip.opened >= 3
+    assert FakeClip.opened == 1 and FakeClip.rewound == 2  # one open file, rewound at each end
     slow = PacedFileSource("clip", opener=lambda p: FakeClip(3, 1.0))  # 1 s between frames
     it = iter(slow)
     next(it)

@@ -34,6 +34,8 @@ SESSION = textwrap.dedent(
         def __iter__(self):
             for i in range(10_000):
                 yield Frame(np.full((48, 64, 3), 60, np.uint8), i, i / 25, 0.0)
+        def rewind(self):
+            pass
         def close(self):
             pass
 
