@@ -150,3 +150,15 @@ def test_batch_and_live_take_faces_on_a_video_source(clips, media, tmp_path) -> 
     assert main(["--source", str(clips["two"]), "--faces", "all", "--cam", str(media / "driving" / "lp_d10.mp4"),
                  "--no-vcam", "--duration", "1.5", "--stats-json", str(stats)]) == 0
     assert json.loads(stats.read_text())["frames_out"] >= 5
+
+
+def test_eval_judges_each_face_of_the_source_video(clips, media) -> None:
+    pytest.importorskip("dlib")
+    from facepaint.runtime.evaluation.quality import EvalConfig, evaluate
+
+    report = evaluate(EvalConfig(driving=str(media / "driving" / "lp_d10.mp4"), source=str(clips["two"]),
+                                 faces="all", every=5))
+    assert list(report["faces"]) == ["0", "1"]
+    for face in report["faces"].values():
+        identity = face["metrics"]["identity"]  # against the same square of the source video's own frames
+        assert face["frames"] == 10 and identity["frames_judged"] == 2 and identity["aed_median"] < 0.6
