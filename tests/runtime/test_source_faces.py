@@ -162,3 +162,19 @@ def test_eval_judges_each_face_of_the_source_video(clips, media) -> None:
     for face in report["faces"].values():
         identity = face["metrics"]["identity"]  # against the same square of the source video's own frames
         assert face["frames"] == 10 and identity["frames_judged"] == 2 and identity["aed_median"] < 0.6
+
+
+@pytest.mark.parametrize("case", ["short", "no_face"])
+def test_bad_source_videos_with_faces_exit_2_with_one_line_and_no_file(clips, tmp_path, capsys, case) -> None:
+    images = frames(clips["gap"])
+    if case == "short":
+        images = images[:9]  # 0.9 s at 10 fps
+    elif case == "no_face":
+        images = [np.full_like(im, 90) for im in images]
+    source = tmp_path / "src.mp4"
+    write_clip(source, images)
+    out = tmp_path / "out.mp4"
+    code = main(["--source", str(source), "--faces", "all", "--driving", str(clips["open"]), "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and not out.exists(), err
+    assert ("1 s" if case == "short" else "no face") in err[0]
