@@ -164,17 +164,35 @@ def test_eval_judges_each_face_of_the_source_video(clips, media) -> None:
         assert face["frames"] == 10 and identity["frames_judged"] == 2 and identity["aed_median"] < 0.6
 
 
-@pytest.mark.parametrize("case", ["short", "no_face"])
+def mixed_sizes(path: Path, first: list[np.ndarray], then: list[np.ndarray]) -> Path:
+    """One clip whose frames change size part-way: two MPEG-TS segments joined (TS is made to be
+    cut and joined; the decoder reads both, as a broadcast recording that changes resolution)."""
+    data = b""
+    for i, images in enumerate((first, then)):
+        segment = path.with_name(f"part{i}.ts")
+        with av.open(str(segment), "w", format="mpegts") as out:
+            stream = out.add_stream("libx264", rate=FPS)
+            stream.width, stream.height, stream.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
+            for im in images:
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(im), format="rgb24")))
+            out.mux(stream.encode(None))
+        data += segment.read_bytes()
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", ["short", "no_face", "resolution", "resolution one face"])
 def test_bad_source_videos_with_faces_exit_2_with_one_line_and_no_file(clips, tmp_path, capsys, case) -> None:
     images = frames(clips["gap"])
-    if case == "short":
-        images = images[:9]  # 0.9 s at 10 fps
-    elif case == "no_face":
-        images = [np.full_like(im, 90) for im in images]
     source = tmp_path / "src.mp4"
-    write_clip(source, images)
+    if case.startswith("resolution"):  # 1.2 s at 640x360, then 1.2 s at 480x270
+        mixed_sizes(source, images[:12], [cv2.resize(im, (480, 270)) for im in images[:12]])
+    else:
+        write_clip(source, images[:9] if case == "short" else [np.full_like(im, 90) for im in images])
     out = tmp_path / "out.mp4"
-    code = main(["--source", str(source), "--faces", "all", "--driving", str(clips["open"]), "--output", str(out)])
+    faces = [] if case == "resolution one face" else ["--faces", "all"]
+    code = main(["--source", str(source), *faces, "--driving", str(clips["open"]), "--output", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and not out.exists(), err
-    assert ("1 s" if case == "short" else "no face") in err[0]
+    words = {"short": "1 s", "no_face": "no face"}.get(case, "changes resolution at frame 12")
+    assert words in err[0]
