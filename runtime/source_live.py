@@ -14,7 +14,8 @@ import numpy as np
 
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.session import Session, Tracked, open_tracker
-from facepaint.runtime.source_track import ClipReader, SourceTrack, source_frames, track_source
+from facepaint.runtime.source_faces import track_clip
+from facepaint.runtime.source_track import ClipReader, SourceTrack, source_frames
 from facepaint.runtime.source_video import SourceVideoRender, check_video_source, engine_config, read_frame
 
 
@@ -52,8 +53,8 @@ def open_clip_session(config: AppConfig) -> tuple[Session, SourceClip]:
     """
     check_video_source(config)
     with contextlib.closing(open_tracker(config.tracker, live=False)) as tracker:
-        track = track_source(config.source, tracker)
-    session = Session(engine_config(config), live=True, image=read_frame(track, track.base_index))
+        track = track_clip(config.source, tracker, config.faces)
+    session = Session(engine_config(config), live=True, image=read_frame(track, track.base_index), found=track.found)
     try:
         return session, SourceClip(session, track, config.source_video.motion)
     except BaseException:

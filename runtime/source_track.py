@@ -8,8 +8,8 @@ and a face that leaves for a while is known in advance: those frames pass throug
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -43,8 +43,14 @@ class SourceTrack:
         path: The file.
         rate: Its exact frame rate (the output's).
         size: (width, height) of every frame.
-        faces: The largest face of each frame, smoothed (None: no face in that frame).
+        faces: The largest face of each frame, smoothed (None: no face in that frame); with
+            ``--faces``, the largest chosen face present in it.
         audio: Its audio stream (None: none).
+        members: ``--faces``: each chosen face's number and its smoothed faces, frame by frame
+            (``runtime.source_faces``); empty for the largest face alone.
+        found: ``--faces``: every face of the base frame, largest first (the numbers count them).
+        base: ``--faces``: the base frame, where every chosen face is found (None: the first
+            frame with a face).
     """
 
     path: str
@@ -52,6 +58,9 @@ class SourceTrack:
     size: tuple[int, int]
     faces: tuple[FaceTrack | None, ...]
     audio: Any
+    members: Mapping[int, tuple[FaceTrack | None, ...]] = field(default_factory=dict)
+    found: tuple[FaceTrack, ...] = ()
+    base: int | None = None
 
     @property
     def fps(self) -> float:
@@ -60,7 +69,9 @@ class SourceTrack:
 
     @property
     def base_index(self) -> int:
-        """The first frame with a face: the one the engine is prepared on."""
+        """The frame the engines are prepared on: ``base``, or the first frame with a face."""
+        if self.base is not None:
+            return self.base
         return next(i for i, face in enumerate(self.faces) if face is not None)
 
     @property
@@ -139,7 +150,7 @@ def track_source(path: str, tracker: Tracker, limit: int | None = None) -> Sourc
     with contextlib.closing(open_source_video(path)) as video:
         rate, size, audio = video.rate, video.size, video.audio
         if video.frame_count is not None:  # the header's count: refused before any tracking
-            _check_length(path, video.frame_count, float(rate))
+            check_length(path, video.frame_count, float(rate))
     smoother = CenteredSmoother(SOURCE_SMOOTH_RADIUS, SOURCE_SMOOTH_SIGMA)
     timestamp = StreamTimestamps()
     faces: list[FaceTrack | None] = []
@@ -151,14 +162,14 @@ def track_source(path: str, tracker: Tracker, limit: int | None = None) -> Sourc
     faces.extend(face for _, face in smoother.flush())
     tracker.reset()
     if limit is None or len(faces) < limit:
-        _check_length(path, len(faces), float(rate))
+        check_length(path, len(faces), float(rate))
     if not any(face is not None for face in faces):
         raise NoFaceError(f"no face found in any frame of the source video {path}; use a clip with a clearly "
                           "visible face")
     return SourceTrack(path=path, rate=Fraction(rate), size=size, faces=tuple(faces), audio=audio)
 
 
-def _check_length(path: str, frames: int, fps: float) -> None:
+def check_length(path: str, frames: int, fps: float) -> None:
     """Refuse a source video shorter than ``MIN_SOURCE_S``."""
     if frames / fps < MIN_SOURCE_S:
         raise InputError(f"source video {path} is {frames / fps:.2f} s long ({frames} frames); a video source needs "

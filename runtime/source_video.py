@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from facepaint.engine.errors import ConfigError
+from facepaint.engine.faces import FaceGroup, GroupFace
 from facepaint.engine.reenactment import ReenactmentEngine
 from facepaint.engine.source_video import VideoLayout, base_rotation, frame_source, video_layout
 from facepaint.engine.track import FaceTrack
@@ -34,7 +35,8 @@ from facepaint.runtime.offline import check_paths
 from facepaint.runtime.pipeline import BLOCK, Pipeline
 from facepaint.runtime.reference import open_driving
 from facepaint.runtime.session import Session, open_tracker
-from facepaint.runtime.source_track import ClipReader, SourceTrack, source_frames, track_source
+from facepaint.runtime.source_faces import track_clip
+from facepaint.runtime.source_track import ClipReader, SourceTrack, source_frames
 from facepaint.runtime.stats import PipelineStats, write_stats_json
 
 
@@ -132,6 +134,10 @@ def read_frame(track: SourceTrack, index: int) -> np.ndarray:
 class SourceVideoRender:
     """The per-frame work of a video-source render: source face, follow, render.
 
+    With ``--faces`` (a ``FaceGroup``) every chosen face follows its own track: a face absent from
+    a frame is left as it is there (counted in ``left``), and the faces present are composed from
+    the smallest in that frame to the largest (the nearest is drawn last).
+
     Args:
         session: The session prepared on the base frame.
         track: The source clip, tracked.
@@ -140,11 +146,11 @@ class SourceVideoRender:
     """
 
     def __init__(self, session: Session, track: SourceTrack, driving: Driving | None, motion: str) -> None:
-        if not isinstance(session.engine, ReenactmentEngine):
-            raise ConfigError("--faces does not work with a video source yet; leave it out (the largest face is used)")
         self.engine, self.track, self.driving, self.motion = session.engine, track, driving, motion
-        self.layout: VideoLayout = video_layout(session.engine.source)
-        self.passed_through = 0
+        engines = self.engine.faces if isinstance(self.engine, FaceGroup) else [GroupFace(0, self.engine)]
+        self.layouts: dict[int, VideoLayout] = {f.index: video_layout(f.engine.source) for f in engines}
+        self.passed_through = 0  # frames with none of the faces: passed through as they are
+        self.left = dict.fromkeys(self.layouts, 0)  # face number -> frames it was absent from
 
     def render(self, item: tuple[int, np.ndarray, np.ndarray | None, FaceTrack | None]) -> tuple[int, np.ndarray]:
         """One output frame: (index, RGB) for (index, source frame, driving frame, driving face)."""
@@ -154,13 +160,45 @@ class SourceVideoRender:
     def frame(self, i: int, image: np.ndarray, frame_d: np.ndarray | None, face_d: FaceTrack | None,
               t: float) -> np.ndarray:
         """Source frame ``i`` (``image``) driven by ``face_d`` in ``frame_d`` at stream time ``t``."""
+        if isinstance(self.engine, FaceGroup):
+            return self._group_frame(self.engine, i, image, frame_d, face_d, t)
         face = self.track.faces[i]
         if face is None:  # the face left the source: the frame passes through as it is
             self.passed_through += 1
+            self.left[0] += 1
             return image
-        source = frame_source(self.layout, image, face)
-        self.engine.follow_source(source, base_rotation(self.layout, source) if self.motion == "driver" else None)
-        return self.engine.render(frame_d, face_d, t)
+        return self._follow(self.engine, 0, image, face).render(frame_d, face_d, t)
+
+    def _follow(self, engine: ReenactmentEngine, index: int, image: np.ndarray, face: FaceTrack) -> ReenactmentEngine:
+        layout = self.layouts[index]
+        source = frame_source(layout, image, face)
+        engine.follow_source(source, base_rotation(layout, source) if self.motion == "driver" else None)
+        return engine
+
+    def _group_frame(self, group: FaceGroup, i: int, image: np.ndarray, frame_d: np.ndarray | None,
+                     face_d: FaceTrack | None, t: float) -> np.ndarray:
+        tracks = self.track.members
+        present = sorted(((f, face) for f in group.faces if (face := tracks[f.index][i]) is not None),
+                         key=lambda pair: pair[1].area)
+        for member in group.faces:
+            self.left[member.index] += tracks[member.index][i] is None
+        if not present:
+            self.passed_through += 1
+            return image
+        faces = {member.index: face for member, face in present}
+
+        def draw(member: GroupFace) -> np.ndarray:
+            return self._follow(member.engine, member.index, image, faces[member.index]).render(frame_d, face_d, t)
+
+        return group.compose(image, draw, [member for member, _ in present])
+
+    def describe(self) -> dict[str, Any]:
+        """The statistics of a ``--faces`` render: which faces, and the frames each was absent from."""
+        if not isinstance(self.engine, FaceGroup):
+            return {}
+        text = self.engine.describe() + "".join(f"; face {index} absent from {count} frames (left as is)"
+                                                for index, count in sorted(self.left.items()) if count)
+        return {"faces": text, "face_frames_absent": {str(k): v for k, v in self.left.items()}}
 
 
 def _pairs(track: SourceTrack, driving: Driving | None, fit: str, limit: int
@@ -198,13 +236,14 @@ def render_source_video(config: AppConfig, *, progress: Any = None) -> dict[str,
     started = time.perf_counter()
     with contextlib.closing(open_tracker(config.tracker, live=False)) as tracker:
         cap = None if config.duration is None else max(1, math.ceil(config.duration * _fps_of(config.source) - 1e-9))
-        track = track_source(config.source, tracker, cap)
+        track = track_clip(config.source, tracker, config.faces, cap)
     limit = len(track.faces)
     base = read_frame(track, track.base_index)
     run = engine_config(config)
     with ExitStack() as stack:
         still = config.driving is not None and _count_of(config.driving) == 1
-        session = stack.enter_context(Session(run, live=False, still=still or config.driving is None, image=base))
+        session = stack.enter_context(Session(run, live=False, still=still or config.driving is None, image=base,
+                                              found=track.found))
         driving = None
         if config.driving is not None:
             driving = track_driving(session, config.driving, _needed(track, limit, config))
@@ -235,7 +274,7 @@ def render_source_video(config: AppConfig, *, progress: Any = None) -> dict[str,
               "frames_without_face": sum(f is None for f in driving.faces) if driving else 0,
               "output_size": list(track.size), "output_fps": round(track.fps, 4),
               "total_s": round(time.perf_counter() - started, 3), "reference": session.reference.describe(),
-              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **job.describe()}
     if config.stats_json is not None:
         write_stats_json(config.stats_json, result)
     return result
@@ -248,7 +287,8 @@ def run_source_video(config: AppConfig) -> int:
     print(f"facepaint-live: wrote {r['output']}: {r['frames_written']} frames {w}x{h} at {r['output_fps']:g} fps "
           f"from the source video, rendered in {r['elapsed_s']:.1f} s ({r['fps']:.1f} fps), "
           f"{r['source_frames_without_face']} source frames without a face (passed through), "
-          f"{r['frames_without_face']} driving frames without a face", file=sys.stderr)
+          f"{r['frames_without_face']} driving frames without a face" + (f"; {r['faces']}" if "faces" in r else ""),
+          file=sys.stderr)
     return 0
 
 

@@ -24,6 +24,10 @@ JSON layout (key tuples below, pinned by tests; undefined figures are ``null``, 
   the first frame.
 * ``landmarks`` (``LANDMARK_KEYS``): ``akd`` in inter-ocular distances, ``mode`` absolute (self) or
   relative (cross), ``jitter`` = mean landmark acceleration (IOD / frame², lower is steadier).
+* ``faces`` (``eval --faces``, else null): face number -> ``square_side`` and the one-face figures
+  (``frames``, ``driving_faces_missing``, ``judge_agreement``, ``metrics``, ``bounds``) of that face
+  judged in a square around it (``runtime.evaluation.faces``); the top-level figures are the first
+  chosen face's.
 * ``judge_agreement`` (top level, ``GEOMETRY_KEYS``): Pearson r between the two motion judges on
   the driving video itself: how reliably each signal can be measured in that clip at all.
 * ``geometry_judge`` (``GEOMETRY_KEYS``): per signal Pearson ``r`` and ``amplitude`` by the second
@@ -47,8 +51,10 @@ from pathlib import Path
 from typing import Any
 
 from facepaint.engine.errors import ConfigError, InputError
+from facepaint.engine.faces import FacesSpec
 from facepaint.plugins.sources.image import read_image
 from facepaint.runtime.evaluation import metrics as M
+from facepaint.runtime.evaluation.faces import faces_scores
 from facepaint.runtime.evaluation.geometry_judge import GEOMETRY_MODEL, GEOMETRY_SIGNALS
 from facepaint.runtime.evaluation.identity import IDENTITY_MODEL
 from facepaint.runtime.evaluation.regions import REGION_KEYS
@@ -60,7 +66,7 @@ from facepaint.runtime.source_track import is_video_source
 SCHEMA = "facepaint-eval/2"
 REPORT_KEYS = ("schema", "mode", "source", "driving", "output", "frames", "every", "max_frames",
                "identity_model", "tracker", "geometry_model", "date", "seconds", "render",
-               "driving_faces_missing", "judge_agreement", "metrics", "bounds")
+               "driving_faces_missing", "judge_agreement", "metrics", "bounds", "faces")
 METRIC_KEYS = ("frames", "faces_missing", "identity", "expression", "pose", "landmarks", "image",
                "geometry_judge")
 GEOMETRY_KEYS = GEOMETRY_SIGNALS
@@ -88,6 +94,7 @@ class EvalConfig:
         every: The identity network (and SSIM) runs on every ``every``-th frame (~0.1 s a face).
         max_frames: Use only the first frames of the driving clip (None: all).
         self_reenactment: Source = first frame of ``driving``, compared with the real frames.
+        faces: ``--faces``: the source's faces rendered and judged one by one (None: one face).
     """
 
     driving: str
@@ -96,6 +103,7 @@ class EvalConfig:
     every: int = 5
     max_frames: int | None = None
     self_reenactment: bool = False
+    faces: FacesSpec | None = None
 
     def __post_init__(self) -> None:
         if self.every < 1:
@@ -104,6 +112,8 @@ class EvalConfig:
             raise ValueError(f"--max-frames must be >= 3, got {self.max_frames}")
         if self.self_reenactment == (self.source is not None):
             raise ValueError("give either --source PORTRAIT with --driving VIDEO, or --self VIDEO")
+        if self.faces is not None and self.self_reenactment:
+            raise ValueError("--faces judges the faces of a --source; a --self video has one face")
 
 
 def render(source: str, driving: str, output: str, engine: Mapping[str, Any] | None = None,
@@ -154,6 +164,11 @@ def evaluate(config: EvalConfig, progress: Progress | None = None, identity: Any
         if path is not None and not Path(path).is_file():
             raise InputError(f"file not found: {path}")
     with tempfile.TemporaryDirectory(prefix="facepaint-eval-") as tmp:
+        if config.faces is not None:  # each face in its own square (evaluation.faces)
+            stats, scored = faces_scores(str(config.source), config.driving, config.output, Path(tmp),
+                                         spec=config.faces, every=config.every, max_frames=config.max_frames,
+                                         engine=engine, say=say, identity=identity, geometry=geometry)
+            return _report(config, started, stats, scored)
         if is_video_source(config.source):  # identity against the clip's own frames (evaluation.source_video)
             say(f"rendering {Path(config.driving).name} onto the source video {Path(str(config.source)).name}")
             stats, scored = video_source_scores(str(config.source), config.driving, config.output, Path(tmp),
@@ -179,7 +194,7 @@ def _report(config: EvalConfig, started: float, stats: dict[str, Any] | None, sc
             "output": config.output, "every": config.every, "max_frames": config.max_frames,
             "identity_model": IDENTITY_MODEL, "tracker": TRACKER_NAME, "geometry_model": GEOMETRY_MODEL,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "seconds": round(time.perf_counter() - started, 2), "render": stats, **scored}
+            "seconds": round(time.perf_counter() - started, 2), "render": stats, "faces": None, **scored}
     return {key: body[key] for key in REPORT_KEYS}
 
 
@@ -253,13 +268,24 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     try:
         return EvalConfig(driving=args.self_video or args.driving, source=args.source,
                           output=args.output, every=args.every, max_frames=args.max_frames,
-                          self_reenactment=args.self_video is not None)
+                          self_reenactment=args.self_video is not None,
+                          faces=config_layer(args, EVAL).get("faces"))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def summary_lines(report: dict) -> list[str]:
-    """A short human-readable table of a report: output beside its two bounds."""
+    """A short human-readable table of a report: output beside its two bounds (with ``--faces``,
+    one table per face)."""
+    if report.get("faces"):
+        return [line for n, face in report["faces"].items()
+                for line in [f"face {n} (a {face['square_side']} px square around it)",
+                             *_table({**report, **face, "faces": None})]]
+    return _table(report)
+
+
+def _table(report: dict) -> list[str]:
+    """The table of ``summary_lines`` for one face."""
     rows: list[tuple[str, tuple[str, ...]]] = [("identity AED (median, <0.6 same)", ("identity", "aed_median")),
             ("expression ED (blendshapes)", ("expression", "ed_blendshapes"))]
     rows += [(f"{s} r / amplitude", ("expression", "signals", s)) for s in M.SIGNALS]

@@ -43,15 +43,15 @@ def video_source_scores(source: str, driving: str, output: str | None, tmp: Path
             layer["duration"] = max_frames / rate
         stats = render_source_video(build_app_config(layer))
     shown = str(tmp / "driving_as_shown.mp4")
-    count = _write_as_shown(driving, shown, video_rate(source), _frame_count(output))
+    count = write_as_shown(driving, shown, video_rate(source), _frame_count(output))
     first = next(iter_frames(source, "source video"))
     ident = identity if identity is not None else IdentityJudge()
     scored = judge(first, shown, output, every, False, say, ident, geometry)
-    scored["metrics"]["identity"] = _identity(ident, source, output, every, count)
+    scored["metrics"]["identity"] = identity_by_frame(ident, source, output, every, count)
     return stats, scored
 
 
-def _identity(ident: Any, source: str, output: str, every: int, count: int) -> dict:
+def identity_by_frame(ident: Any, source: str, output: str, every: int, count: int) -> dict:
     """AED / CSIM of output frame i against source frame i, every ``every``-th frame."""
     log = M.CandidateLog()
     pairs = zip(range(count), iter_frames(source, "source video"), iter_frames(output, "output video"), strict=False)
@@ -65,7 +65,7 @@ def _frame_count(path: str) -> int:
     return sum(1 for _ in iter_frames(path, "output video"))
 
 
-def _write_as_shown(driving: str, path: str, rate: Fraction, count: int) -> int:
+def write_as_shown(driving: str, path: str, rate: Fraction, count: int) -> int:
     """The driving frames shown with output frames 0..count-1 (``--fit cut``), at ``rate``."""
     import av
 

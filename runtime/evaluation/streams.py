@@ -218,3 +218,21 @@ def _fit(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     must see the face undistorted.
     """
     return letterbox(image, (shape[1], shape[0]))
+
+
+def write_video(path: str, frames: Any, rate: Fraction) -> int:
+    """Write RGB frames (all of one even size) to ``path`` (H.264 CRF 12, no audio); returns how many."""
+    import av
+
+    written = 0
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12", "preset": "veryfast"}
+        for rgb in frames:
+            if written == 0:
+                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")))
+            written += 1
+        out.mux(stream.encode(None))
+    return written

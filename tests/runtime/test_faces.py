@@ -179,3 +179,19 @@ def test_offline_and_live_commands_take_faces(group, talking_clip, media, tmp_pa
     assert main(["--source", str(group[0]), "--faces", "0,1", "--cam", str(media / "driving" / "vr_2.mp4"),
                  "--no-vcam", "--duration", "2", "--stats-json", str(stats)]) == 0
     assert json.loads(stats.read_text())["frames_out"] >= 5
+
+
+@pytest.mark.slow
+def test_eval_judges_each_face_against_its_own_source_face(group, talking_clip) -> None:
+    pytest.importorskip("dlib")
+    from facepaint.runtime.evaluation.quality import EvalConfig, evaluate, summary_lines
+
+    report = evaluate(EvalConfig(driving=str(talking_clip), source=str(group[0]), faces="all", max_frames=45,
+                                 every=15))
+    faces = report["faces"]
+    assert list(faces) == ["0", "1"] and report["metrics"] == faces["0"]["metrics"]
+    for face in faces.values():
+        assert face["frames"] == 45 and face["metrics"]["identity"]["aed_median"] < 0.6  # her own face, kept
+        assert face["metrics"]["expression"]["signals"]["jaw"]["r"] > 0.6  # the driver's jaw, followed
+    assert faces["0"]["square_side"] > faces["1"]["square_side"]  # face 0 is the larger
+    assert "face 1 (a " in "\n".join(summary_lines(report))
