@@ -150,12 +150,9 @@ class GeometricFaceReenactor:
     def warp(self, target: TargetShape) -> Reenacted:
         """The source crop and its head mask warped to ``target``, nothing painted (a new image)."""
         mx, my = self.maps(target)
-        # Both remaps below would each turn the float maps into OpenCV's fixed-point ones (1/32
-        # pixel, the same rounding): done once here, the pixels are the same.
-        fixed, frac = cv2.convertMaps(mx, my, cv2.CV_16SC2)
-        out = cv2.remap(self.source.crop, fixed, frac, self._interp, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.remap(self.source.crop, mx, my, self._interp, borderMode=cv2.BORDER_REPLICATE)
         # The person mask rides on the same map: the moved head goes over the still background.
-        mask = cv2.remap(self.source.head_mask, fixed, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        mask = cv2.remap(self.source.head_mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return Reenacted(out, mask, mx, my, 0.0, self.source.feather)
 
     def paint(self, out: np.ndarray, target: TargetShape, frame: np.ndarray | None,
