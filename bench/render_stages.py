@@ -7,10 +7,14 @@ background) and paste (the crop into the output frame). The portrait is resized 
 first (a 4000x3000 phone photo can be made from any portrait) and prepared for ``--size`` as the
 main command does (live: the virtual camera's frame; offline: the portrait's own size by default).
 
-Usage: ``python bench/render_stages.py [--source P] [--portrait-size WxH] [--size WxH] [--json F]``.
-Prints one row per part (p50 / p95 ms) and ``render`` (paint + mix + paste, the issue's "render
-stage": warp included) and the output size. Timings are only meaningful on an otherwise idle machine;
-the load average is printed with them.
+Usage: ``python bench/render_stages.py [--source P] [--portrait-size WxH] [--size WxH] [--json F]
+[--save F.npz | --compare F.npz]``. Prints one row per part (wall p50 / p95 ms, and the process's CPU
+time p50, all threads: OpenCV's pool included) and ``render`` (warp + paint + mix + paste, the issue's
+"render stage") and the output size. Wall timings are only meaningful on an otherwise idle machine;
+the load average is printed with them, and the CPU time is the steadier figure on a shared one.
+``--save`` keeps the first round's output frames; ``--compare`` renders the same frames and prints
+the max / mean absolute pixel difference against a saved file (a speed change that should not change
+the picture is checked with it).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=120, help="driving frames tracked (default 120)")
     p.add_argument("--rounds", type=int, default=2, help="times each frame is rendered (default 2)")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--save", help="write the first round's output frames to this .npz")
+    p.add_argument("--compare", help="print the pixel difference of the output frames against this .npz")
     return p.parse_args(argv)
 
 
@@ -78,41 +84,64 @@ def measure(args: argparse.Namespace, source: str) -> dict[str, Any]:
         tracked += driver.flush()
         engine = session.engine
         times: dict[str, list[float]] = {name: [] for name in PARTS}
-        out = None
-        for _ in range(args.rounds):
+        cpu: dict[str, list[float]] = {name: [] for name in PARTS}
+        outputs: list[np.ndarray] = []
+        for round_ in range(args.rounds):
             for item in tracked:
                 if item.face is None:
                     continue
-                out = _timed_render(engine, item.frame.image, item.face, times)
+                out = _timed_render(engine, item.frame.image, item.face, times, cpu)
+                if round_ == 0:
+                    outputs.append(out)
         shape = session.engine.source.image.shape
-    return _figures(times, shape, out)
+    return _figures(times, cpu, shape, outputs)
 
 
-def _timed_render(engine: Any, frame: np.ndarray, face: Any, times: dict[str, list[float]]) -> np.ndarray:
+def _timed_render(engine: Any, frame: np.ndarray, face: Any, times: dict[str, list[float]],
+                  cpu: dict[str, list[float]]) -> np.ndarray:
     """``ReenactmentEngine.render`` of a tracked face, part by part (no face-lost handling)."""
-    t0 = time.perf_counter()
+    marks = [(time.perf_counter(), time.process_time())]
     target = engine.transformer.transform(face)
-    t1 = time.perf_counter()
+    marks.append((time.perf_counter(), time.process_time()))
     warped = engine.reenactor.warp(target)
-    t2 = time.perf_counter()
+    marks.append((time.perf_counter(), time.process_time()))
     engine.reenactor.paint(warped.image, target, frame, np.asarray(face.landmarks))
-    t3 = time.perf_counter()
+    marks.append((time.perf_counter(), time.process_time()))
     crop = engine.mixer.mix(warped)
-    t4 = time.perf_counter()
+    marks.append((time.perf_counter(), time.process_time()))
     out: np.ndarray = engine.mixer.paste(crop)
-    t5 = time.perf_counter()
-    for name, dt in zip(PARTS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
-        times[name].append(dt * 1000.0)
+    marks.append((time.perf_counter(), time.process_time()))
+    for k, name in enumerate(PARTS):
+        times[name].append((marks[k + 1][0] - marks[k][0]) * 1000.0)
+        cpu[name].append((marks[k + 1][1] - marks[k][1]) * 1000.0)
     return out
 
 
-def _figures(times: dict[str, list[float]], shape: tuple[int, ...], out: np.ndarray | None) -> dict[str, Any]:
-    rows = {name: {"p50_ms": float(np.median(v)), "p95_ms": float(np.percentile(v, 95))} for name, v in times.items()}
-    total = np.sum([times[k] for k in ("warp", "paint", "mix", "paste")], axis=0)
-    rows["render"] = {"p50_ms": float(np.median(total)), "p95_ms": float(np.percentile(total, 95))}
+def _figures(times: dict[str, list[float]], cpu: dict[str, list[float]], shape: tuple[int, ...],
+             outputs: list[np.ndarray]) -> dict[str, Any]:
+    def row(wall: Any, used: Any) -> dict[str, float]:
+        return {"p50_ms": float(np.median(wall)), "p95_ms": float(np.percentile(wall, 95)),
+                "cpu_p50_ms": float(np.median(used)), "cpu_mean_ms": float(np.mean(used))}
+
+    rows = {name: row(times[name], cpu[name]) for name in PARTS}
+    render = ("warp", "paint", "mix", "paste")
+    rows["render"] = row(np.sum([times[k] for k in render], axis=0), np.sum([cpu[k] for k in render], axis=0))
+    out = outputs[-1] if outputs else None
     return {"stages": rows, "portrait_size": [int(shape[1]), int(shape[0])],
             "output_size": None if out is None else [int(out.shape[1]), int(out.shape[0])],
-            "frames": len(times["warp"]), "load1": os.getloadavg()[0]}
+            "frames": len(times["warp"]), "load1": os.getloadavg()[0], "outputs": outputs}
+
+
+def _difference(outputs: list[np.ndarray], path: str) -> str:
+    """Max / mean absolute pixel difference of ``outputs`` against the frames saved in ``path``."""
+    saved = np.load(path)["frames"]
+    if len(saved) != len(outputs) or saved[0].shape != outputs[0].shape:
+        raise SystemExit(f"{path} holds {len(saved)} frames of {saved[0].shape}, not {len(outputs)} of "
+                         f"{outputs[0].shape}: render with the same --source/--driving/--frames/--size")
+    diff = np.abs(np.stack(outputs).astype(np.int16) - saved.astype(np.int16))
+    changed = int((diff.max(axis=(1, 2, 3)) > 0).sum())
+    return (f"against {path}: max abs diff {int(diff.max())}, mean {float(diff.mean()):.5f}, "
+            f"pixels changed {float((diff.max(axis=3) > 0).mean()) * 100:.3f} %, frames changed {changed}/{len(saved)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prepared portrait {w}x{h}, output {result['output_size']}, {result['frames']} renders, "
           f"load {result['load1']:.2f}")
     for name, row in result["stages"].items():
-        print(f"  {name:10s} p50 {row['p50_ms']:7.2f} ms   p95 {row['p95_ms']:7.2f} ms")
+        print(f"  {name:10s} p50 {row['p50_ms']:7.2f} ms   p95 {row['p95_ms']:7.2f} ms   "
+              f"cpu p50 {row['cpu_p50_ms']:7.2f} ms")
+    outputs = result.pop("outputs")
+    if args.save:
+        np.savez_compressed(args.save, frames=np.stack(outputs))
+    if args.compare:
+        print(_difference(outputs, args.compare))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
