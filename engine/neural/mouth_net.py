@@ -11,8 +11,13 @@ from the portrait) with a channel saying whether it is there (an expression edit
 Out: RGB and an alpha held inside the target's inner lips, dilated a little, so the lips and skin
 keep the portrait's own pixels: ``out = alpha * rgb + (1 - alpha) * warp``.
 
-The net works at half the square's resolution (a strided stem) and refines at full resolution
-with one small convolution over the upsampled result and the inputs: a few ms on one CPU core.
+Two forms (``full_res``). False (the shipped weights): a strided stem to half resolution, the RGB
+a residual on the warp, upsampled and refined by one small full-resolution convolution: soft, and
+the residual cannot cancel a smiling portrait's teeth stretched into vertical streaks. True (not
+trained to the end yet): the input folded into 2x2 blocks (``pixel_unshuffle``, 4x the channels at
+half the side) and the output unfolded the same way (``pixel_shuffle``), so every output pixel has
+its own value at full resolution for the same cost; the RGB is painted (tanh), not a residual, so
+where the warp is wrong the alpha replaces it whole and where it is right the alpha keeps it sharp.
 """
 
 from __future__ import annotations
@@ -46,36 +51,48 @@ class MouthNet(nn.Module):
             downsamplings).
         levels: Downsamplings below half resolution.
         size: Side of the square it was trained at.
+        full_res: The full-resolution form (see the module notes).
     """
 
-    def __init__(self, width: int = 16, levels: int = 3, size: int = 64) -> None:
+    def __init__(self, width: int = 16, levels: int = 3, size: int = 64, full_res: bool = False) -> None:
         super().__init__()
         if not 4 <= width <= 64 or not 1 <= levels <= 4 or size % 2 ** (levels + 1) or not 32 <= size <= 256:
             raise ConfigError(f"need width in [4, 64], levels in [1, 4], size in [32, 256] divisible by "
                               f"2**(levels + 1), got {width}, {levels}, {size}")
-        self.size = size
+        self.size, self.full_res = size, full_res
         chans = [width * 2 ** i for i in range(levels + 1)]
-        self.stem = _conv(IN_CHANNELS, chans[0], 2)
+        self.stem = _conv(4 * IN_CHANNELS, chans[0]) if full_res else _conv(IN_CHANNELS, chans[0], 2)
         pairs = list(zip(chans[:-1], chans[1:], strict=True))
         self.down = nn.ModuleList(nn.Sequential(_conv(a, b, 2), _conv(b, b)) for a, b in pairs)
         self.up = nn.ModuleList(_conv(b + a, a) for a, b in pairs[::-1])
-        self.head = nn.Conv2d(chans[0], 4, 3, padding=1)
-        self.refine = nn.Sequential(_conv(4 + IN_CHANNELS, 8), nn.Conv2d(8, 4, 3, padding=1))
+        self.head = nn.Conv2d(chans[0], 16 if full_res else 4, 3, padding=1)
+        if not full_res:
+            self.refine = nn.Sequential(_conv(4 + IN_CHANNELS, 8), nn.Conv2d(8, 4, 3, padding=1))
+            return
+        bias = self.head.bias
+        assert bias is not None  # nn.Conv2d's default
+        with torch.no_grad():
+            # pixel_shuffle reads output channel c from head channels 4c..4c+3: the alpha's start
+            # near 0.1, so an untrained net mostly keeps the warp.
+            bias[12:].fill_(-2.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Paint one batch of (B, IN_CHANNELS, size, size) inputs (``net_inputs``)."""
-        h = self.stem(x)
+        h = self.stem(F.pixel_unshuffle(x, 2) if self.full_res else x)
         skips = [h]
         for block in self.down:
             h = block(h)
             skips.append(h)
         for block, skip in zip(self.up, skips[-2::-1], strict=True):
-            h = block(torch.cat([F.interpolate(h, size=skip.shape[-2:], mode="nearest"), skip], 1))
+            h = block(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), skip], 1))
+        region = F.max_pool2d(x[:, 6:7], 2 * ALPHA_GROW + 1, 1, ALPHA_GROW)
+        if self.full_res:
+            out = F.pixel_shuffle(self.head(h), 2)
+            return torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:]) * region
         coarse = F.interpolate(self.head(h), size=x.shape[-2:], mode="bilinear", align_corners=False)
         out = coarse + self.refine(torch.cat([coarse, x], 1))
         # The warp is the starting point: a residual on it, so the untrained net changes little.
         rgb = (x[:, :3] + out[:, :3]).clamp(-1.0, 1.0)
-        region = F.max_pool2d(x[:, 6:7], 2 * ALPHA_GROW + 1, 1, ALPHA_GROW)
         return rgb, torch.sigmoid(out[:, 3:]) * region
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from facepaint.engine.neural.model_files import MOUTH, load_torch
@@ -10,7 +11,14 @@ from facepaint.engine.neural.mouth_net import IN_CHANNELS, MouthNet
 from facepaint.runtime.training.cache import load_cache
 from facepaint.runtime.training.checkpoint import load_state, save_state
 from facepaint.runtime.training.loop import TrainData
-from facepaint.runtime.training.mouth import MouthData, MouthTrainable, MouthTrainConfig, mouth_losses
+from facepaint.runtime.training.mouth import (
+    CRITIC,
+    MouthData,
+    MouthTrainable,
+    MouthTrainConfig,
+    PatchCritic,
+    mouth_losses,
+)
 
 SMALL = MouthTrainConfig(batch=4, width=8, levels=2, perceptual=0.0)
 
@@ -45,6 +53,21 @@ def test_overfitting_a_few_crops_lowers_the_loss_five_times(tiny_cache):
         terms[MOUTH].backward()
         opt.step()
     assert float(terms[MOUTH].detach()) < first / 5
+
+
+def test_the_patch_critic_trains_on_its_own_term(tiny_cache):
+    torch.manual_seed(0)
+    data = MouthData(load_cache(tiny_cache)[1], 64)
+    rng = np.random.default_rng(2)
+    x, y = data.batch(rng, data.draw(rng, 4, 0.01), 0.0)
+    net, critic = MouthNet(width=8, levels=2, full_res=True), PatchCritic(8)
+    cfg = MouthTrainConfig(batch=4, perceptual=0.0, gan=0.1)
+    plain = mouth_losses(net, x, y, cfg, None)
+    terms = mouth_losses(net, x, y, cfg, None, critic)
+    assert CRITIC not in plain and float(terms[CRITIC]) > 0
+    assert float(terms[MOUTH]) == pytest.approx(float(plain[MOUTH]) + 0.1 * float(terms["gan"]), rel=1e-5)
+    terms[CRITIC].backward()  # the critic's term reaches the critic, not the net
+    assert all(p.grad is None for p in net.parameters()) and any(p.grad is not None for p in critic.parameters())
 
 
 def test_checkpoint_and_exported_weights_round_trip(tiny_cache, tmp_path):
