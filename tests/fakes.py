@@ -249,3 +249,17 @@ def image_to_tensor(image: np.ndarray) -> Any:
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)[None]
+
+
+def write_clip(path: Any, images: list[np.ndarray], fps: int = 30) -> Any:
+    """``images`` (RGB, one size) encoded as an H.264 clip at ``fps``; returns ``path``."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        for im in images:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(im), format="rgb24")))
+        out.mux(stream.encode(None))
+    return path

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
+import fakes
 from facepaint.engine.geometry import mouth_openness
 from facepaint.engine.topology import get_topology
 from facepaint.plugins.base import load_plugin
@@ -38,14 +39,7 @@ def frames(path: Path | str, n: int | None = None) -> list[np.ndarray]:
 
 
 def write_clip(path: Path, images: list[np.ndarray], fps: int = FPS) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        for im in images:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(im), format="rgb24")))
-        out.mux(stream.encode(None))
-    return path
+    return fakes.write_clip(path, images, fps)
 
 
 def two_faces(media: Path, n: int) -> list[np.ndarray]:

@@ -22,6 +22,7 @@ from facepaint.runtime.evaluation import metrics as M
 from facepaint.runtime.evaluation.streams import iter_frames, make_judge_tracker
 from facepaint.runtime.source_track import SourceTrack
 from facepaint.runtime.source_video import driving_index
+from fakes import write_clip
 
 pytestmark = pytest.mark.slow
 
@@ -43,17 +44,6 @@ def series(images: list[np.ndarray]) -> M.TrackSeries:
     finally:
         tracker.close()
     return M.series_from_tracks([t[0] if t else None for t in tracks])
-
-
-def write_clip(path: Path, images: list[np.ndarray], fps: int = 30) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        for im in images:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(im), format="rgb24")))
-        out.mux(stream.encode(None))
-    return path
 
 
 def render(*args: str) -> int:
