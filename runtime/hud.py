@@ -16,7 +16,9 @@ import numpy as np
 
 from facepaint.runtime.stats import PipelineStats
 
-# Seconds kept in the per-second series (an hour); older seconds are forgotten first.
+# Seconds kept in the per-second series (an hour); older seconds are forgotten first. A per-minute
+# summary of the whole run is kept beside it (a row a minute), so a call longer than the hour can
+# still compare its first minutes with its last.
 SERIES_SECONDS = 3600
 RECENT_FRAMES = 30
 
@@ -33,6 +35,8 @@ class LiveStats(PipelineStats):
         super().__init__(window, **kwargs)
         self._recent: deque[float] = deque(maxlen=RECENT_FRAMES)
         self._series: deque[tuple[int, list[float]]] = deque(maxlen=SERIES_SECONDS)
+        self._minutes: list[dict[str, float]] = []  # closed minutes, see minutes()
+        self._minute_seconds: list[tuple[int, float, float, int]] = []  # the open minute's closed seconds
         self.extra: dict[str, Any] = {}
 
     def frame_out(self, captured_at: float | None = None) -> None:
@@ -46,6 +50,8 @@ class LiveStats(PipelineStats):
         with self._lock:
             self._recent.append(latency)
             if not self._series or self._series[-1][0] != second:
+                if self._series:
+                    self._close_second(*self._series[-1])
                 self._series.append((second, []))
             self._series[-1][1].append(latency)
 
@@ -55,6 +61,20 @@ class LiveStats(PipelineStats):
         with self._lock:
             recent = list(self._recent)
         return float(np.median(recent)) * 1000.0 if recent else 0.0
+
+    def _close_second(self, second: int, values: list[float]) -> None:
+        """Fold a finished second into the open minute (closing that minute first when it is over)."""
+        if self._minute_seconds and self._minute_seconds[0][0] // 60 != second // 60:
+            self._minutes.append(_minute_row(self._minute_seconds))
+            self._minute_seconds = []
+        p50, p95 = np.percentile(np.asarray(values), [50, 95]) * 1000.0
+        self._minute_seconds.append((second, float(p50), float(p95), len(values)))
+
+    def minutes(self) -> list[dict[str, float]]:
+        """Per minute of the whole run: ``minute`` (from 0), ``n`` frames, ``p50``/``p95`` ms (the medians
+        of the minute's per-second values). The second still open is left out."""
+        with self._lock:
+            return self._minutes + ([_minute_row(self._minute_seconds)] if self._minute_seconds else [])
 
     def series(self) -> list[dict[str, float]]:
         """Per second of the run: ``t`` (s from start), ``n`` frames delivered, ``p50``/``p95`` ms."""
@@ -70,8 +90,16 @@ class LiveStats(PipelineStats):
         """The shared keys, ``latency_ms_by_time`` (``series()``) and whatever ``extra`` holds."""
         out = super().to_dict()
         out["latency_ms_by_time"] = self.series()
+        out["latency_ms_by_minute"] = self.minutes()
         out.update(self.extra)
         return out
+
+
+def _minute_row(seconds: list[tuple[int, float, float, int]]) -> dict[str, float]:
+    """One minute's row from its seconds' (second, p50, p95, frames)."""
+    return {"minute": seconds[0][0] // 60, "n": sum(s[3] for s in seconds),
+            "p50": round(float(np.median([s[1] for s in seconds])), 3),
+            "p95": round(float(np.median([s[2] for s in seconds])), 3)}
 
 
 def window_latency_ms(series: list[dict[str, float]], start: float, end: float) -> float | None:

@@ -167,3 +167,21 @@ def test_live_stats_series_and_windows():
     assert stats.recent_latency_ms == pytest.approx(60.0)
     table = format_table(stats.to_dict(), target_fps=25.0)
     assert "end-to-end" in table and "of 25.0 fps" in table and "dropped 0 (none)" in table
+
+
+def test_live_stats_minutes_outlive_the_hour_of_seconds():
+    from facepaint.runtime.hud import SERIES_SECONDS, LiveStats
+
+    now = [0.0]
+    stats = LiveStats(clock=lambda: now[0])
+    stats.start()
+    seconds = SERIES_SECONDS + 180  # an hour and three minutes, 2 frames a second
+    for i in range(seconds * 2):
+        now[0] = i * 0.5
+        stats.frame_out(now[0] - (0.03 if now[0] < 60 else 0.05))  # 30 ms in the first minute, 50 after
+    out = stats.to_dict()
+    assert out["latency_ms_by_time"][0]["t"] > 60  # the first minute has left the per-second series
+    minutes = out["latency_ms_by_minute"]
+    assert [m["minute"] for m in minutes] == list(range(seconds // 60))
+    assert minutes[0]["p95"] == pytest.approx(30.0) and minutes[-1]["p95"] == pytest.approx(50.0)
+    assert minutes[0]["n"] == 120 and minutes[-1]["n"] == 118  # the open second is not counted
