@@ -8,6 +8,7 @@ a long session (the drift check of ``bench/live.py``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from typing import Any
@@ -21,6 +22,7 @@ from facepaint.runtime.stats import PipelineStats
 # still compare its first minutes with its last.
 SERIES_SECONDS = 3600
 RECENT_FRAMES = 30
+Second = tuple[int, float, float, int]  # (second from start, p50 s, p95 s, frames)
 
 
 class LiveStats(PipelineStats):
@@ -34,9 +36,11 @@ class LiveStats(PipelineStats):
     def __init__(self, window: int = 2048, **kwargs: Any) -> None:
         super().__init__(window, **kwargs)
         self._recent: deque[float] = deque(maxlen=RECENT_FRAMES)
-        self._series: deque[tuple[int, list[float]]] = deque(maxlen=SERIES_SECONDS)
+        # Closed seconds as (second, p50 s, p95 s, frames), the open one as its latencies: with it,
+        # at most SERIES_SECONDS seconds.
+        self._seconds: deque[Second] = deque(maxlen=SERIES_SECONDS - 1)
+        self._open: tuple[int, list[float]] | None = None
         self._minutes: list[dict[str, float]] = []  # closed minutes, see minutes()
-        self._minute_seconds: list[tuple[int, float, float, int]] = []  # the open minute's closed seconds
         self.extra: dict[str, Any] = {}
 
     def frame_out(self, captured_at: float | None = None) -> None:
@@ -49,11 +53,11 @@ class LiveStats(PipelineStats):
         second = int(now - (self.started_at if self.started_at is not None else now))
         with self._lock:
             self._recent.append(latency)
-            if not self._series or self._series[-1][0] != second:
-                if self._series:
-                    self._close_second(*self._series[-1])
-                self._series.append((second, []))
-            self._series[-1][1].append(latency)
+            if self._open is None or self._open[0] != second:
+                if self._open is not None:
+                    self._close_second(_second(*self._open))
+                self._open = (second, [])
+            self._open[1].append(latency)
 
     @property
     def recent_latency_ms(self) -> float:
@@ -62,29 +66,29 @@ class LiveStats(PipelineStats):
             recent = list(self._recent)
         return float(np.median(recent)) * 1000.0 if recent else 0.0
 
-    def _close_second(self, second: int, values: list[float]) -> None:
-        """Fold a finished second into the open minute (closing that minute first when it is over)."""
-        if self._minute_seconds and self._minute_seconds[0][0] // 60 != second // 60:
-            self._minutes.append(_minute_row(self._minute_seconds))
-            self._minute_seconds = []
-        p50, p95 = np.percentile(np.asarray(values), [50, 95]) * 1000.0
-        self._minute_seconds.append((second, float(p50), float(p95), len(values)))
+    def _close_second(self, closed: Second) -> None:
+        """Keep a finished second, closing the minute before it when that minute is over."""
+        if self._seconds and self._seconds[-1][0] // 60 != closed[0] // 60:
+            self._minutes.append(_minute_row(self._minute_tail()))
+        self._seconds.append(closed)
+
+    def _minute_tail(self) -> list[Second]:
+        """The closed seconds of the last minute that has any (the series holds far more than a minute)."""
+        minute = self._seconds[-1][0] // 60
+        return list(itertools.takewhile(lambda s: s[0] // 60 == minute, reversed(self._seconds)))
 
     def minutes(self) -> list[dict[str, float]]:
         """Per minute of the whole run: ``minute`` (from 0), ``n`` frames, ``p50``/``p95`` ms (the medians
         of the minute's per-second values). The second still open is left out."""
         with self._lock:
-            return self._minutes + ([_minute_row(self._minute_seconds)] if self._minute_seconds else [])
+            return self._minutes + ([_minute_row(self._minute_tail())] if self._seconds else [])
 
     def series(self) -> list[dict[str, float]]:
         """Per second of the run: ``t`` (s from start), ``n`` frames delivered, ``p50``/``p95`` ms."""
         with self._lock:
-            buckets = [(second, list(values)) for second, values in self._series]
-        rows = []
-        for second, values in buckets:
-            p50, p95 = np.percentile(np.asarray(values), [50, 95]) * 1000.0
-            rows.append({"t": second, "n": len(values), "p50": round(float(p50), 3), "p95": round(float(p95), 3)})
-        return rows
+            seconds = list(self._seconds) + ([_second(self._open[0], list(self._open[1]))] if self._open else [])
+        return [{"t": t, "n": n, "p50": round(p50 * 1000.0, 3), "p95": round(p95 * 1000.0, 3)}
+                for t, p50, p95, n in seconds]
 
     def to_dict(self) -> dict[str, Any]:
         """The shared keys, ``latency_ms_by_time`` (``series()``) and whatever ``extra`` holds."""
@@ -95,11 +99,17 @@ class LiveStats(PipelineStats):
         return out
 
 
-def _minute_row(seconds: list[tuple[int, float, float, int]]) -> dict[str, float]:
-    """One minute's row from its seconds' (second, p50, p95, frames)."""
+def _second(second: int, latencies: list[float]) -> Second:
+    """A second's (second, p50 s, p95 s, frames) from its latencies."""
+    p50, p95 = np.percentile(np.asarray(latencies), [50, 95])
+    return second, float(p50), float(p95), len(latencies)
+
+
+def _minute_row(seconds: list[Second]) -> dict[str, float]:
+    """One minute's row from its closed seconds."""
     return {"minute": seconds[0][0] // 60, "n": sum(s[3] for s in seconds),
-            "p50": round(float(np.median([s[1] for s in seconds])), 3),
-            "p95": round(float(np.median([s[2] for s in seconds])), 3)}
+            "p50": round(float(np.median([s[1] for s in seconds])) * 1000.0, 3),
+            "p95": round(float(np.median([s[2] for s in seconds])) * 1000.0, 3)}
 
 
 def window_latency_ms(series: list[dict[str, float]], start: float, end: float) -> float | None:

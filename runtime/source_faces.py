@@ -21,13 +21,11 @@ from facepaint.engine.errors import InputError, NoFaceError
 from facepaint.engine.faces import FacesSpec
 from facepaint.engine.track import FaceTrack
 from facepaint.plugins.base import Tracker
-from facepaint.plugins.trackers.smoothing import CenteredSmoother
 from facepaint.runtime.source_track import (
-    SOURCE_SMOOTH_RADIUS,
-    SOURCE_SMOOTH_SIGMA,
     SourceTrack,
     check_length,
     open_source_video,
+    smoothed,
     source_frames,
     track_source,
 )
@@ -76,7 +74,7 @@ def track_source_faces(path: str, tracker: Tracker, spec: FacesSpec, limit: int 
         check_length(path, len(found), float(rate))
     base, numbers = base_frame(found, spec, path)
     chains = match_faces(found, base, numbers)
-    members = {n: _smoothed(chain) for n, chain in zip(numbers, chains, strict=True)}
+    members = {n: smoothed(chain) for n, chain in zip(numbers, chains, strict=True)}
     faces = tuple(next((members[n][i] for n in numbers if members[n][i] is not None), None)
                   for i in range(len(found)))
     return SourceTrack(path=path, rate=rate, size=size, faces=faces, audio=audio, members=members,
@@ -126,11 +124,11 @@ def match_faces(found: Sequence[Sequence[FaceTrack]], base: int, numbers: Sequen
 
 def _nearest_pairs(last: Sequence[FaceTrack], now: Sequence[FaceTrack]) -> list[tuple[int, int]]:
     """(face, detection) pairs close enough to be one face (``MAX_SHIFT``, ``MAX_GROWTH``), nearest first."""
-    boxes = [_centre_width(face) for face in last]
+    boxes = [centre_width(face) for face in last]
     pairs = []
     for k, (centre, width) in enumerate(boxes):
         for j, face in enumerate(now):
-            c, w = _centre_width(face)
+            c, w = centre_width(face)
             shift = float(np.linalg.norm(c - centre)) / width
             if shift < MAX_SHIFT and 1 / MAX_GROWTH < w / width < MAX_GROWTH:
                 pairs.append((shift, k, j))
@@ -145,13 +143,7 @@ def _nearest_pairs(last: Sequence[FaceTrack], now: Sequence[FaceTrack]) -> list[
     return out
 
 
-def _centre_width(face: FaceTrack) -> tuple[np.ndarray, float]:
+def centre_width(face: FaceTrack) -> tuple[np.ndarray, float]:
+    """A face's landmark centre (x, y) and width (at least 1 px)."""
     points = np.asarray(face.landmarks, np.float64)[:, :2]
     return points.mean(0), max(float(np.ptp(points[:, 0])), 1.0)
-
-
-def _smoothed(chain: Sequence[FaceTrack | None]) -> tuple[FaceTrack | None, ...]:
-    smoother = CenteredSmoother(SOURCE_SMOOTH_RADIUS, SOURCE_SMOOTH_SIGMA)
-    out = [face for i, raw in enumerate(chain) for _, face in smoother.push(i, raw)]
-    out += [face for _, face in smoother.flush()]
-    return tuple(out)

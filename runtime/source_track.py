@@ -8,7 +8,7 @@ and a face that leaves for a while is known in advance: those frames pass throug
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -151,22 +151,29 @@ def track_source(path: str, tracker: Tracker, limit: int | None = None) -> Sourc
         rate, size, audio = video.rate, video.size, video.audio
         if video.frame_count is not None:  # the header's count: refused before any tracking
             check_length(path, video.frame_count, float(rate))
-    smoother = CenteredSmoother(SOURCE_SMOOTH_RADIUS, SOURCE_SMOOTH_SIGMA)
     timestamp = StreamTimestamps()
-    faces: list[FaceTrack | None] = []
+    raw: list[FaceTrack | None] = []
     for index, image in enumerate(source_frames(path, size)):
         if limit is not None and index >= limit:
             break
         found = tracker.track(image, timestamp(index / float(rate)))
-        faces.extend(face for _, face in smoother.push(index, found[0] if found else None))
-    faces.extend(face for _, face in smoother.flush())
+        raw.append(found[0] if found else None)
+    faces = smoothed(raw)
     tracker.reset()
     if limit is None or len(faces) < limit:
         check_length(path, len(faces), float(rate))
     if not any(face is not None for face in faces):
         raise NoFaceError(f"no face found in any frame of the source video {path}; use a clip with a clearly "
                           "visible face")
-    return SourceTrack(path=path, rate=Fraction(rate), size=size, faces=tuple(faces), audio=audio)
+    return SourceTrack(path=path, rate=Fraction(rate), size=size, faces=faces, audio=audio)
+
+
+def smoothed(faces: Sequence[FaceTrack | None]) -> tuple[FaceTrack | None, ...]:
+    """A source face's track, frame by frame, through the centred smoothing (so the source's own
+    jitter does not add to the driver's); None stays None."""
+    smoother = CenteredSmoother(SOURCE_SMOOTH_RADIUS, SOURCE_SMOOTH_SIGMA)
+    out = [face for i, raw in enumerate(faces) for _, face in smoother.push(i, raw)]
+    return tuple(out + [face for _, face in smoother.flush()])
 
 
 def check_length(path: str, frames: int, fps: float) -> None:

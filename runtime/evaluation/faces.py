@@ -25,6 +25,7 @@ from facepaint.plugins.sources.image import read_image
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.runtime.evaluation.source_video import identity_by_frame, write_as_shown
 from facepaint.runtime.evaluation.streams import Progress, iter_frames, judge, trim_video, video_rate, write_video
+from facepaint.runtime.source_faces import centre_width, track_source_faces
 
 # The judged square, in face widths (the width of the landmarks): the head with its hair and chin;
 # two people side by side stand two widths or more apart, so a neighbour shows at most as a sliver
@@ -119,8 +120,6 @@ def _still_places(source: str, spec: FacesSpec) -> FacePlaces:
 
 def _video_places(source: str, spec: FacesSpec, max_frames: int | None) -> FacePlaces:
     """The chosen faces of a source video, tracked as the render tracks them (``runtime.source_faces``)."""
-    from facepaint.runtime.source_faces import track_source_faces
-
     with contextlib.closing(load_plugin("facepaint.trackers", "mediapipe")(TrackerConfig(smoothing=False))) as t:
         track = track_source_faces(source, t, spec, max_frames)
     return _places({n: list(faces) for n, faces in track.members.items()})
@@ -131,10 +130,9 @@ def _places(tracks: dict[int, Sequence[FaceTrack | None]]) -> FacePlaces:
     without the face keeps the centre of the nearest frame before it, or else after it)."""
     side, centres = {}, {}
     for n, faces in tracks.items():
-        seen = [(i, face) for i, face in enumerate(faces) if face is not None]
-        width = float(np.ptp(np.asarray(seen[0][1].landmarks)[:, 0]))
-        side[n] = 2 * round(CROP_WIDTHS * width / 2)  # even: H.264 frames
-        known = {i: np.asarray(face.landmarks, np.float64)[:, :2].mean(0) for i, face in seen}
+        seen = [(i, centre_width(face)) for i, face in enumerate(faces) if face is not None]
+        side[n] = 2 * round(CROP_WIDTHS * seen[0][1][1] / 2)  # even: H.264 frames
+        known = {i: centre for i, (centre, _) in seen}
         last = known[seen[0][0]]
         centres[n] = [last := known.get(i, last) for i in range(len(faces))]
     return FacePlaces(side, centres)

@@ -11,6 +11,7 @@ as the judges give them, with the clip's first frame as the frozen source.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from facepaint.runtime.evaluation import metrics as M
-from facepaint.runtime.evaluation.streams import Progress, iter_frames, judge, video_rate
+from facepaint.runtime.evaluation.streams import Progress, iter_frames, judge, video_rate, write_video
 
 
 def video_source_scores(source: str, driving: str, output: str | None, tmp: Path, *, every: int,
@@ -67,21 +68,15 @@ def _frame_count(path: str) -> int:
 
 def write_as_shown(driving: str, path: str, rate: Fraction, count: int) -> int:
     """The driving frames shown with output frames 0..count-1 (``--fit cut``), at ``rate``."""
-    import av
-
     fps = float(video_rate(driving))
-    written = 0
-    with av.open(path, "w") as out:
-        stream = out.add_stream("libx264", rate=rate)
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "preset": "veryfast"}
+
+    def shown() -> Iterator[np.ndarray]:
+        written = 0
         for j, rgb in enumerate(iter_frames(driving, "driving video")):
-            if written == 0:
-                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
             while written < count and math.floor(written / float(rate) * fps + 1e-9) == j:
-                out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")))
+                yield rgb
                 written += 1
             if written >= count:
-                break
-        out.mux(stream.encode(None))
-    return written
+                return
+
+    return write_video(path, shown(), rate)

@@ -7,6 +7,7 @@ bounds of ``facepaint.runtime.evaluation.quality``) to a tracker per stream and 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from fractions import Fraction
@@ -49,27 +50,12 @@ def video_rate(path: str) -> Fraction:
 
 
 def trim_video(src: str, dst: str, max_frames: int) -> int:
-    """Write the first ``max_frames`` frames of ``src`` to ``dst`` (H.264 CRF 12, no audio).
+    """Write the first ``max_frames`` frames of ``src`` to ``dst`` (``write_video``).
 
     Returns:
         The number of frames written.
     """
-    import av
-
-    written = 0
-    with av.open(dst, "w") as out:
-        stream = out.add_stream("libx264", rate=video_rate(src))
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "preset": "veryfast"}
-        for rgb in iter_frames(src, "driving video"):
-            if written == 0:
-                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-            written += 1
-            if written >= max_frames:
-                break
-        out.mux(stream.encode(None))
-    return written
+    return write_video(dst, itertools.islice(iter_frames(src, "driving video"), max_frames), video_rate(src))
 
 
 def write_image(path: str, rgb: np.ndarray) -> None:
