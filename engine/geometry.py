@@ -101,3 +101,32 @@ def affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     a = np.concatenate([src, np.ones((len(src), 1))], axis=1)
     sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
     return sol.T.copy()
+
+
+def scale_rotation(rot: np.ndarray, gain: float) -> np.ndarray:
+    """Rotation by ``gain`` times the angle of ``rot`` about the same axis (Rodrigues)."""
+    angle = np.arccos(np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0))
+    if angle < 1e-8:
+        return np.eye(3)
+    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]]) / (2 * np.sin(angle))
+    a = gain * angle
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def placed_over(shape: np.ndarray, target: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``shape`` scaled and translated onto ``target``'s points ``idx``; not rotated, so the rotation
+    between the driving face and this neutral stays measurable (the driving pose relative to the source's)."""
+    a, b = shape[idx], target[idx]
+    ca, cb = a.mean(axis=0), b.mean(axis=0)
+    scale = np.sqrt(((b - cb) ** 2).sum() / max(((a - ca) ** 2).sum(), 1e-9))
+    return (shape - ca) * scale + cb
+
+
+def after_linear(unpose: np.ndarray, centre: np.ndarray, pose):
+    """``pose`` applied after ``unpose`` (a linear map about ``centre``)."""
+
+    def composed(pts: np.ndarray) -> np.ndarray:
+        return pose(centre + (pts - centre) @ unpose.T)
+
+    return composed

@@ -9,7 +9,15 @@ import numpy as np
 
 from facepaint.engine.errors import InputError
 from facepaint.engine.expression import ShapeEdit
-from facepaint.engine.geometry import eye_openness, similarity_apply, smoothstep, umeyama
+from facepaint.engine.geometry import (
+    after_linear,
+    eye_openness,
+    placed_over,
+    scale_rotation,
+    similarity_apply,
+    smoothstep,
+    umeyama,
+)
 from facepaint.engine.reference import normalise_reference
 from facepaint.engine.regions import REGIONS, region_weights
 from facepaint.engine.source_face import SourceFace
@@ -219,7 +227,7 @@ class GeometricLandmarkTransformer:
         lm = self._check(face)
         st = self.topology.stable
         if self.config.reference == "source":
-            lm = _placed_over(self.source.landmarks, lm, st)
+            lm = placed_over(self.source.landmarks, lm, st)
         self._neutral = lm
         self._neutral_eyes = np.maximum(eye_openness(lm, self.topology), 1e-3)
         self._to_source = umeyama(lm[st], self.source.landmarks[st])
@@ -247,7 +255,7 @@ class GeometricLandmarkTransformer:
                 s_d, r_d, t_d = 1.0, np.eye(3), np.zeros(3)
         pose = self._source_motion(s_d, r_d, t_d)
         if self._unpose is not None:
-            pose = _after(self._unpose, self.source.landmarks[self.topology.stable].mean(0), pose)
+            pose = after_linear(self._unpose, self.source.landmarks[self.topology.stable].mean(0), pose)
         return self._target(delta, ratio, pose)
 
     def _target(self, delta: np.ndarray, ratio: np.ndarray, pose) -> TargetShape:
@@ -381,7 +389,7 @@ class GeometricLandmarkTransformer:
         neutral, (s_a, r_a, t_a) = self._calibration()
         r_rel = r_d.T
         if cfg.rotation != 1.0:
-            r_rel = _scale_rotation(r_rel, cfg.rotation)
+            r_rel = scale_rotation(r_rel, cfg.rotation)
         # Zoom is clamped: a driving face leaning into the camera must not outgrow the crop.
         scale = float(np.clip(1.0 / s_d, 0.8, 1.25)) if cfg.scale else 1.0
         # neutral-frame motion x -> (R_d^T (x - t_d)) / s_d, conjugated by neutral->source similarity.
@@ -395,32 +403,3 @@ class GeometricLandmarkTransformer:
             return centre + shift + scale * (pts - centre) @ r_src.T
 
         return pose
-
-
-def _after(unpose: np.ndarray, centre: np.ndarray, pose):
-    """``pose`` applied after ``unpose`` (a linear map about ``centre``)."""
-
-    def composed(pts: np.ndarray) -> np.ndarray:
-        return pose(centre + (pts - centre) @ unpose.T)
-
-    return composed
-
-
-def _scale_rotation(rot: np.ndarray, gain: float) -> np.ndarray:
-    """Rotation by ``gain`` times the angle of ``rot`` about the same axis (Rodrigues)."""
-    angle = np.arccos(np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0))
-    if angle < 1e-8:
-        return np.eye(3)
-    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]]) / (2 * np.sin(angle))
-    a = gain * angle
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
-
-
-def _placed_over(shape: np.ndarray, target: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``shape`` scaled and translated onto ``target``'s points ``idx``; not rotated, so the rotation
-    between the driving face and this neutral stays measurable (the driving pose relative to the source's)."""
-    a, b = shape[idx], target[idx]
-    ca, cb = a.mean(axis=0), b.mean(axis=0)
-    scale = np.sqrt(((b - cb) ** 2).sum() / max(((a - ca) ** 2).sum(), 1e-9))
-    return (shape - ca) * scale + cb
