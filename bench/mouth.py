@@ -12,7 +12,7 @@ row (no driving frame: the interior is the cavity an expression edit gets), each
 with no layout). ``--clips N`` takes N
 clips evenly spread over the (name-sorted) clips whose longer side is at most ``--max-side``.
 Tracks, dlib's truth points and each row's figures are cached under ``--cache`` (a row's cache
-is keyed by the engine's source, so a code change renders it again).
+is keyed by the engine's source, and the net's rows by its weights too, so a change renders them again).
 """
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ BW_FRAMES = 8  # the widest-mouth frames of each clip
 START, END = "<!-- mouth-protocol:start -->", "<!-- mouth-protocol:end -->"
 
 
-def code_key() -> str:
-    """A hash of the engine's source and the mouth net's weights: a row cached under another one
-    is rendered again."""
+def code_key(fill: str) -> str:
+    """A hash of the engine's source, and for the mouth net's rows of its weights too: a row cached
+    under another one is rendered again (new weights re-render the net's rows only)."""
     digest = hashlib.sha1()
-    weights = ROOT / "engine" / "neural" / "weights" / "mouth_net.safetensors"
-    for path in [*sorted((ROOT / "engine").rglob("*.py")), weights]:
+    weights = [ROOT / "engine" / "neural" / "weights" / "mouth_net.safetensors"] if fill == "neural" else []
+    for path in [*sorted((ROOT / "engine").rglob("*.py")), *weights]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -88,7 +88,8 @@ def cached(path: Path, make):
     return value
 
 
-def clip_rows(clip: Path, max_frames: int, cache: Path, judge: GeometryJudge, key: str) -> dict[str, dict] | None:
+def clip_rows(clip: Path, max_frames: int, cache: Path, judge: GeometryJudge,
+              keys: dict[str, str]) -> dict[str, dict] | None:
     """Every setting's figures on one clip (None: no face in its first frame)."""
     with VideoSource(clip) as video:
         fps = float(video.fps) if getattr(video, "fps", None) else 25.0
@@ -109,7 +110,7 @@ def clip_rows(clip: Path, max_frames: int, cache: Path, judge: GeometryJudge, ke
     rows = {}
     for setting in SETTINGS:
         source_face = bw_face if setting.bw_source else tracks["clean"][0]
-        path = cache / f"{stem}_{setting.name.replace(' ', '_')}_{key}.json"
+        path = cache / f"{stem}_{setting.name.replace(' ', '_')}_{keys[setting.fill]}.json"
         if path.exists():
             rows[setting.name] = json.loads(path.read_text())
             continue
@@ -251,10 +252,11 @@ def main() -> int:
     args = p.parse_args()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    judge, key, start = GeometryJudge(), code_key(), time.time()
+    judge, start = GeometryJudge(), time.time()
+    keys = {fill: code_key(fill) for fill in dict.fromkeys(s.fill for s in SETTINGS)}
     per_clip = {}
     for clip in pick_clips(Path(args.media), args.clips, args.max_side):
-        rows = clip_rows(clip, args.max_frames, cache, judge, key)
+        rows = clip_rows(clip, args.max_frames, cache, judge, keys)
         done = "too few open-mouth frames or no face" if rows is None else f"{len(rows)} rows"
         print(f"{clip.name}: {done}", flush=True)
         if rows is not None:

@@ -5,7 +5,9 @@
 
 The portrait driven to lp_d10.mp4's widest mouth (the paint at full opening: the dearest case);
 each fill timed alone on a warped crop (median and 90th percentile of ``--calls`` calls,
-alternating them so the shared machine's load falls on all alike), torch on one thread.
+alternating them so the shared machine's load falls on all alike), torch on one thread. The net runs
+with each backend it can (torch; onnxruntime where the onnx extra is installed, its file exported
+into the user cache on first use, as a render does).
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facepaint.compile.first_use import compile_on_first_use
+from facepaint.engine.face_reenactor import ReenactorConfig
 from facepaint.engine.mouth import mouth_alpha, paint_mouth
 from facepaint.engine.mouth_colour import lip_colour
 from facepaint.engine.mouth_neural import NeuralMouth
+from facepaint.engine.neural.model_files import mouth_backend
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+from facepaint.engine.stages import ModelConfig
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
 from facepaint.runtime.evaluation.mouth_frames import read_clip
@@ -52,11 +58,12 @@ def main() -> int:
         palette = lip_colour(source.crop, source.landmarks, source.topology)
         prepare_ms = 1000 * (time.perf_counter() - start)
         frame, driving = clip.images[index], np.asarray(clip.face(index).landmarks)
-        net = NeuralMouth(source, palette=palette)
-        x, _ = net.inputs(warped, lm, frame, driving)
-        fills = {"paint": lambda out: paint_mouth(out, source, lm, frame, driving, opened, closing, palette),
-                 "neural": lambda out: net.paint(out, lm, frame, driving),
-                 "net forward": lambda out: net.chosen.backend.infer({"x": x})}
+        nets = {name: NeuralMouth(source, ModelConfig(backend=name), palette) for name in backends()}
+        x, _ = nets["torch"].inputs(warped, lm, frame, driving)
+        fills = {"paint": lambda out: paint_mouth(out, source, lm, frame, driving, opened, closing, palette)}
+        for name, net in nets.items():
+            fills[f"neural {name}"] = lambda out, n=net: n.paint(out, lm, frame, driving)
+            fills[f"forward {name}"] = lambda out, n=net: n.chosen.backend.infer({"x": x})
         times: dict[str, list[float]] = {name: [] for name in fills}
         for _ in range(args.calls):
             for name, fill in fills.items():
@@ -64,13 +71,23 @@ def main() -> int:
                 start = time.perf_counter()
                 fill(out)
                 times[name].append(1000 * (time.perf_counter() - start))
-        net.close()
+        for net in nets.values():
+            net.close()
     print(f"{args.portrait} x lp_d10 frame {index}, crop {warped.shape[1]}x{warped.shape[0]}, opening {opened:.2f}; "
           f"portrait palette at prepare time {prepare_ms:.2f} ms")
     for name, values in times.items():
         p50, p90 = np.median(values), np.percentile(values, 90)
-        print(f"  {name:12s} p50 {p50:.3f} ms  p90 {p90:.3f} ms")
+        print(f"  {name:20s} p50 {p50:.3f} ms  p90 {p90:.3f} ms")
     return 0
+
+
+def backends() -> tuple[str, ...]:
+    """torch, and onnxruntime where it runs here (its ONNX built into the cache as a render would)."""
+    if mouth_backend("auto") != "onnxruntime":
+        return ("torch",)
+    compile_on_first_use(EngineConfig(reenactor=ReenactorConfig(mouth_fill="neural"),
+                                      model=ModelConfig(backend="onnxruntime")))
+    return ("torch", "onnxruntime")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import torch
 
 from facepaint.engine.geometry import box_around, mouth_openness
 from facepaint.engine.mouth_colour import LipColour, lip_colour, portrait_interior
-from facepaint.engine.neural.model_files import MOUTH, open_stage_model, read_model_spec
+from facepaint.engine.neural.model_files import MOUTH, open_stage_model, read_model_spec, stage_backend
 from facepaint.engine.neural.mouth_net import (
     ALPHA_GROW,
     apply_affine,
@@ -44,7 +44,8 @@ class NeuralMouth:
     Args:
         source: The prepared portrait.
         model: Where the weights are (``mouth_net.*`` in ``model.weights``, None: the shipped
-            ones); it always runs with torch on the CPU in fp32 (a 64 px square: a few ms).
+            ones) and the backend asked for; it always runs on the CPU in fp32, with onnxruntime
+            or torch (``model_files.mouth_backend``).
         palette: The portrait's ``lip_colour`` (measured here when None).
 
     Raises:
@@ -55,7 +56,8 @@ class NeuralMouth:
                  palette: LipColour | None = None) -> None:
         model = model or ModelConfig()
         self.size = int(read_model_spec(MOUTH, model.weights).config["size"])
-        self.chosen = open_stage_model(MOUTH, model, backend="torch", device="cpu", precision="fp32")
+        self.chosen = open_stage_model(MOUTH, model, backend=stage_backend(MOUTH, model.backend), device="cpu",
+                                       precision="fp32", allow_fp32=True)
         self.models = (self.chosen.describe(),)
         self.source = source
         topo, lm = source.topology, source.landmarks

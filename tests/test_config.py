@@ -62,7 +62,7 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
     ({"engine": {"model": {"device": "tpu"}}}, "device must be one of cpu, cuda, auto"),
     ({"runtime": {"live_queue": 0}}, "live_queue must be in [1, 8]"),
     ({"runtime": {"track_workers": 0}}, "track_workers must be in [1, 16]"),
-    ({"engine": {"model": {"backend": "onnxruntime"}}}, "apply to the neural stages only; add --reenactor neural"),
+    ({"engine": {"model": {"backend": "onnxruntime"}}}, "stages and the mouth net only; add --reenactor neural"),
 ])
 def test_wrong_types_and_values_are_one_line_errors_naming_the_key(layer: dict, words: str) -> None:
     with pytest.raises(ConfigError) as info:

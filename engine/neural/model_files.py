@@ -17,6 +17,7 @@ match. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import importlib.util
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,8 @@ AU_REGRESSOR = "au_regressor"
 MOUTH = "mouth_net"
 # The networks the product runs, in pipeline order (what `compile` builds). The AU regressor only
 # measures the transformer (training loss, evaluation) and is shipped for `eval`; the mouth net
-# (``mouth_fill = "neural"``) runs with torch on the CPU inside the reenactor, so it is not compiled.
+# (``mouth_fill = "neural"``) runs on the CPU inside the reenactor (``stage_backend`` says with what)
+# and is compiled on first use like the stages, not by `compile`.
 STAGE_MODELS = (TRANSFORMER, GENERATOR, MIXER)
 MODELS = (*STAGE_MODELS, AU_REGRESSOR, MOUTH)
 
@@ -134,8 +136,24 @@ def stage_backend(stem: str, backend: str) -> str:
     transformer runs on the CPU (``NeuralLandmarkTransformer`` says why), so it keeps a backend
     that runs there (``torch``, ``onnxruntime``) and takes ``auto`` instead of the GPU-only ones
     that serve the image networks."""
+    if stem == MOUTH:
+        return mouth_backend(backend)
     if stem == TRANSFORMER and backend != "auto" and backend_row(backend).needs_gpu:
         return "auto"
+    return backend
+
+
+def mouth_backend(backend: str) -> str:
+    """The backend the mouth net runs with under ``--backend backend``, always on the CPU.
+
+    Its 64 px square is too small for a GPU round trip to pay, and on this CPU onnxruntime runs it in
+    about a third of torch's time (1.5 against 4.8 ms, docs/RESULTS.md), so ``auto`` and the GPU-only
+    backends take onnxruntime when the onnx extra (onnxruntime and the exporter) is installed and
+    torch otherwise; the model's description names the one chosen (stats JSON, HUD).
+    """
+    if backend == "auto" or backend_row(backend).needs_gpu:
+        wanted = ("onnxruntime", "onnx", "onnxscript")
+        return "onnxruntime" if all(importlib.util.find_spec(m) for m in wanted) else "torch"
     return backend
 
 

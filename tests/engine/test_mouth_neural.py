@@ -6,17 +6,21 @@ import cv2
 import numpy as np
 import pytest
 
+from facepaint.compile.first_use import compile_on_first_use
 from facepaint.engine.face_reenactor import ReenactorConfig
+from facepaint.engine.neural.model_files import mouth_backend
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
+from facepaint.engine.stages import ModelConfig
 from facepaint.runtime.evaluation.mouth import greyscale, warm
 
 
-def _net_mouth(image, face, driving, frame):
+def _net_mouth(image, face, driving, frame, backend: str = "torch"):
     """(output crop, bool mask of the target inner mouth, largest alpha) of ``image`` driven open
-    by ``frame`` (None: an expression edit) with the mouth net."""
-    config = EngineConfig(reenactor=ReenactorConfig(mouth_fill="neural"))
+    by ``frame`` (None: an expression edit) with the mouth net run by ``backend``."""
+    config = EngineConfig(reenactor=ReenactorConfig(mouth_fill="neural"), model=ModelConfig(backend=backend))
+    compile_on_first_use(config)
     with ReenactmentEngine(config, image, face) as engine:
-        assert any(line.startswith("mouth_net") for line in engine.models)
+        assert engine.models == (f"mouth_net: {mouth_backend(backend)} on cpu",)
         engine.calibrate(driving["neutral"][1])
         open_face = driving["open"][1]
         target = engine.transformer.transform(open_face)
@@ -58,6 +62,22 @@ def test_an_expression_edit_gets_an_interior_without_a_driver(s42, driving):
     # Darker than the lips and skin around it: a mouth's inside, not a smear of lip.
     ring = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool) & ~mask
     assert out[mask].mean() < 0.8 * out[ring].mean()
+
+
+def test_onnxruntime_paints_what_torch_paints_built_on_first_use(s42, driving, monkeypatch, tmp_path):
+    """The shipped folder holds the net's safetensors only: ``auto`` (and ``onnxruntime``) export
+    its ONNX into the user cache once, and the mouth it paints is torch's (the speed is the point:
+    docs/MOUTH.md)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    monkeypatch.setenv("FACEPAINT_CACHE", str(tmp_path))
+    assert mouth_backend("auto") == mouth_backend("tensorrt") == "onnxruntime"
+    frame = driving["open"][0]
+    torch_out, mask, torch_alpha = _net_mouth(*s42, driving, frame, "torch")
+    ort_out, _, ort_alpha = _net_mouth(*s42, driving, frame, "auto")
+    assert torch_alpha > 0.5 and abs(ort_alpha - torch_alpha) < 1e-3
+    assert np.abs(ort_out.astype(int) - torch_out.astype(int))[mask].max() <= 2
+    assert [p.name.split("-")[0] for p in (tmp_path / "facepaint-live" / "models").iterdir()] == ["mouth_net"]
 
 
 def test_mouth_fill_is_checked():
