@@ -1,6 +1,9 @@
-"""A blinded A/B sheet of the mouth: two mouth-colour settings, 40 pairs, left and right at random.
+"""A blinded A/B sheet of the mouth: two mouth settings, 40 pairs, left and right at random.
 
     python bench/mouth_ab.py [--a driver --b portrait] [--out docs/mouth_ab] [--seed 20]
+    python bench/mouth_ab.py --a portrait/paint --b portrait/neural --out docs/mouth_net_ab
+
+A setting is ``mouth_colour`` or ``mouth_colour/mouth_fill`` (the fill defaults to ``paint``).
 
 20 self pairs (a validate clip's first frame driven by the same clip, at its widest mouth among
 the first ``--max-frames``; the real frame is shown as the reference) and 20 cross pairs (the
@@ -20,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facepaint.engine.reenactment import EngineConfig
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
 from facepaint.runtime.evaluation.mouth_frames import face_tile, label, read_clip, render_at
@@ -63,10 +67,16 @@ def cross_pairs(tracker, max_frames: int, rng: np.random.Generator) -> list:
              read[combos[k][1]].widest_mouth()) for k in chosen]
 
 
+def setting(name: str) -> tuple[str, EngineConfig, str]:
+    """(mouth_colour, base config, mouth_fill) of a ``colour[/fill]`` setting."""
+    colour, _, fill = name.partition("/")
+    return colour, EngineConfig(), fill or "paint"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--a", default="driver", help="mouth_colour of setting A")
-    p.add_argument("--b", default="portrait", help="mouth_colour of setting B")
+    p.add_argument("--a", default="driver", help="setting A: mouth_colour[/mouth_fill]")
+    p.add_argument("--b", default="portrait", help="setting B: mouth_colour[/mouth_fill]")
     p.add_argument("--max-frames", type=int, default=150)
     p.add_argument("--out", default=str(ROOT / "docs" / "mouth_ab"))
     p.add_argument("--seed", type=int, default=20)
@@ -76,7 +86,7 @@ def main() -> int:
     with MediaPipeTracker(TrackerConfig(smoothing=False)) as tracker:
         pairs = [*self_pairs(tracker, args.max_frames), *cross_pairs(tracker, args.max_frames, rng)]
         for n, (name, image, face, clip, index) in enumerate(pairs, 1):
-            outs = {s: render_at(image, face, clip, index, s) for s in (args.a, args.b)}
+            outs = {s: render_at(image, face, clip, index, *setting(s)) for s in (args.a, args.b)}
             left, right = (args.a, args.b) if rng.random() < 0.5 else (args.b, args.a)
             reference = label(face_tile(clip.images[index], clip.face(index).landmarks, TILE), f"{n} reference")
             rows.append(np.concatenate([reference, label(face_tile(*outs[left], TILE), f"{n} left"),
