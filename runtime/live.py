@@ -137,7 +137,6 @@ class LiveRun:
         self._last_out: np.ndarray | None = None
         self.rescale = rescale
         self.degrader = Degrader(self.stats, preview=parts.preview is not None)
-        self._built: list[Any] = []  # engines built by ``rescale``, closed with the run
         self._outputs = 0
 
     def run(self) -> dict[str, Any]:
@@ -200,8 +199,6 @@ class LiveRun:
         try:
             if self.rescale is not None:
                 self.rescale.close()
-            for engine in self._built:
-                engine.close()
             self.parts.close()
         except Exception as exc:  # noqa: BLE001 - handed back so run() can rank it after the cause
             error = exc
@@ -255,8 +252,10 @@ class LiveRun:
         frame = item.frame
         built = self.rescale.take() if self.rescale is not None else None
         if built is not None:  # the lower resolution the degrader asked for, from this frame on
+            # The session takes it and closes the one it replaces: a run that stepped down holds one
+            # engine, not one per step (each is tens of MB at a large portrait: the 2-hour soak's RSS).
+            self.parts.session.replace_engine(built)
             self.engine = self.driver.engine = built
-            self._built.append(built)
         if self.controls.recalibrate.is_set():
             self.controls.recalibrate.clear()
             self.engine.recalibrate()

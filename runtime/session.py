@@ -129,6 +129,12 @@ class Session:
         """A new per-frame driver over this session's tracker and engine."""
         return Driver(self.tracker, self.engine, CenteredSmoother() if self._smooth else None)
 
+    def replace_engine(self, engine: ReenactmentEngine) -> None:
+        """Own ``engine`` from now on (live's lower resolution, ``live_degrade``) and close the one it
+        replaces; the caller has stopped rendering with that one."""
+        old, self.engine = self.engine, engine
+        old.close()
+
     def close(self) -> None:
         """Close the engine and the tracker once; later calls do nothing."""
         if self._closed:

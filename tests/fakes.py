@@ -176,6 +176,10 @@ class FakeSession:
 
         return Driver(self.tracker, self.engine, None)  # type: ignore[arg-type]
 
+    def replace_engine(self, engine: object) -> None:
+        old, self.engine = self.engine, engine
+        old.close()  # type: ignore[attr-defined]
+
     def close(self) -> None:
         self.engine.close()  # type: ignore[attr-defined]
         self.tracker.close()  # type: ignore[attr-defined]
