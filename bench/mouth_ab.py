@@ -23,7 +23,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facepaint.engine.reenactment import EngineConfig
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
 from facepaint.runtime.evaluation.mouth_frames import face_tile, label, read_clip, render_at
@@ -67,10 +66,10 @@ def cross_pairs(tracker, max_frames: int, rng: np.random.Generator) -> list:
              read[combos[k][1]].widest_mouth()) for k in chosen]
 
 
-def setting(name: str) -> tuple[str, EngineConfig, str]:
-    """(mouth_colour, base config, mouth_fill) of a ``colour[/fill]`` setting."""
+def setting(name: str) -> dict[str, str]:
+    """``render_at``'s colour and fill of a ``colour[/fill]`` setting."""
     colour, _, fill = name.partition("/")
-    return colour, EngineConfig(), fill or "paint"
+    return {"colour": colour, "fill": fill or "paint"}
 
 
 def main() -> int:
@@ -86,7 +85,7 @@ def main() -> int:
     with MediaPipeTracker(TrackerConfig(smoothing=False)) as tracker:
         pairs = [*self_pairs(tracker, args.max_frames), *cross_pairs(tracker, args.max_frames, rng)]
         for n, (name, image, face, clip, index) in enumerate(pairs, 1):
-            outs = {s: render_at(image, face, clip, index, *setting(s)) for s in (args.a, args.b)}
+            outs = {s: render_at(image, face, clip, index, **setting(s)) for s in (args.a, args.b)}
             left, right = (args.a, args.b) if rng.random() < 0.5 else (args.b, args.a)
             reference = label(face_tile(clip.images[index], clip.face(index).landmarks, TILE), f"{n} reference")
             rows.append(np.concatenate([reference, label(face_tile(*outs[left], TILE), f"{n} left"),

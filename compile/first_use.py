@@ -42,9 +42,8 @@ def compile_on_first_use(config: EngineConfig) -> list[Path]:
     """
     model = config.model
     built = []
-    mouth = "neural" if config.reenactor.mouth_fill == "neural" else "none"
     for stem, kind in ((TRANSFORMER, config.transformer.kind), (GENERATOR, config.reenactor.kind),
-                       (MIXER, config.mixer.kind), (MOUTH, mouth)):
+                       (MIXER, config.mixer.kind), (MOUTH, config.reenactor.mouth_fill)):
         backend = stage_backend(stem, model.backend)
         if kind != "neural" or backend == "auto" or backend_row(backend).exporter is None:
             continue  # auto and torch run what the folder holds: nothing to build, nothing read here
