@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facepaint.engine.face_reenactor import MOUTH_FILLS
 from facepaint.plugins.sources.video import VideoSource
 from facepaint.plugins.trackers.config import TrackerConfig
 from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # greyscale clip, from a black-and-white source, and pixel-blind (no driving frame: the paint's
 # cavity, the net without the driver's layout).
 SETTINGS = tuple(
-    row for fill in ("paint", "neural") for row in (
+    row for fill in ("paint", "neural", "hybrid") for row in (
         *(MouthSetting(f"{fill} {driver}", "portrait", driver, fill=fill) for driver in DRIVERS),
         MouthSetting(f"{fill} bw-source", "portrait", bw_source=True, fill=fill),
         MouthSetting(f"{fill} pixel-blind", "portrait", blind=True, fill=fill)))
@@ -58,7 +59,7 @@ def code_key(fill: str) -> str:
     """A hash of the engine's source, and for the mouth net's rows of its weights too: a row cached
     under another one is rendered again (new weights re-render the net's rows only)."""
     digest = hashlib.sha1()
-    weights = [ROOT / "engine" / "neural" / "weights" / "mouth_net.safetensors"] if fill == "neural" else []
+    weights = [ROOT / "engine" / "neural" / "weights" / "mouth_net.safetensors"] if MOUTH_FILLS[fill] else []
     for path in [*sorted((ROOT / "engine").rglob("*.py")), *weights]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

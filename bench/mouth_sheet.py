@@ -1,11 +1,12 @@
-"""Write docs/mouth_sheet.png: the mouth paint and the mouth net on four portraits (issue 20).
+"""Write docs/mouth_sheet.png: the mouth paint, the mouth net and both on four portraits (issue 20).
 
     python bench/mouth_sheet.py [--driving driving/lp_d12.mp4] [--out docs/mouth_sheet.png]
 
 Rows: a black-and-white portrait (lp_s42 made grey here, at run time), lp_s12 (colourised), obama
 and biden2. For each of the driving clip's widest mouth, deepest blink and widest head turn: the
 driving frame, the output with the mouth paint (``mouth_fill = "paint"``, portrait colours, the
-default) and with the mouth net (``"neural"``), then the two mouths close up.
+default), with the mouth net (``"neural"``) and with both (``"hybrid"``: the net up to the portrait's
+own opening, the paint beyond), then the three mouths close up.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ MEDIA = ROOT.parent / "shared" / "media"
 PORTRAITS = (("lp_s42 b/w", "lp_s42.jpg", True), ("lp_s12", "lp_s12.jpg", False), ("obama", "obama.jpg", False),
              ("biden2", "biden2.jpg", False))
 TILE = 160
-FILLS = {"paint": "paint", "neural": "net"}
+FILLS = {"paint": "paint", "neural": "net", "hybrid": "hybrid"}
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -35,7 +36,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def portrait_row(name: str, image: np.ndarray, tracker, clip, frames: dict[str, int]) -> np.ndarray:
-    """One portrait: per frame, driver | paint | net | paint mouth | net mouth."""
+    """One portrait: per frame, driver | paint | net | hybrid | the three mouths."""
     found = tracker.track(np.ascontiguousarray(image), None)
     tiles = [label(face_tile(image, found[0].landmarks, TILE), name)]
     for what, index in frames.items():

@@ -38,6 +38,7 @@ RSS_GROWTH_MB = 50.0
 LATENCY_DRIFT = 0.10
 WARMUP_S = 60.0
 WINDOW_MIN = 5
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,15 +58,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def proc_sample(pid: int) -> dict[str, float] | None:
-    """RSS (MB), thread count and open fds of process ``pid``; None once it has exited."""
+    """RSS (MB), thread count, open fds and CPU seconds of process ``pid``, and the host's CPU
+    counters (``host_steal``, ``host_total`` in ticks); None once it has exited."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     rss_kb = float(fields["VmRSS"].split()[0]) if "VmRSS" in fields else float("nan")
-    return {"rss_mb": rss_kb / 1024.0, "threads": int(fields["Threads"]), "fds": fds}
+    # utime and stime are fields 14 and 15; the command name before them may hold spaces.
+    utime, stime = (int(x) for x in stat.rsplit(")", 1)[1].split()[11:13])
+    # The first line of /proc/stat: user nice system idle iowait irq softirq steal ... (ticks).
+    # Steal is the time the hypervisor gave this VM's CPUs to someone else: a slower host, not us.
+    host = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return {"rss_mb": rss_kb / 1024.0, "threads": int(fields["Threads"]), "fds": fds,
+            "cpu_s": (utime + stime) / _TICKS, "host_steal": host[7], "host_total": sum(host)}
 
 
 def run_child(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, float]], dict[str, Any], str]:
@@ -98,23 +107,43 @@ def run_child(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, float
 
 
 def per_minute(samples: list[dict[str, float]], stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per minute: frames, p50/p95 latency (medians of the seconds) and the last /proc sample."""
+    """One row per minute: frames, p50/p95 latency (medians of the seconds), the last /proc sample,
+    the child's CPU per frame and the host's steal over the minute.
+
+    CPU per frame tells whether the run itself got more expensive (a leak of work) or only slower
+    (another process, or the hypervisor's steal, took the cores)."""
     # The whole run's per-minute summary (the per-second series keeps only the last hour).
     by_minute = {int(r["minute"]): r for r in stats["latency_ms_by_minute"]}
-    rows = []
+    rows, prev = [], samples[0] if samples else {}
     for m in range(max(by_minute, default=-1) + 1):
         row = by_minute.get(m)
         procs = [s for s in samples if s["t"] < (m + 1) * 60 + 5]  # the child starts a few s before its clock
         last = procs[-1] if procs else {}
+        cpu_ms, steal = _per_frame_cpu(prev, last, row), _steal(prev, last)
+        prev = last or prev
         rows.append({
             "minute": m + 1,
             "frames": int(row["n"]) if row else 0,
             "p50_ms": row["p50"] if row else None,
             "p95_ms": row["p95"] if row else None,
             "rss_mb": last.get("rss_mb"), "threads": last.get("threads"), "fds": last.get("fds"),
-            "load1": last.get("load1"),
+            "load1": last.get("load1"), "cpu_ms_per_frame": cpu_ms, "steal_pct": steal,
         })
     return rows
+
+
+def _per_frame_cpu(a: dict[str, Any], b: dict[str, Any], row: dict[str, Any] | None) -> float | None:
+    """The child's CPU ms per delivered frame between samples ``a`` and ``b``."""
+    if "cpu_s" not in a or "cpu_s" not in b or not row or not row["n"]:
+        return None
+    return (b["cpu_s"] - a["cpu_s"]) * 1000.0 / float(row["n"])
+
+
+def _steal(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    """The host's steal between samples ``a`` and ``b``, in % of the VM's CPU time."""
+    if "host_total" not in a or "host_total" not in b or b["host_total"] <= a["host_total"]:
+        return None
+    return 100.0 * (b["host_steal"] - a["host_steal"]) / (b["host_total"] - a["host_total"])
 
 
 def verdict(samples: list[dict[str, float]], stats: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -182,10 +211,12 @@ def stage_lines(stats: dict[str, Any]) -> list[str]:
 def report(rows: list[dict[str, Any]], v: dict[str, Any], recorded: int | None, elapsed_s: float) -> str:
     """The human-readable result: the per-minute table, then the verdict."""
     mark = {True: "ok  ", False: "MISS"}
-    lines = [f"{'min':>4} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8} {'thr':>4} {'fds':>4} {'load':>5}"]
+    lines = [f"{'min':>4} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8} {'thr':>4} {'fds':>4} "
+             f"{'load':>5} {'cpu/fr':>6} {'steal':>5}"]
     for r in rows:
         lines.append(f"{r['minute']:>4} {r['frames']:>7} {_f(r['p50_ms'])} {_f(r['p95_ms'])} {_f(r['rss_mb'])} "
-                     f"{_i(r['threads'])} {_i(r['fds'])} {_f(r['load1'], 5, 2)}")
+                     f"{_i(r['threads'])} {_i(r['fds'])} {_f(r['load1'], 5, 2)} {_f(r.get('cpu_ms_per_frame'), 6)} "
+                     f"{_f(r.get('steal_pct'), 5)}")
     drift = "n/a" if v["p95_drift"] is None else f"{v['p95_drift'] * 100:+.1f}%"
     lines += [
         "",

@@ -43,7 +43,7 @@ def compile_on_first_use(config: EngineConfig) -> list[Path]:
     model = config.model
     built = []
     for stem, kind in ((TRANSFORMER, config.transformer.kind), (GENERATOR, config.reenactor.kind),
-                       (MIXER, config.mixer.kind), (MOUTH, config.reenactor.mouth_fill)):
+                       (MIXER, config.mixer.kind), (MOUTH, "neural" if config.reenactor.mouth_net else "none")):
         backend = stage_backend(stem, model.backend)
         if kind != "neural" or backend == "auto" or backend_row(backend).exporter is None:
             continue  # auto and torch run what the folder holds: nothing to build, nothing read here

@@ -15,7 +15,9 @@ from facepaint.engine.mouth_colour import lip_colour
 from facepaint.engine.source_face import SourceFace
 from facepaint.engine.stages import ModelConfig, check_kind
 
-MOUTH_FILLS = ("paint", "neural", "off")
+# Each mouth fill and whether it runs the mouth net (the one table of it: the engine opens the net,
+# the first-use compile builds its file and model settings are accepted for these).
+MOUTH_FILLS = {"paint": False, "neural": True, "hybrid": True, "off": False}
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,8 @@ class ReenactorConfig:
         mouth_fill: What paints the mouth interior where the warp cannot (opening, or closing
             over the source's teeth): ``paint`` (``engine.mouth``: the driver's interior fitted
             and recoloured, the source's teeth kept rigid), ``neural`` (the mouth net,
-            ``engine.mouth_neural``) or ``off``.
+            ``engine.mouth_neural``), ``hybrid`` (the net up to the portrait's own opening, the
+            paint beyond it: ``GeometricFaceReenactor.paint``) or ``off``.
         mouth_colour: Where the painted interior's colour comes from: ``portrait`` (the driver's
             luminance layout in the portrait's own lip and teeth colours,
             ``facepaint.engine.mouth_colour``) or ``driver`` (the driver's interior matched by
@@ -58,6 +61,11 @@ class ReenactorConfig:
             raise ValueError(f"mouth_colour must be 'portrait' or 'driver', got '{self.mouth_colour}'")
         if not 0.005 <= self.mouth_open_gain <= 0.5:
             raise ValueError(f"mouth_open_gain must be in [0.005, 0.5], got {self.mouth_open_gain}")
+
+    @property
+    def mouth_net(self) -> bool:
+        """Whether ``mouth_fill`` runs the mouth net."""
+        return MOUTH_FILLS[self.mouth_fill]
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,9 +125,9 @@ class GeometricFaceReenactor:
         self._interp = cv2.INTER_CUBIC if config.interpolation == "cubic" else cv2.INTER_LINEAR
         # The portrait's lip and teeth colours, once (prepare time), for the interior's colour.
         self._palette = (lip_colour(source.crop, source.landmarks, source.topology)
-                         if config.mouth_colour == "portrait" or config.mouth_fill == "neural" else None)
+                         if config.mouth_colour == "portrait" or config.mouth_net else None)
         self._mouth = None
-        if config.mouth_fill == "neural":
+        if config.mouth_net:
             from facepaint.engine.mouth_neural import NeuralMouth
 
             self._mouth = NeuralMouth(source, model, self._palette)
@@ -160,18 +168,34 @@ class GeometricFaceReenactor:
         """Paint what the warp cannot onto ``out`` (a crop at ``target``) in place, as the config
         says: the mouth interior, the irises at the driving gaze, lid skin over closing eyes.
         Returns the mouth fill's strength (0 when none was painted)."""
-        alpha = 0.0
-        if self._mouth is not None:
-            alpha = self._mouth.paint(out, target.landmarks, frame, driving)
-        elif self.config.mouth_fill == "paint":
-            alpha, closing = mouth_alpha(self.source, target.landmarks, self.config.mouth_open_gain)
-            if alpha > 0.01 or closing > 0.01:
-                paint_mouth(out, self.source, target.landmarks, frame, driving, alpha, closing,
-                            self._palette)
+        alpha = self._paint_mouth(out, target.landmarks, frame, driving)
         if self.config.gaze:
             paint_irises(out, self.source, target.landmarks)
         if self.config.lid_fill:
             paint_lids(out, self.source, target.landmarks, target.eye_closure)
+        return alpha
+
+    def _paint_mouth(self, out: np.ndarray, target: np.ndarray, frame: np.ndarray | None,
+                     driving: np.ndarray | None) -> float:
+        """The mouth fill of ``paint``; returns its strength.
+
+        ``hybrid``: the net paints what lies inside the portrait's own opening (a slit between a
+        smiling portrait's teeth rows, lips closing over them, a portrait's open mouth closed
+        down), and the paint crossfades over it as the target opens beyond that opening
+        (``mouth_alpha``'s opening strength). There the warp has stretched the portrait's teeth
+        into streaks the net keeps (a curtain of teeth, docs/MOUTH.md), while the paint keeps the
+        teeth rigid with their lips and shows the driver's interior between them.
+        """
+        fill = self.config.mouth_fill
+        opened = closing = 0.0
+        if fill in ("paint", "hybrid"):
+            opened, closing = mouth_alpha(self.source, target, self.config.mouth_open_gain)
+        alpha = opened
+        if self._mouth is not None and (fill == "neural" or opened < 0.99):
+            alpha = max(alpha, self._mouth.paint(out, target, frame, driving))
+            closing = 0.0  # the net has painted the closing lips' interior
+        if opened > 0.01 or closing > 0.01:
+            paint_mouth(out, self.source, target, frame, driving, opened, closing, self._palette)
         return alpha
 
     def close(self) -> None:

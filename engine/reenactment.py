@@ -78,11 +78,10 @@ class EngineConfig:
         # A weights folder, backend, device or precision with no neural stage would change nothing:
         # refused, so that --device cuda alone is not mistaken for a GPU run.
         kinds = (self.transformer.kind, self.reenactor.kind, self.mixer.kind)
-        mouth_net = self.reenactor.mouth_fill == "neural"
-        if self.model != ModelConfig() and all(kind == "geometric" for kind in kinds) and not mouth_net:
+        if self.model != ModelConfig() and all(kind == "geometric" for kind in kinds) and not self.reenactor.mouth_net:
             raise ValueError("model settings (--weights, --backend, --device, --precision) apply to the neural "
                              "stages and the mouth net only; add --reenactor neural (or --transformer / --mixer "
-                             "neural, or [engine.reenactor] mouth_fill = \"neural\")")
+                             "neural, or [engine.reenactor] mouth_fill = \"neural\" or \"hybrid\")")
 
 
 class ReenactmentEngine:

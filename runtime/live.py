@@ -121,7 +121,7 @@ class LiveRun:
         duration: Stop after this many seconds (None: until the stream ends, ``q`` or Ctrl-C).
         stats: Where measurements go (a new ``LiveStats`` by default).
         capacity: Queue capacity between the stages (the oldest frame is dropped beyond it).
-        rescale: Builds the engine at a lower resolution when the run falls behind (None: the
+        rescale: Builds the engine at another resolution when the run falls behind or keeps up again (None: the
             preview step is the only one; ``live_degrade``).
     """
 
@@ -182,9 +182,11 @@ class LiveRun:
                 return
 
     def _degrade(self) -> None:
-        """Take the next step of ``live_degrade.STEPS`` when the run keeps falling behind."""
+        """Take the next step of ``live_degrade.STEPS`` when the run keeps falling behind, or the
+        one above when it has kept up for a while; a new scale is built beside the running engine."""
+        scale = self.degrader.step.scale
         step = self.degrader.update()
-        if step is not None and step.scale < 1.0 and self.rescale is not None:
+        if step is not None and step.scale != scale and self.rescale is not None:
             self.rescale.start(step.scale, self.engine.expression)
 
     def _shutdown(self, pipe: Pipeline) -> Exception | None:

@@ -6,9 +6,14 @@ the camera's frames were lost over short windows and, when the run keeps falling
 next step of ``STEPS``: first the preview window shows only every ``PREVIEW_EVERY``-th frame (the
 virtual camera and the recording keep every one), then the portrait is rendered at a lower internal
 resolution (the output frame keeps its size: the letterbox scales the render up). Each step is
-logged once (``facepaint.live``), shown on the HUD and listed in the stats JSON (``degraded``). A run
-does not step back up: load that came once tends to come again, and a resolution that changes back
-and forth is worse to watch than a steady one.
+logged once (``facepaint.live``), shown on the HUD and listed in the stats JSON (``degraded``).
+
+Load that passes (another program's burst, a backup, a browser tab) should not leave the rest of a
+call at half resolution, so after ``CALM_S`` of windows that lose (almost) nothing the run tries the
+step above again. A try that falls behind within ``PROBATION_S`` is undone and the next try waits
+twice as long (up to ``MAX_CALM_S``): on a machine that is simply too slow the picture changes a
+few times in the first minutes, then stays, since a resolution that keeps changing is worse to
+watch than a steady one.
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ PREVIEW_EVERY = 4
 WINDOW_S = 2.0
 LOST_LIMIT = 0.05
 BEHIND_WINDOWS = 2
+# Back up: a window is calm when it lost at most CALM_LOST of the camera's frames; after CALM_S of
+# calm windows the step above is tried again; a try that falls behind within PROBATION_S doubles
+# the calm needed for the next one, up to MAX_CALM_S.
+CALM_LOST = 0.01
+CALM_S = 30.0
+PROBATION_S = 20.0
+MAX_CALM_S = 600.0
 # A build takes well under a second; a shutdown never waits longer than this for one.
 BUILD_TIMEOUT_S = 10.0
 
@@ -85,6 +97,7 @@ class Degrader:
         self._started = self._window_start = clock()
         self._seen = (stats.frames_in, stats.dropped)
         self._behind = 0
+        self._calm, self._calm_needed, self._tried_at = 0.0, CALM_S, -float("inf")
 
     @property
     def step(self) -> Step:
@@ -93,7 +106,7 @@ class Degrader:
 
     def update(self) -> Step | None:
         """Look at the last window (called often; it acts once per ``WINDOW_S``); returns the
-        new step when the run has just stepped down, else None."""
+        new step when the run has just stepped down or back up, else None."""
         now = self.clock()
         if now - self._window_start < WINDOW_S:
             return None
@@ -101,16 +114,31 @@ class Degrader:
         offered = frames_in - self._seen[0] + max(0, dropped - self._seen[1])
         lost = dropped - self._seen[1]
         self._window_start, self._seen = now, (frames_in, dropped)
-        self._behind = self._behind + 1 if offered > 0 and lost > LOST_LIMIT * offered else 0
-        if self._behind < BEHIND_WINDOWS or self.level + 1 >= len(self.steps):
-            return None
-        self._behind = 0
-        self.level += 1
+        behind = offered > 0 and lost > LOST_LIMIT * offered
+        self._behind = self._behind + 1 if behind else 0
+        self._calm = self._calm + WINDOW_S if offered > 0 and lost <= CALM_LOST * offered else 0.0
+        if self._behind >= BEHIND_WINDOWS and self.level + 1 < len(self.steps):
+            if now - self._tried_at <= PROBATION_S:  # the last try up did not hold
+                self._calm_needed = min(2.0 * self._calm_needed, MAX_CALM_S)
+            return self._take(self.level + 1, now, lost, offered)
+        if self._calm >= self._calm_needed and self.level > 0:
+            self._tried_at = now
+            return self._take(self.level - 1, now, lost, offered)
+        return None
+
+    def _take(self, level: int, now: float, lost: int, offered: int) -> Step:
+        """Move to ``level`` of ``steps``; log it once and keep it in the history."""
+        up = level < self.level
+        self.level, self._behind, self._calm = level, 0, 0.0
         step = self.step
         self.history.append({"step": step.name, "at_s": round(now - self._started, 1), "lost": lost,
-                             "of": offered})
-        LOG.warning("live is falling behind the camera (%d of %d frames lost in %.0f s): %s", lost, offered,
-                    WINDOW_S, step.name)
+                             "of": offered, "up": up})
+        if up:
+            LOG.warning("live keeps up with the camera again: back to %s (the next try up waits %.0f s of "
+                        "calm if this one falls behind)", step.name, 2.0 * self._calm_needed)
+        else:
+            LOG.warning("live is falling behind the camera (%d of %d frames lost in %.0f s): %s", lost, offered,
+                        WINDOW_S, step.name)
         return step
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,7 +147,9 @@ class Degrader:
 
 
 def scaled_portrait(portrait: Portrait, scale: float) -> Portrait:
-    """``portrait`` at ``scale`` of its size, its face's landmarks scaled with it."""
+    """``portrait`` at ``scale`` of its size, its face's landmarks scaled with it (1: itself)."""
+    if scale == 1.0:
+        return portrait
     h, w = portrait.image.shape[:2]
     size = (max(16, round(w * scale)), max(16, round(h * scale)))
     sx, sy = size[0] / w, size[1] / h
@@ -133,7 +163,7 @@ def scaled_portrait(portrait: Portrait, scale: float) -> Portrait:
 
 
 class EngineBuilder:
-    """Builds the session's engine at a lower resolution on its own thread, so the live stages
+    """Builds the session's engine at another resolution on its own thread, so the live stages
     keep running on the current one meanwhile (a build takes 50-300 ms: crop, inpaint, masks).
 
     Args:
@@ -144,13 +174,18 @@ class EngineBuilder:
     def __init__(self, config: AppConfig, session: Session) -> None:
         self.config, self.session = config, session
         self.ready: ReenactmentEngine | None = None
+        self._lock = threading.Lock()  # ready is taken by the infer thread, replaced by start()
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
     def start(self, scale: float, expression: Any) -> None:
         """Start building the engine at ``scale`` with the edit ``expression`` (waits for a build
-        still running: steps are seconds apart, a build a fraction of one)."""
+        still running: steps are seconds apart, a build a fraction of one); an engine built for
+        the step before and not taken yet is closed."""
         self.join()
+        stale = self.take_built()
+        if stale is not None:
+            stale.close()
         self._thread = threading.Thread(target=self._build, args=(scale, expression), name="facepaint-rescale",
                                         daemon=True)
         self._thread.start()
@@ -160,7 +195,8 @@ class EngineBuilder:
             portrait = scaled_portrait(self.session.portrait, scale)
             engine = open_engine(self.config, portrait, reference=self.session.reference, live=True)
             engine.set_expression(expression)
-            self.ready = engine
+            with self._lock:
+                self.ready = engine
         except BaseException as exc:  # noqa: BLE001 - handed to the live run, which raises it
             self.error = exc
 
@@ -173,7 +209,8 @@ class EngineBuilder:
 
     def take_built(self) -> ReenactmentEngine | None:
         """``take`` without raising a failed build's error (shutdown)."""
-        engine, self.ready = self.ready, None
+        with self._lock:
+            engine, self.ready = self.ready, None
         return engine
 
     def take(self) -> ReenactmentEngine | None:

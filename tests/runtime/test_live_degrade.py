@@ -6,7 +6,15 @@ import cv2
 import numpy as np
 
 from facepaint.runtime.config import build_app_config
-from facepaint.runtime.live_degrade import BEHIND_WINDOWS, STEPS, WINDOW_S, Degrader, EngineBuilder
+from facepaint.runtime.live_degrade import (
+    BEHIND_WINDOWS,
+    CALM_S,
+    MAX_CALM_S,
+    STEPS,
+    WINDOW_S,
+    Degrader,
+    EngineBuilder,
+)
 from facepaint.runtime.portrait import fit_to_frame
 from facepaint.runtime.session import Session
 from facepaint.runtime.stats import PipelineStats
@@ -48,6 +56,41 @@ def test_steps_down_in_order_only_when_behind_for_several_windows() -> None:
     assert degrader.to_dict()["step"] == STEPS[-1].name and len(degrader.to_dict()["steps"]) == len(STEPS) - 1
 
 
+def _windows_until_a_step(degrader: Degrader, clock: _Clock, lost: int, limit: int = 1000) -> tuple[int, object]:
+    """(windows of 60 frames with ``lost`` dropped until the degrader moved, the step it took)."""
+    for n in range(1, limit + 1):
+        step = _window(degrader, clock, 60, lost)
+        if step is not None:
+            return n, step
+    return limit, None
+
+
+def test_steps_back_up_after_calm_and_backs_off_when_the_try_fails() -> None:
+    """Load that passed does not leave the call at half resolution; a machine that is too slow
+    gets fewer and fewer tries (each try that fails doubles the calm the next one needs)."""
+    stats, clock = PipelineStats(), _Clock()
+    degrader = Degrader(stats, preview=False, clock=clock)
+    for _ in range(2 * BEHIND_WINDOWS):
+        _window(degrader, clock, 40, 20)
+    assert degrader.step == STEPS[-1]
+    n, step = _windows_until_a_step(degrader, clock, 0)  # the load went away
+    assert step == STEPS[-2] and n * WINDOW_S == CALM_S and degrader.history[-1]["up"]
+    n, step = _windows_until_a_step(degrader, clock, 20)  # it came back at once: the try failed
+    assert step == STEPS[-1] and n == BEHIND_WINDOWS and not degrader.history[-1]["up"]
+    waits = []
+    for _ in range(6):
+        n, step = _windows_until_a_step(degrader, clock, 0)
+        assert step == STEPS[-2]
+        waits.append(n * WINDOW_S)
+        _windows_until_a_step(degrader, clock, 20)
+    assert waits == [min(CALM_S * 2 ** k, MAX_CALM_S) for k in range(1, 7)]
+    for _ in range(3):  # a few lost frames now and then (1 of 60) still count as calm
+        _window(degrader, clock, 60, 1)
+    assert _windows_until_a_step(degrader, clock, 0)[1] == STEPS[-2]
+    n, step = _windows_until_a_step(degrader, clock, 0)  # held: the next step up needs plain calm
+    assert step == STEPS[0] and n * WINDOW_S == MAX_CALM_S
+
+
 def test_without_a_preview_the_first_step_is_resolution() -> None:
     stats, clock = PipelineStats(), _Clock()
     degrader = Degrader(stats, preview=False, clock=clock)
@@ -84,3 +127,25 @@ def test_a_step_down_leaves_one_engine_to_close(media, monkeypatch) -> None:
         session.replace_engine(half)
         assert session.engine is half and closed == ["full"]
     assert closed == ["full", "half"]  # the session closes the one it holds, once
+
+
+def test_a_build_not_taken_before_the_next_step_is_closed(media, monkeypatch) -> None:
+    """Steps go both ways now: when a run steps down and straight back up before the infer thread
+    took the first build, that build is closed, not left behind."""
+    config = build_app_config({"source": str(media / "portraits" / "lp_s42.jpg"),
+                               "driving": str(media / "driving" / "lp_d10.mp4"), "output": "unused.mp4"})
+    closed: list[int] = []
+    with Session(config, live=True) as session:
+        builder = EngineBuilder(config, session)
+        full = session.engine
+        builder.start(0.5, full.expression)
+        builder.join()
+        half = builder.ready
+        assert half is not None
+        monkeypatch.setattr(half, "close", lambda: closed.append(half.source.image.shape[0]))
+        builder.start(1.0, full.expression)
+        builder.join()
+        again = builder.take()
+        assert closed == [full.source.image.shape[0] // 2]
+        assert again is not None and again.source.image.shape == full.source.image.shape
+        again.close()
