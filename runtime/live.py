@@ -29,7 +29,7 @@ from facepaint.runtime.config import AppConfig
 from facepaint.runtime.expression import ExpressionStepper
 from facepaint.runtime.hud import LiveStats, format_table
 from facepaint.runtime.live_degrade import Degrader, EngineBuilder
-from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink, pin_frame_allocation
+from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink, pin_frame_allocation, record_backlog
 from facepaint.runtime.pipeline import DROP_OLDEST, Pipeline
 from facepaint.runtime.session import Session, Tracked
 from facepaint.runtime.source_live import SourceClip, open_clip_session
@@ -344,12 +344,13 @@ def _open_recording(output: str, config: AppConfig, fps: float, size: tuple[int,
     """
     from facepaint.plugins.sinks.file import FileSink
 
-    sink = FileSink(output, fps=fps, size=size, encoder=config.encoder, overwrite=config.overwrite)
+    encoder = dataclasses.replace(config.encoder, preset=config.encoder.live_preset)
+    sink = FileSink(output, fps=fps, size=size, encoder=encoder, overwrite=config.overwrite)
     if sink.kind != "video":
         sink.abort()
         raise ConfigError(f"--output {output}: with --cam the recording is a video; use "
                           f"{', '.join(WRITE_VIDEOS[:-1])} or {WRITE_VIDEOS[-1]}")
-    return BackgroundSink(ClockedSink(sink, fps), "record")
+    return BackgroundSink(ClockedSink(sink, fps), "record", record_backlog(size))
 
 
 def run_live(config: AppConfig, parts: LiveParts | None = None) -> int:

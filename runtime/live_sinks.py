@@ -18,9 +18,20 @@ from typing import Any
 from facepaint.plugins.base import Frame, SinkContext
 from facepaint.runtime.queues import DROP_OLDEST, END, Edge
 
-# Frames the recorder may fall behind before the oldest is dropped: a second at 25 fps absorbs
-# encoder bursts without holding much memory (25 x 2.7 MB at 1280x720).
+# Frames the recorder may fall behind before the oldest is dropped: enough to absorb the encoder's
+# bursts (x264 takes 5-20 ms a frame, 30-60 ms on a busy 2-core machine), at most a second at
+# 25 fps and at most RECORD_BACKLOG_MB of frames. On a machine too busy for the encoder the
+# backlog stays full for the rest of the run: at 25 frames of 2.7 MB (1280x720) that was 69 MB of
+# resident memory, more than a two-hour call may grow in all (issue 24's soak), and a deeper
+# backlog only delays the drops, it does not prevent them.
 RECORD_BACKLOG = 25
+RECORD_BACKLOG_MB = 24.0
+
+
+def record_backlog(size: tuple[int, int]) -> int:
+    """The recorder's backlog in frames for output frames of ``size`` (w, h), RGB."""
+    frame_mb = size[0] * size[1] * 3 / 2**20
+    return max(4, min(RECORD_BACKLOG, int(RECORD_BACKLOG_MB / frame_mb)))
 _JOIN_TIMEOUT_S = 10.0
 # Nice value of the recording thread (0 = normal, 19 = lowest): below the live stages.
 RECORD_NICE = 10

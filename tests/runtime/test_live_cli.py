@@ -18,7 +18,13 @@ from facepaint.plugins.sinks.file import FileSink
 from facepaint.runtime.cli import main
 from facepaint.runtime.config import AppConfig
 from facepaint.runtime.live import open_camera, open_parts
-from facepaint.runtime.live_sinks import BackgroundSink, ClockedSink
+from facepaint.runtime.live_sinks import (
+    RECORD_BACKLOG,
+    RECORD_BACKLOG_MB,
+    BackgroundSink,
+    ClockedSink,
+    record_backlog,
+)
 from fakes import CAM, live_parts
 
 
@@ -121,6 +127,16 @@ def test_background_sink_drops_when_behind_and_finishes_on_close():
     assert "facepaint-rec-test" not in [t.name for t in threading.enumerate()]
 
 
+def test_record_backlog_holds_at_most_its_megabytes():
+    """A recorder that cannot keep up keeps its backlog full: at 1280x720 it must not hold more
+    than the memory a two-hour call may grow by (the soak's 50 MB), whatever the frame size."""
+    for size in ((640, 480), (1280, 720), (1920, 1080), (3840, 2160)):
+        frames = record_backlog(size)
+        assert 4 <= frames <= RECORD_BACKLOG
+        assert frames * size[0] * size[1] * 3 <= RECORD_BACKLOG_MB * 2**20 or frames == 4
+    assert record_backlog((640, 480)) == RECORD_BACKLOG and record_backlog((1280, 720)) < RECORD_BACKLOG
+
+
 def test_background_sink_error_surfaces_and_aborts():
     img = np.zeros((2, 2, 3), np.uint8)
     inner = SlowSink(fail_at=1)
@@ -165,6 +181,9 @@ def test_real_end_to_end(tmp_path, media, portrait):
     assert stats["frames_out"] >= 10 and stats["latency_ms"]["p95"] > 0
     assert rec.stat().st_size > 0 and not list(tmp_path.glob(".*partial*"))
     assert [t.name for t in threading.enumerate() if t.name.startswith("facepaint-")] == []
+    # x264 writes its settings into the stream: the live recording is encoded with the cheapest
+    # preset (ultrafast: no CABAC, one reference, diamond search at subpel 0).
+    assert b"cabac=0 ref=1" in rec.read_bytes() and b"subme=0" in rec.read_bytes()
 
 
 CTRL_C = """
