@@ -108,12 +108,16 @@ def test_portrait_fitted_to_the_frame_never_enlarged(media) -> None:
     assert wide.shape == (300, 300, 3) and np.asarray(wide).dtype == np.uint8
 
 
+def _lp_s42_config(media):
+    return build_app_config({"source": str(media / "portraits" / "lp_s42.jpg"),
+                             "driving": str(media / "driving" / "lp_d10.mp4"), "output": "unused.mp4"})
+
+
 def test_a_step_down_leaves_one_engine_to_close(media, monkeypatch) -> None:
     """The engine built at the lower resolution replaces the session's, and the replaced one is
     closed there and then: a run that stepped down twice held three engines before (the 2-hour
     soak's RSS grew by ~60 MB at its two steps and never came back)."""
-    config = build_app_config({"source": str(media / "portraits" / "lp_s42.jpg"),
-                               "driving": str(media / "driving" / "lp_d10.mp4"), "output": "unused.mp4"})
+    config = _lp_s42_config(media)
     closed: list[str] = []
     with Session(config, live=True) as session:
         builder = EngineBuilder(config, session)
@@ -132,8 +136,7 @@ def test_a_step_down_leaves_one_engine_to_close(media, monkeypatch) -> None:
 def test_a_build_not_taken_before_the_next_step_is_closed(media, monkeypatch) -> None:
     """Steps go both ways now: when a run steps down and straight back up before the infer thread
     took the first build, that build is closed, not left behind."""
-    config = build_app_config({"source": str(media / "portraits" / "lp_s42.jpg"),
-                               "driving": str(media / "driving" / "lp_d10.mp4"), "output": "unused.mp4"})
+    config = _lp_s42_config(media)
     closed: list[int] = []
     with Session(config, live=True) as session:
         builder = EngineBuilder(config, session)
