@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 
 from facepaint.engine.eyes import paint_irises, paint_lids
-from facepaint.engine.geometry import mouth_openness, smoothstep
 from facepaint.engine.landmark_transformer import TargetShape
 from facepaint.engine.mouth import mouth_alpha, paint_mouth
 from facepaint.engine.mouth_colour import lip_colour
@@ -19,12 +18,6 @@ from facepaint.engine.stages import ModelConfig, check_kind
 # Each mouth fill and whether it runs the mouth net (the one table of it: the engine opens the net,
 # the first-use compile builds its file and model settings are accepted for these).
 MOUTH_FILLS = {"paint": False, "neural": True, "hybrid": True, "off": False}
-# ``hybrid``: the paint takes over from the net as the target's opening exceeds the portrait's own by
-# this much (inner-lip gap over width). Below it the mouth is a slit between the portrait's teeth rows
-# or a smile opened a little (the net paints teeth there, the paint a lip-coloured band: on lp_d12's
-# laughing frames obama and biden2 open 0.11 beyond their own); above it the warp has stretched the
-# teeth into a curtain the net keeps (lp_d12's widest mouth: 0.36-0.38 beyond).
-HYBRID_RAMP = (0.15, 0.25)
 
 
 @dataclass(frozen=True)
@@ -186,20 +179,17 @@ class GeometricFaceReenactor:
                      driving: np.ndarray | None) -> float:
         """The mouth fill of ``paint``; returns its strength.
 
-        ``hybrid``: the net paints what lies inside the portrait's own opening or a little beyond
-        it (a slit between a smiling portrait's teeth rows, lips closing over them, a portrait's
-        open mouth closed down), and the paint crossfades over it as the target opens wide
-        (``HYBRID_RAMP``). There the warp has stretched the portrait's teeth into streaks the net
-        keeps (a curtain of teeth, docs/MOUTH.md), while the paint keeps the teeth rigid with
-        their lips and shows the driver's interior between them.
+        ``hybrid``: the net paints what lies inside the portrait's own opening (a slit between a
+        smiling portrait's teeth rows, lips closing over them, a portrait's open mouth closed
+        down), and the paint crossfades over it as the target opens beyond that opening
+        (``mouth_alpha``'s opening strength). There the warp has stretched the portrait's teeth
+        into streaks the net keeps (a curtain of teeth, docs/MOUTH.md), while the paint keeps the
+        teeth rigid with their lips and shows the driver's interior between them.
         """
         fill = self.config.mouth_fill
         opened = closing = 0.0
         if fill in ("paint", "hybrid"):
             opened, closing = mouth_alpha(self.source, target, self.config.mouth_open_gain)
-        if fill == "hybrid":
-            beyond = mouth_openness(target, self.source.topology) - self.source.mouth_open
-            opened *= float(smoothstep(beyond, *HYBRID_RAMP))
         alpha = opened
         if self._mouth is not None and (fill == "neural" or opened < 0.99):
             alpha = max(alpha, self._mouth.paint(out, target, frame, driving))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from facepaint.compile.first_use import compile_on_first_use
-from facepaint.engine.face_reenactor import HYBRID_RAMP, ReenactorConfig
-from facepaint.engine.geometry import mouth_openness
+from facepaint.engine.face_reenactor import ReenactorConfig
+from facepaint.engine.mouth import mouth_alpha
 from facepaint.engine.neural.model_files import mouth_backend
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
 from facepaint.engine.stages import ModelConfig
@@ -82,26 +82,26 @@ def test_onnxruntime_paints_what_torch_paints_built_on_first_use(s42, driving, m
 
 
 def _filled(image, face, driving, name: str, fill: str):
-    """(output crop, how far the target opens beyond the portrait's own opening) of ``image``
-    driven by ``driving[name]`` with ``mouth_fill = fill``."""
+    """(output crop, the paint's opening strength) of ``image`` driven by ``driving[name]`` with
+    ``mouth_fill = fill``."""
     config = EngineConfig(reenactor=ReenactorConfig(mouth_fill=fill))
     with ReenactmentEngine(config, image, face) as engine:
         engine.calibrate(driving["neutral"][1])
         frame, drv = driving[name]
         target = engine.transformer.transform(drv)
         result = engine.reenactor.render(target, frame, np.asarray(drv.landmarks))
-        beyond = mouth_openness(target.landmarks, engine.source.topology) - engine.source.mouth_open
-    return result.image, beyond
+        opened, _ = mouth_alpha(engine.source, target.landmarks)
+    return result.image, opened
 
 
-@pytest.mark.parametrize(("name", "like"), [("open", "paint"), ("neutral", "neural")])
-def test_hybrid_paints_wide_openings_and_nets_the_rest(obama, driving, name, like):
+@pytest.mark.parametrize(("name", "like", "opened"), [("open", "paint", 0.99), ("neutral", "neural", 0.0)])
+def test_hybrid_paints_beyond_the_portraits_opening_and_nets_inside_it(obama, driving, name, like, opened):
     """Obama smiles with his teeth showing. Driven wide open, the target opens far beyond that: the
     hybrid is the paint (the net would keep the teeth the warp stretched); at the driver's neutral
     the target stays inside his own opening: the hybrid is the net (which repaints the teeth rows
     the paint leaves to the warp). The two fills differ there, so either way is a real choice."""
-    hybrid, beyond = _filled(*obama, driving, name, "hybrid")
-    assert beyond >= HYBRID_RAMP[1] if like == "paint" else beyond <= HYBRID_RAMP[0]
+    hybrid, strength = _filled(*obama, driving, name, "hybrid")
+    assert (strength >= opened) if like == "paint" else (strength == opened)
     same = _filled(*obama, driving, name, like)[0]
     other = _filled(*obama, driving, name, "neural" if like == "paint" else "paint")[0]
     assert np.array_equal(hybrid, same)
