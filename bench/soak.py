@@ -74,7 +74,22 @@ def proc_sample(pid: int) -> dict[str, float] | None:
     # Steal is the time the hypervisor gave this VM's CPUs to someone else: a slower host, not us.
     host = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     return {"rss_mb": rss_kb / 1024.0, "threads": int(fields["Threads"]), "fds": fds,
-            "cpu_s": (utime + stime) / _TICKS, "host_steal": host[7], "host_total": sum(host)}
+            "cpu_s": (utime + stime) / _TICKS, "host_steal": host[7], "host_total": sum(host),
+            "thread_cpu_s": thread_cpu(pid)}
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of ``pid``'s live threads by OS name (the stages name theirs ``fp-<stage>``;
+    MediaPipe's are ``drishti``, x264's and the rest ``python``)."""
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            utime, stime = (int(x) for x in (task / "stat").read_text().rsplit(")", 1)[1].split()[11:13])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue  # the thread ended between the listing and the read
+        found[name] = found.get(name, 0.0) + (utime + stime) / _TICKS
+    return found
 
 
 def run_child(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, float]], dict[str, Any], str]:
@@ -198,6 +213,19 @@ def recording_frames(path: Path) -> int:
         return sum(1 for pkt in container.demux(stream) if pkt.size)
 
 
+def thread_lines(samples: list[dict[str, Any]], stats: dict[str, Any]) -> list[str]:
+    """CPU ms per delivered frame by thread name, from the end of warm-up to the last sample
+    (threads that ended before the last sample, such as a looping clip's decoders, are left out)."""
+    warm = [s for s in samples if s["t"] >= WARMUP_S and "thread_cpu_s" in s]
+    if len(warm) < 2 or not stats.get("fps"):
+        return []
+    a, b = warm[0], warm[-1]
+    frames = stats["fps"] * (b["t"] - a["t"])
+    cost = {k: (v - a["thread_cpu_s"].get(k, 0.0)) * 1000.0 / frames for k, v in b["thread_cpu_s"].items()}
+    top = sorted(cost.items(), key=lambda kv: -kv[1])
+    return ["CPU ms per frame by thread: " + ", ".join(f"{k} {v:.1f}" for k, v in top if v >= 0.05)]
+
+
 def stage_lines(stats: dict[str, Any]) -> list[str]:
     """Per-stage p50/p95 of the run (the portrait's size decides infer's cost) and what live gave up."""
     lines = [f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8}"]
@@ -260,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         recorded = recording_frames(rec) if rec.exists() else None
         if not args.keep:
             rec.unlink(missing_ok=True)
-        print("\n".join(stage_lines(stats)))
+        print("\n".join(stage_lines(stats) + thread_lines(samples, stats)))
         print(report(rows, v, recorded, float(stats["elapsed_s"])))
         if args.json:
             Path(args.json).write_text(json.dumps({"verdict": v, "minutes": rows, "recorded": recorded}, indent=2))

@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from facepaint.plugins.base import Frame, SinkContext
+from facepaint.runtime.pipeline import name_os_thread
 from facepaint.runtime.queues import DROP_OLDEST, END, Edge
 
 # Frames the recorder may fall behind before the oldest is dropped: enough to absorb the encoder's
@@ -107,6 +108,7 @@ class BackgroundSink(SinkContext):
         return self._edge.dropped
 
     def _run(self) -> None:
+        name_os_thread(f"fp-{self.name}")
         _lower_priority()
         while True:
             item = self._edge.get()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -261,3 +262,21 @@ def test_flush_passes_held_items_on_before_the_end() -> None:
         assert pipe.join(timeout=10)
     assert got == list(range(6))
     assert pipe.stats.to_dict()["frames_in"] == 6 and pipe.stats.to_dict()["frames_out"] == 6
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="OS thread names are read from /proc")
+def test_stage_threads_carry_their_name_in_the_os():
+    """``top -H`` and bench/soak.py tell the stages' CPU apart by the OS thread name."""
+    seen: list[str] = []
+
+    def track(item: int) -> int:
+        seen.append(open(f"/proc/self/task/{threading.get_native_id()}/comm").read().strip())
+        return item
+
+    pipe = Pipeline("names")
+    pipe.source("capture", lambda: iter(range(3)))
+    pipe.stage("track", track, capacity=1)
+    pipe.start()
+    assert pipe.join(10.0)  # the source ends after three items
+    pipe.close(5.0)
+    assert seen == ["fp-track"] * 3
