@@ -46,10 +46,12 @@ LOST_LIMIT = 0.05
 BEHIND_WINDOWS = 2
 # Back up: a window is calm when it lost at most CALM_LOST of the camera's frames; after CALM_S of
 # calm windows the step above is tried again; a try that falls behind within PROBATION_S doubles
-# the calm needed for the next one, up to MAX_CALM_S.
+# the calm needed for the next one, up to MAX_CALM_S. Two minutes, not a few seconds: on a machine
+# just too slow for the step above, a try fails a minute or so later (2026-12-06's 2-hour soak), and
+# that must lengthen the wait too.
 CALM_LOST = 0.01
 CALM_S = 30.0
-PROBATION_S = 20.0
+PROBATION_S = 120.0
 MAX_CALM_S = 600.0
 # A build takes well under a second; a shutdown never waits longer than this for one.
 BUILD_TIMEOUT_S = 10.0

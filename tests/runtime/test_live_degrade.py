@@ -91,6 +91,19 @@ def test_steps_back_up_after_calm_and_backs_off_when_the_try_fails() -> None:
     assert step == STEPS[0] and n * WINDOW_S == MAX_CALM_S
 
 
+def test_a_try_that_fails_a_minute_later_still_lengthens_the_wait() -> None:
+    stats, clock = PipelineStats(), _Clock()
+    degrader = Degrader(stats, preview=False, clock=clock)
+    for _ in range(BEHIND_WINDOWS):
+        _window(degrader, clock, 40, 20)
+    assert _windows_until_a_step(degrader, clock, 0)[1] == STEPS[0]  # tried after CALM_S
+    for _ in range(int(60 / WINDOW_S)):  # a minute at full resolution, then behind again
+        assert _window(degrader, clock, 60, 0) is None
+    assert _windows_until_a_step(degrader, clock, 20)[1].scale < 1.0
+    n, step = _windows_until_a_step(degrader, clock, 0)
+    assert step == STEPS[0] and n * WINDOW_S == 2 * CALM_S
+
+
 def test_without_a_preview_the_first_step_is_resolution() -> None:
     stats, clock = PipelineStats(), _Clock()
     degrader = Degrader(stats, preview=False, clock=clock)
