@@ -232,7 +232,10 @@ def stage_lines(stats: dict[str, Any]) -> list[str]:
     lines += [f"{name:<10} {row['p50']:>8.1f} {row['p95']:>8.1f}" for name, row in stats.get("stages", {}).items()]
     degraded = stats.get("degraded", {})
     if degraded.get("steps"):
-        lines.append("degraded: " + ", ".join(f"{d['step']} at {d['at_s']} s" for d in degraded["steps"]))
+        steps = degraded["steps"]
+        lines.append(f"degraded ({len(steps)} changes, {sum(1 for d in steps if d.get('up'))} back up): " + ", ".join(
+            f"{'up to' if d.get('up') else 'down to'} {d['step']} at {d['at_s']} s" for d in steps[:12])
+            + (", ..." if len(steps) > 12 else ""))
     return lines
 
 
