@@ -121,7 +121,7 @@ class NeuralBackgroundMixer(GeometricBackgroundMixer):
         self._side = max(h, w)
         self._bg = _to_tensor(_square(source.background, self._side), self._size)
         # The source over its own background: a NaN or black result is the fp16 overflow.
-        rest = Reenacted(source.crop, source.head_mask.astype(np.float32), None, None, 0.0)
+        rest = Reenacted(source.crop, source.head_mask.astype(np.float32), 0.0)
         check_warm_up(self.chosen.backend.infer(self.net_inputs(rest)), model.precision,
                       f"the background mixer ({self.chosen.describe()})")
 

@@ -148,7 +148,7 @@ class NeuralFaceReenactor:
         part = image[y0:y1, x0:x1].astype(np.float32) + back[..., :3] + 0.5
         image[y0:y1, x0:x1] = np.clip(part, 0, 255).astype(np.uint8)
         alpha = self._geometric.paint(image, target, frame, driving)
-        return Reenacted(image, self._person_mask(back[..., 3], base.mask), base.map_x, base.map_y, alpha)
+        return Reenacted(image, self._person_mask(back[..., 3], base.mask), alpha)
 
     def _render_on_device(self, device: _OnDevice, target: TargetShape, frame: np.ndarray | None,
                           driving: np.ndarray | None) -> Reenacted:
@@ -164,7 +164,7 @@ class NeuralFaceReenactor:
         copied.synchronize()
         # The fills are small polygon paints with cv2 on the host, over the finished crop.
         alpha = self._geometric.paint(image, target, frame, driving)
-        return Reenacted(image, mask, None, None, alpha)
+        return Reenacted(image, mask, alpha)
 
     def _person_mask(self, predicted: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:
         """The mixer's mask: the warped head mask of the geometric reenactor, grown where the
