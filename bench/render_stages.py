@@ -7,8 +7,8 @@ background) and paste (the crop into the output frame). The portrait is resized 
 first (a 4000x3000 phone photo can be made from any portrait) and prepared for ``--size`` as the
 main command does (live: the virtual camera's frame; offline: the portrait's own size by default).
 
-Usage: ``python bench/render_stages.py [--source P] [--portrait-size WxH] [--size WxH] [--json F]
-[--save F.npz | --compare F.npz]``. Prints one row per part (wall p50 / p95 ms, and the process's CPU
+Usage: ``python bench/render_stages.py [--source P] [--portrait-size WxH] [--size WxH] [--mouth-fill F]
+[--json F] [--save F.npz | --compare F.npz]``. Prints one row per part (wall p50 / p95 ms, and the process's CPU
 time p50, all threads: OpenCV's pool included) and ``render`` (warp + paint + mix + paste, the issue's
 "render stage") and the output size. Wall timings are only meaningful on an otherwise idle machine;
 the load average is printed with them, and the CPU time is the steadier figure on a shared one.
@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--driving", default=str(MEDIA / "driving" / "lp_d10.mp4"), help="driving clip")
     p.add_argument("--portrait-size", help="resize the portrait to WxH first (default: as it is)")
     p.add_argument("--size", help="the output frame WxH the portrait is prepared for (default: its own size)")
+    p.add_argument("--mouth-fill", help="mouth_fill: paint, neural, hybrid or off (default: the config's)")
     p.add_argument("--frames", type=int, default=120, help="driving frames tracked (default 120)")
     p.add_argument("--rounds", type=int, default=2, help="times each frame is rendered (default 2)")
     p.add_argument("--json", help="also write the figures to this file")
@@ -73,6 +74,8 @@ def measure(args: argparse.Namespace, source: str) -> dict[str, Any]:
     layer: dict[str, Any] = {"source": source, "driving": args.driving, "output": "unused.mp4"}
     if args.size:
         layer["size"] = [int(v) for v in args.size.lower().split("x")]
+    if args.mouth_fill:
+        layer["engine"] = {"reenactor": {"mouth_fill": args.mouth_fill}}
     config = build_app_config(layer)
     with Session(config, live=False, limit=args.frames) as session, open_driving(args.driving) as video:
         driver = session.driver()
