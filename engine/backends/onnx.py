@@ -101,7 +101,7 @@ class OnnxBackend(BackendBase):
         # No busy-waiting between runs: the workers of the intra-op pool otherwise spin after each
         # call, on cores that the other live stages (tracker, encoder) need. Measured on the mouth
         # net on this 2-core CPU: 3.4 ms of process CPU per call and a 5 ms pause, 0.9 without;
-        # the call itself is as fast.
+        # the call itself about 0.3 ms slower on a quiet machine (docs/RESULTS.md).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(path), so, providers=providers)
