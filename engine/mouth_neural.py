@@ -20,7 +20,7 @@ import torch
 
 from facepaint.engine.geometry import box_around, mouth_openness
 from facepaint.engine.mouth_colour import LipColour, lip_colour, portrait_interior
-from facepaint.engine.neural.model_files import MOUTH, open_stage_model, read_model_spec, stage_backend
+from facepaint.engine.neural.model_files import MOUTH, open_mouth_model, read_model_spec
 from facepaint.engine.neural.mouth_net import (
     ALPHA_GROW,
     apply_affine,
@@ -45,7 +45,7 @@ class NeuralMouth:
         source: The prepared portrait.
         model: Where the weights are (``mouth_net.*`` in ``model.weights``, None: the shipped
             ones) and the backend asked for; it always runs on the CPU in fp32, with onnxruntime
-            or torch (``model_files.mouth_backend``).
+            or torch (``model_files.open_mouth_model``).
         palette: The portrait's ``lip_colour`` (measured here when None).
 
     Raises:
@@ -56,8 +56,7 @@ class NeuralMouth:
                  palette: LipColour | None = None) -> None:
         model = model or ModelConfig()
         self.size = int(read_model_spec(MOUTH, model.weights).config["size"])
-        self.chosen = open_stage_model(MOUTH, model, backend=stage_backend(MOUTH, model.backend), device="cpu",
-                                       precision="fp32", allow_fp32=True)
+        self.chosen = open_mouth_model(model)
         self.models = (self.chosen.describe(),)
         self.source = source
         topo, lm = source.topology, source.landmarks

@@ -133,7 +133,8 @@ FLAGS: tuple[Flag, ...] = (
          choices=STAGE_KINDS, commands=ENGINE_COMMANDS),
     Flag("--weights", "engine.model.weights", "folder of trained weights (a `train` output) or compiled engines "
          "for the neural stages (default: the weights shipped in the package)", commands=ENGINE_COMMANDS),
-    Flag("--backend", "engine.model.backend", "how the neural stages run (default torch)",
+    Flag("--backend", "engine.model.backend", "how the neural stages and the mouth net run (default auto: the fastest "
+         "installed runtime whose file is in the weights folder)",
          choices=BACKENDS, commands=ENGINE_COMMANDS),
     Flag("--device", "engine.model.device", "where the neural stages run (default cpu)",
          choices=DEVICES, commands=ENGINE_COMMANDS),

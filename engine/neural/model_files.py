@@ -157,6 +157,26 @@ def mouth_backend(backend: str) -> str:
     return backend
 
 
+def open_mouth_model(model: ModelConfig) -> ChosenModel:
+    """The mouth net with ``mouth_backend``'s pick, on the CPU in fp32. Under ``auto`` its ONNX is
+    used once it is built (a render builds it first, ``facepaint.compile.first_use``); an engine made
+    before that, outside a render, runs torch and the summary says why, as ``auto`` does for a file
+    that is not there. A named backend's missing file is an error (``open_stage_model``).
+
+    Raises:
+        ModelError / BackendUnavailable: See ``open_stage_model``.
+    """
+    import dataclasses
+
+    backend = mouth_backend(model.backend)
+    if model.backend == "auto" and backend != "torch":
+        folder, fmt = stage_folder(MOUTH, model.weights, backend, "fp32")
+        if fmt is not None and not folder.is_dir():
+            chosen = open_stage_model(MOUTH, model, backend="torch", device="cpu", precision="fp32")
+            return dataclasses.replace(chosen, passed_over=(f"{backend}: not built yet (a render builds it)",))
+    return open_stage_model(MOUTH, model, backend=backend, device="cpu", precision="fp32", allow_fp32=True)
+
+
 def stage_folder(stem: str, weights: str | Path | None, backend: str,
                  precision: str | None) -> tuple[Path, str | None]:
     """(the folder ``stem`` is opened from with ``backend``, the ``compile --format`` that builds

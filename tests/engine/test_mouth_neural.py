@@ -113,3 +113,18 @@ def test_mouth_fill_is_checked():
         "neural", "hybrid"]
     with pytest.raises(ValueError, match="mouth_fill"):
         ReenactorConfig(mouth_fill="net")
+
+
+def test_auto_runs_torch_until_a_render_builds_the_onnx(s42, monkeypatch, tmp_path):
+    """The default ``--backend auto`` gives the mouth net onnxruntime once its ONNX is built (a render
+    builds it first); an engine made before that runs torch and says why, never an error."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    monkeypatch.setenv("FACEPAINT_CACHE", str(tmp_path))
+    config = EngineConfig(reenactor=ReenactorConfig(mouth_fill="neural"))
+    assert config.model.backend == "auto"
+    with ReenactmentEngine(config, *s42) as engine:
+        assert engine.models == ("mouth_net: torch on cpu (auto; onnxruntime: not built yet (a render builds it))",)
+    assert compile_on_first_use(config)
+    with ReenactmentEngine(config, *s42) as engine:
+        assert engine.models == ("mouth_net: onnxruntime on cpu",)
