@@ -121,17 +121,22 @@ class BackendOptions:
             model's stored types, and for torch weights fp16 on CUDA and fp32 on the CPU (where
             torch has no fast fp16 kernels). A value given only checks the file's.
         allow_fp32: Run in fp32 when fp16 is asked for and not possible, instead of failing.
+        threads: onnxruntime's intra-op threads for this model on the CPU (0: its own choice, one
+            per core). Torch's thread pool belongs to the process and is left as it is.
     """
 
     device: str = "cpu"
     precision: str | None = None
     allow_fp32: bool = False
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if not _DEVICE.match(self.device):
             raise ConfigError(f"backend device must be cpu, cuda or cuda:N, got '{self.device}'")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ConfigError(f"backend precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        if self.threads < 0:
+            raise ConfigError(f"backend threads must be 0 (the runtime's choice) or more, got {self.threads}")
 
     @property
     def is_cuda(self) -> bool:

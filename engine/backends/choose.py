@@ -51,7 +51,7 @@ def resolve_device(device: str) -> str:
 
 
 def open_model(stem: str, folder: Path, backend: str = "auto", device: str = "cpu",
-               precision: str | None = None, allow_fp32: bool = False) -> ChosenModel:
+               precision: str | None = None, allow_fp32: bool = False, threads: int = 0) -> ChosenModel:
     """Load model ``stem`` from ``folder`` with ``backend`` (or the best available for ``auto``).
 
     Raises:
@@ -60,7 +60,7 @@ def open_model(stem: str, folder: Path, backend: str = "auto", device: str = "cp
             one error listing why every candidate was passed over.
     """
     resolved = resolve_device(device)
-    options = BackendOptions(device=resolved, precision=precision, allow_fp32=allow_fp32)
+    options = BackendOptions(device=resolved, precision=precision, allow_fp32=allow_fp32, threads=threads)
     if backend != "auto":
         path = folder / f"{stem}{backend_row(backend).suffix}"
         return ChosenModel(_load(backend, path, options), backend, path, resolved)

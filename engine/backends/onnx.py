@@ -103,6 +103,7 @@ class OnnxBackend(BackendBase):
         # net on this 2-core CPU: 3.4 ms of process CPU per call and a 5 ms pause, 0.9 without;
         # the call itself about 0.3 ms slower on a quiet machine (docs/RESULTS.md).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.intra_op_num_threads = self.options.threads
         try:
             session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors

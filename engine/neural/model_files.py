@@ -174,7 +174,11 @@ def open_mouth_model(model: ModelConfig) -> ChosenModel:
         if fmt is not None and not folder.is_dir():
             chosen = open_stage_model(MOUTH, model, backend="torch", device="cpu", precision="fp32")
             return dataclasses.replace(chosen, passed_over=(f"{backend}: not built yet (a render builds it)",))
-    return open_stage_model(MOUTH, model, backend=backend, device="cpu", precision="fp32", allow_fp32=True)
+    # One thread: the 64 px net's layers are too small to share out, and handing them to a second
+    # worker cost more than it saved (onnxruntime: 1.8 -> 1.2 ms of process CPU a call, wall the
+    # same or better; docs/RESULTS.md, "Mouth net speed").
+    return open_stage_model(MOUTH, model, backend=backend, device="cpu", precision="fp32", allow_fp32=True,
+                            threads=1)
 
 
 def stage_folder(stem: str, weights: str | Path | None, backend: str,

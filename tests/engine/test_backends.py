@@ -96,6 +96,8 @@ def test_bad_options_are_config_errors() -> None:
         BackendOptions(device="gpu")
     with pytest.raises(ConfigError, match="precision"):
         BackendOptions(precision="int8")
+    with pytest.raises(ConfigError, match="threads"):
+        BackendOptions(threads=-1)
 
 
 @pytest.mark.parametrize("backend", ["tensorrt", "tensorrt-rtx"])

@@ -9,7 +9,7 @@ import pytest
 from facepaint.compile.first_use import compile_on_first_use
 from facepaint.engine.face_reenactor import ReenactorConfig
 from facepaint.engine.mouth import mouth_alpha
-from facepaint.engine.neural.model_files import mouth_backend
+from facepaint.engine.neural.model_files import mouth_backend, open_mouth_model
 from facepaint.engine.reenactment import EngineConfig, ReenactmentEngine
 from facepaint.engine.stages import ModelConfig
 from facepaint.runtime.evaluation.mouth import greyscale, warm
@@ -128,3 +128,8 @@ def test_auto_runs_torch_until_a_render_builds_the_onnx(s42, monkeypatch, tmp_pa
     assert compile_on_first_use(config)
     with ReenactmentEngine(config, *s42) as engine:
         assert engine.models == ("mouth_net: onnxruntime on cpu",)
+    chosen = open_mouth_model(config.model)
+    try:  # one thread: the 64 px net's layers are too small to share out (model_files says why)
+        assert chosen.backend.session.get_session_options().intra_op_num_threads == 1
+    finally:
+        chosen.backend.close()
