@@ -24,6 +24,7 @@ from facepaint.plugins.base import Frame, Sink
 from facepaint.runtime.background import open_background
 from facepaint.runtime.config import AppConfig, build_app_config
 from facepaint.runtime.live import LiveParts, LiveRun, open_parts
+from facepaint.runtime.live_sinks import pin_frame_allocation
 from facepaint.runtime.session import Tracked
 from facepaint.runtime.stats import PipelineStats
 from facepaint.runtime.ui import controls
@@ -145,6 +146,7 @@ class LiveController:
             if self.running and self.config is not None:
                 self._check_portrait(config)
             self._stop()
+            pin_frame_allocation()  # a call from the page runs as long as one from --cam: the same flat memory
             parts = open_parts(config)
             parts.sinks += [self.switch, self.tap]
             self.config, self.error = config, ""
