@@ -45,7 +45,9 @@ SETTINGS = tuple(
     row for fill in ("paint", "neural", "hybrid") for row in (
         *(MouthSetting(f"{fill} {driver}", "portrait", driver, fill=fill) for driver in DRIVERS),
         MouthSetting(f"{fill} bw-source", "portrait", bw_source=True, fill=fill),
-        MouthSetting(f"{fill} pixel-blind", "portrait", blind=True, fill=fill)))
+        MouthSetting(f"{fill} pixel-blind", "portrait", blind=True, fill=fill),
+        *(MouthSetting(f"{fill} {driver}, clean track", "portrait", driver, fill=fill, track="clean")
+          for driver in DRIVERS if driver != "clean")))
 COLUMNS = ("opening", "smooth_gap", "target_gap", "fill", "l1", "colour", "chroma_err", "chroma", "sharp", "flicker",
            "render_ms")
 # Black-and-white portraits (made grey here) driven by colour clips: the chroma in the open mouth.
@@ -115,7 +117,8 @@ def clip_rows(clip: Path, max_frames: int, cache: Path, judge: GeometryJudge,
         if path.exists():
             rows[setting.name] = json.loads(path.read_text())
             continue
-        rows[setting.name] = run_setting(setting, frames, truth, source_face, tracks[setting.driver][1], judge, fps)
+        faces = tracks[setting.track or setting.driver][1]
+        rows[setting.name] = run_setting(setting, frames, truth, source_face, faces, judge, fps)
         path.write_text(json.dumps(rows[setting.name]))
     return rows
 
@@ -177,12 +180,13 @@ def per_clip_lines(per_clip: dict[str, dict[str, dict]], setting: str) -> list[s
 
 def tint_lines(per_clip: dict[str, dict[str, dict]]) -> list[str]:
     """Per fill, the median over clips of the interior L1 with the warm and the greyscale driver
-    over the clean driver's (the target: at most 1.05)."""
-    lines = ["| mouth fill | L1 warm / clean | L1 grey / clean |", "|---|---|---|"]
+    over the clean driver's (the target: at most 1.05), tracked as a camera would and with the
+    clean clip's track (only the pixels the fill reads tinted)."""
+    lines = ["| mouth fill | L1 warm / clean | L1 grey / clean | the same, clean track |", "|---|---|---|---|"]
     for fill in dict.fromkeys(s.fill for s in SETTINGS):
         ratios = [np.nanmedian([rows[f"{fill} {d}"]["l1"] / rows[f"{fill} clean"]["l1"] for rows in per_clip.values()])
-                  for d in ("warm", "grey")]
-        lines.append(f"| {fill} | {ratios[0]:.2f} | {ratios[1]:.2f} |")
+                  for d in ("warm", "grey", "warm, clean track", "grey, clean track")]
+        lines.append(f"| {fill} | {ratios[0]:.2f} | {ratios[1]:.2f} | {ratios[2]:.2f} / {ratios[3]:.2f} |")
     return lines
 
 

@@ -35,6 +35,13 @@ from facepaint.engine.topology import Topology
 SIDE = 1.6  # the square's side in inner-mouth widths (a wide-open mouth is about 0.8 widths tall)
 IN_CHANNELS = 10
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+# The median lips colour (chromaticity, r + g + b = 1) over the 60 train clips (bench/lips_colour.py).
+# The driver's layout divides each channel by its own lips' median and multiplies by this before the
+# luma: a camera's white balance (a gain per channel) cancels exactly, a driver whose lips have this
+# colour gets the plain luma-over-lips layout the net was trained on, and a greyscale driver gets
+# that same layout too (its lips are grey, every channel divides alike).
+LIPS = np.array([0.475, 0.268, 0.263], np.float32)
+_LAYOUT_WEIGHTS = LUMA * LIPS / float(LUMA @ LIPS)
 LAYOUT_BLUR = 1.2 / 64  # the layout's Gaussian sigma, in square sides (the bands, not the texture)
 ALPHA_GROW = 3  # the alpha's reach past the target inner-lip mask, in pixels of a 64 px square
 
@@ -139,7 +146,7 @@ def lips_ring(outer: np.ndarray, inner: np.ndarray, size: int) -> np.ndarray:
 
 def driver_layout(frame: np.ndarray, driving: np.ndarray, target_inner: np.ndarray, topo: Topology,
                   size: int) -> np.ndarray:
-    """The driver's interior as luminance over its lips' median, fitted (least-squares affine of
+    """The driver's interior as a luminance over its lips' (``square_layout``), fitted (least-squares affine of
     the inner lips) to the target's inner lips ``target_inner`` (square pixels), blurred; (size,
     size) float32, 1 = as light as the driver's lips (``square_layout`` of the driver's square).
 
@@ -152,13 +159,15 @@ def driver_layout(frame: np.ndarray, driving: np.ndarray, target_inner: np.ndarr
 
 
 def square_layout(square: np.ndarray, inner: np.ndarray, outer: np.ndarray, target_inner: np.ndarray) -> np.ndarray:
-    """``driver_layout`` of a driver's mouth square (RGB) with its inner and outer lips (square pixels)."""
+    """``driver_layout`` of a driver's mouth square (RGB) with its inner and outer lips (square pixels):
+    each channel over the lips' median of that channel, weighted by ``LIPS`` and the luma."""
     size = square.shape[0]
-    luma = square.astype(np.float32) @ LUMA
+    rgb = square.astype(np.float32)
     ring = lips_ring(outer, inner, size)
-    ref = float(np.median(luma[ring])) if ring.sum() >= 8 else float(luma.mean())
+    ref = np.median(rgb[ring], 0) if ring.sum() >= 8 else rgb.reshape(-1, 3).mean(0)
+    layout = rgb @ (_LAYOUT_WEIGHTS / np.maximum(ref, 8.0)).astype(np.float32)
     fit = affine_fit(target_inner, inner)  # target square -> driver square
-    fitted = cv2.warpAffine(luma / max(ref, 8.0), fit, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    fitted = cv2.warpAffine(layout, fit, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_REPLICATE)
     return cv2.GaussianBlur(fitted, (0, 0), LAYOUT_BLUR * size)
 
@@ -175,4 +184,6 @@ def net_inputs(warp: np.ndarray, source: np.ndarray, target_mask: np.ndarray, so
         grow = cv2.dilate(target_mask, np.ones((2 * ALPHA_GROW + 1,) * 2, np.uint8))
         lay = ((np.clip(layout, 0.0, 3.0) - 1.0) * grow)[None].astype(np.float32)
         flag = np.ones((1, s, s), np.float32)
-    return np.concatenate([*rgb, target_mask[None], source_mask[None], lay, flag]).astype(np.float32)
+    # C order: the transposed squares would otherwise leave the stack channels-last in memory, and
+    # a backend's copy of it into row order is a torch op big enough to wake its thread pool.
+    return np.concatenate([*rgb, target_mask[None], source_mask[None], lay, flag]).astype(np.float32, order="C")

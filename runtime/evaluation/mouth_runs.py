@@ -45,6 +45,9 @@ class MouthSetting:
         driver: Key of ``DRIVERS`` applied to the driving clip.
         blind: Render with no driving frame (the interior from no driver pixels).
         bw_source: The source frame in greyscale (a black-and-white portrait, colour driver).
+        track: Key of ``DRIVERS`` whose track drives the render; empty: the driver's own. The clean
+            track under a tinted driver leaves only the tint's effect on the pixels the fill reads,
+            not the tracker's reading of the tinted face.
     """
 
     name: str
@@ -53,6 +56,7 @@ class MouthSetting:
     fill: str = "paint"
     blind: bool = False
     bw_source: bool = False
+    track: str = ""
 
 
 def track_clip(tracker, frames: Sequence[np.ndarray], fps: float) -> tuple[FaceTrack | None, list[FaceTrack | None]]:
