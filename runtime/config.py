@@ -151,11 +151,16 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def build_app_config(*layers: Mapping[str, Any]) -> AppConfig:
-    """Merge mappings (later layers win, nested tables merged key by key) and build ``AppConfig``."""
+    """Merge mappings (``merge_layers``) and build ``AppConfig``."""
+    return build_config(AppConfig, merge_layers(*layers))
+
+
+def merge_layers(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """One mapping of ``layers``: later layers win, nested tables merged key by key."""
     merged: dict[str, Any] = {}
     for layer in layers:
         _merge(merged, layer)
-    return build_config(AppConfig, merged)
+    return merged
 
 
 def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:

@@ -142,7 +142,8 @@ FLAGS: tuple[Flag, ...] = (
          choices=PRECISIONS, commands=ENGINE_COMMANDS),
     Flag("--allow-fp32", "engine.model.allow_fp32", "run fp32 where fp16 is asked for and not possible",
          bool, switch=True, commands=ENGINE_COMMANDS),
-    Flag("--config", None, "TOML file with any of the settings (command-line flags win)"),
+    Flag("--config", None, "TOML file with any of the settings (command-line flags win; bench reads its "
+         "[engine] tables and size)", commands=frozenset({MAIN, BENCH})),
     Flag("--crf", "encoder.crf", "H.264 quality of written videos (lower is better, default 18)", int,
          range=CRF_RANGE),
     Flag("--track-workers", "runtime.track_workers",

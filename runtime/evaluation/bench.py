@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from facepaint.engine.errors import BackendUnavailable, ConfigError, InputError
+from facepaint.runtime.config import load_toml, merge_layers
 from facepaint.runtime.flags import BENCH, add_flags, config_layer
 
 SCHEMA = "facepaint-bench/1"
@@ -239,7 +240,7 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     if args.max_frames is not None and args.max_frames < 2:
         raise ConfigError(f"--max-frames must be >= 2, got {args.max_frames}")
-    layer = config_layer(args, BENCH)
+    layer = merge_layers(load_toml(args.config) if args.config else {}, config_layer(args, BENCH))
     report = bench(args.source, args.driving, layer.get("engine", {}), args.max_frames, args.repeat,
                    progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True), size=layer.get("size"))
     print("\n".join(summary_lines(report)))

@@ -72,6 +72,21 @@ def test_cli_cuda_without_cuda_is_one_line(capsys: pytest.CaptureFixture, media:
     assert "no CUDA" in err and "\n" not in err
 
 
+def test_cli_config_file_reaches_the_engine(capsys: pytest.CaptureFixture, media: Path, tmp_path: Path) -> None:
+    """``--config``'s [engine] tables are what bench renders with."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from facepaint.runtime.cli import main
+
+    config = tmp_path / "gpu.toml"
+    config.write_text('[engine.model]\ndevice = "cuda"\n[engine.reenactor]\nkind = "neural"\n')
+    args = ["bench", "--source", str(media / "portraits" / "lp_s42.jpg"), "--driving",
+            str(media / "driving" / "lp_d0.mp4"), "--config", str(config)]
+    assert main(args) == 2
+    assert "no CUDA" in capsys.readouterr().err
+
+
 def test_passthrough_and_floor_run(media: Path, tmp_path: Path) -> None:
     pytest.importorskip("facepaint.plugins.trackers.mediapipe")
     clip = str(media / "driving" / "lp_d0.mp4")
