@@ -133,3 +133,27 @@ def test_auto_runs_torch_until_a_render_builds_the_onnx(s42, monkeypatch, tmp_pa
         assert chosen.backend.session.get_session_options().intra_op_num_threads == 1
     finally:
         chosen.backend.close()
+
+
+def test_the_drivers_layout_ignores_white_balance_and_reads_grey_as_luma(driving):
+    """The layout the net reads (``mouth_net.driver_layout``): a gain per channel (a camera's white
+    balance) leaves it as it was, and a greyscale camera gets the plain luma over the lips' luma."""
+    from facepaint.engine.neural import mouth_net as mn
+    from facepaint.engine.topology import get_topology
+
+    frame, face = driving["open"]
+    lm, topo = np.asarray(face.landmarks), get_topology(face.topology)
+    m = mn.square_affine(lm, topo, 64)
+    inner = mn.apply_affine(m, lm[topo.lips_inner])
+    clean = mn.driver_layout(frame, lm, inner, topo, 64)
+    # A warm camera's balance (R x1.25, B x0.7) scaled down so that nothing clips: then exactly a gain
+    # per channel. The luma-over-lips layout the net was trained on moves 0.023 here; this one 0.005
+    # (the uint8 rounding of the dark cavity).
+    tinted = np.clip(frame * np.array([0.8, 0.64, 0.45]) + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(mn.driver_layout(tinted, lm, inner, topo, 64) - clean).max() < 0.012
+    assert clean.max() - clean.min() > 0.5  # a layout with teeth and cavity in it, not a flat one
+    grey = greyscale(frame)
+    square = mn.cut(grey, m, 64).astype(np.float32)[..., 0]
+    ring = mn.lips_ring(mn.apply_affine(m, lm[topo.lips_outer]), inner, 64)
+    luma = cv2.GaussianBlur(square / np.median(square[ring]), (0, 0), mn.LAYOUT_BLUR * 64)
+    assert np.abs(mn.driver_layout(grey, lm, inner, topo, 64) - luma).max() < 0.02
