@@ -9,7 +9,7 @@ widest driving mouth; each rendered with ``mouth_fill = "neural"`` from the clea
 B x0.7) and the greyscale frame, all with the clean frame's landmarks. Printed: the mean absolute
 difference (levels, 0-255) inside the target's inner lips of warm and grey against clean, and of the
 clean fill against the shipped layout's clean fill, for three layouts: the shipped one
-(``mouth_net.square_layout``: each channel over the lips' median of that channel, weighted by a
+(``mouth_net.layout_weights``: each channel over the lips' median of that channel, weighted by a
 typical lips colour, then the luma), the luma one the net was trained on (each pixel's luma over the
 lips' median luma: moves with a white balance) and a balanced one (each channel over the lips'
 median, then the luma, with no lips colour: cancels a white balance but is far from what the net
@@ -32,30 +32,18 @@ CLIPS = ("dt_M030_front_happy_level3_001.mp4", "hgan_driving.mp4", "lia_vox_driv
 FRAMES = 12
 
 
-def _layout(weights_of: Any):
-    """A ``mouth_net.square_layout`` whose per-pixel weights are ``weights_of(lips median RGB)``."""
-    from facepaint.engine.neural import mouth_net as mn
-
-    def layout(square: np.ndarray, inner: np.ndarray, outer: np.ndarray, target_inner: np.ndarray) -> np.ndarray:
-        size = square.shape[0]
-        ring = mn.lips_ring(outer, inner, size)
-        rgb = square.astype(np.float32)
-        ref = np.median(rgb[ring], 0) if ring.sum() >= 8 else rgb.reshape(-1, 3).mean(0)
-        fit = mn.affine_fit(target_inner, inner)
-        fitted = cv2.warpAffine(rgb @ weights_of(np.maximum(ref, 8.0)).astype(np.float32), fit, (size, size),
-                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        return cv2.GaussianBlur(fitted, (0, 0), mn.LAYOUT_BLUR * size)
-
-    return layout
-
-
 def layouts() -> dict[str, Any]:
-    """The shipped layout and the two it is compared with (see the module notes)."""
+    """``mouth_net.layout_weights`` of the shipped layout and of the two it is compared with (see the
+    module notes): each maps the lips' median RGB to the channels' weights."""
     from facepaint.engine.neural import mouth_net as mn
 
-    return {"shipped": mn.square_layout,
-            "luma": _layout(lambda ref: mn.LUMA / float(mn.LUMA @ ref)),
-            "balanced": _layout(lambda ref: mn.LUMA / ref)}
+    def luma(lips: np.ndarray) -> np.ndarray:
+        return (mn.LUMA / float(mn.LUMA @ np.maximum(lips, 8.0))).astype(np.float32)
+
+    def balanced(lips: np.ndarray) -> np.ndarray:
+        return (mn.LUMA / np.maximum(lips, 8.0)).astype(np.float32)
+
+    return {"shipped": mn.layout_weights, "luma": luma, "balanced": balanced}
 
 
 def clip_moves(engine: Any, clip: Any) -> tuple[float, float, list[np.ndarray]]:
@@ -96,7 +84,7 @@ def main() -> int:
     from facepaint.plugins.trackers.mediapipe import MediaPipeTracker
     from facepaint.runtime.evaluation.mouth_frames import read_clip
 
-    shipped = mouth_net.square_layout
+    shipped = mouth_net.layout_weights
     config = EngineConfig(reenactor=ReenactorConfig(mouth_fill="neural"))
     print(f"{'clip':36s} {'layout':9s} |warm - clean| |grey - clean| |clean - shipped's clean|")
     with MediaPipeTracker(TrackerConfig(smoothing=False)) as tracker:
@@ -105,12 +93,12 @@ def main() -> int:
             with ReenactmentEngine(config, clip.images[0], clip.face(0)) as engine:
                 engine.calibrate(clip.face(clip.neutral()))
                 base = None
-                for label, layout in layouts().items():
-                    mouth_net.square_layout = layout  # driver_layout reads it from the module
+                for label, weights in layouts().items():
+                    mouth_net.layout_weights = weights  # square_layout reads it from the module
                     try:
                         warm, grey, cleans = clip_moves(engine, clip)
                     finally:
-                        mouth_net.square_layout = shipped
+                        mouth_net.layout_weights = shipped
                     base = cleans if base is None else base
                     moved = np.mean([np.abs(a - b).mean() for a, b in zip(cleans, base, strict=True)])
                     print(f"{name:36s} {label:9s} {warm:13.2f} {grey:13.2f} {moved:13.2f}", flush=True)

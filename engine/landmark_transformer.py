@@ -306,14 +306,18 @@ class GeometricLandmarkTransformer:
         """(2,) the driver's eye opening against its neutral's (``unposed``: head motion removed)."""
         return eye_openness(unposed, self.topology) / self._neutral_eyes
 
-    def _expression_gain(self) -> np.ndarray:
-        """(N, 1) per-landmark expression gain: ``expression`` everywhere, raised towards
-        ``expression * mouth`` around the mouth."""
+    def _near_mouth(self) -> np.ndarray:
+        """(N,) how near each source landmark is to the mouth: 1 at the outer lips' centre, falling
+        as a Gaussian (1/e at 0.8 mouth widths)."""
         lm = self.source.landmarks[:, :2]
         lips = lm[self.topology.lips_outer]
         width = float(np.ptp(lips[:, 0])) + 1.0
-        d2 = ((lm - lips.mean(0)) ** 2).sum(1) / (0.8 * width) ** 2
-        gain = 1.0 + (self.config.mouth - 1.0) * np.exp(-d2)
+        return np.exp(-((lm - lips.mean(0)) ** 2).sum(1) / (0.8 * width) ** 2)
+
+    def _expression_gain(self) -> np.ndarray:
+        """(N, 1) per-landmark expression gain: ``expression`` everywhere, raised towards
+        ``expression * mouth`` around the mouth."""
+        gain = 1.0 + (self.config.mouth - 1.0) * self._near_mouth()
         return (self.config.expression * gain)[:, None]
 
     def _smile_damping(self) -> np.ndarray | None:
@@ -322,11 +326,7 @@ class GeometricLandmarkTransformer:
         cut = self.config.smile_headroom * float(np.clip(self.source.smile, 0.0, 1.0))
         if cut <= 0.0:
             return None
-        lm = self.source.landmarks[:, :2]
-        lips = lm[self.topology.lips_outer]
-        width = float(np.ptp(lips[:, 0])) + 1.0
-        near = np.exp(-((lm - lips.mean(0)) ** 2).sum(1) / (0.8 * width) ** 2)
-        return 1.0 - cut * near
+        return 1.0 - cut * self._near_mouth()
 
     def _jaw_layout(self) -> tuple[np.ndarray, int]:
         """(N,) share of the lower lip's motion each source landmark carries (1 below the lips'

@@ -17,6 +17,7 @@ match. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from importlib import resources
 from pathlib import Path
@@ -166,8 +167,6 @@ def open_mouth_model(model: ModelConfig) -> ChosenModel:
     Raises:
         ModelError / BackendUnavailable: See ``open_stage_model``.
     """
-    import dataclasses
-
     backend = mouth_backend(model.backend)
     if model.backend == "auto" and backend != "torch":
         folder, fmt = stage_folder(MOUTH, model.weights, backend, "fp32")

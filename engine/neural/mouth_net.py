@@ -165,11 +165,17 @@ def square_layout(square: np.ndarray, inner: np.ndarray, outer: np.ndarray, targ
     rgb = square.astype(np.float32)
     ring = lips_ring(outer, inner, size)
     ref = np.median(rgb[ring], 0) if ring.sum() >= 8 else rgb.reshape(-1, 3).mean(0)
-    layout = rgb @ (_LAYOUT_WEIGHTS / np.maximum(ref, 8.0)).astype(np.float32)
+    layout = rgb @ layout_weights(ref)
     fit = affine_fit(target_inner, inner)  # target square -> driver square
     fitted = cv2.warpAffine(layout, fit, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_REPLICATE)
     return cv2.GaussianBlur(fitted, (0, 0), LAYOUT_BLUR * size)
+
+
+def layout_weights(lips: np.ndarray) -> np.ndarray:
+    """(3,) float32 weights of each channel in the layout of a driver whose lips' median RGB is
+    ``lips``: ``LUMA * LIPS`` over the lips' own colour (see ``LIPS``)."""
+    return (_LAYOUT_WEIGHTS / np.maximum(lips, 8.0)).astype(np.float32)
 
 
 def net_inputs(warp: np.ndarray, source: np.ndarray, target_mask: np.ndarray, source_mask: np.ndarray,
